@@ -1,0 +1,11 @@
+"""Run genremap from a checkout: `python cli.py ...` is the same app as the `genremap` script."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from genremap.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    main()

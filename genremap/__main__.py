@@ -1,0 +1,5 @@
+"""`python -m genremap` runs the CLI."""
+
+from genremap.cli import main
+
+main()

@@ -1,0 +1,495 @@
+"""The `genremap` command line: parses arguments, calls the library, renders the result."""
+
+from __future__ import annotations
+
+import functools
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from genremap import __version__
+from genremap.collectors.importers import import_file
+from genremap.dataset.balance import parse_split
+from genremap.dataset.build import BuildOptions, build_dataset
+from genremap.dataset.labels import Labelling, choose_policy, label_store
+from genremap.diff import diff_labellings, rules_at_revision, temporary_folder
+from genremap.engine import RuleSet, default_rules_dir, load_rules, resolve_rules_dir
+from genremap.engine.loader import schema_path
+from genremap.errors import GenremapError, UsageError
+from genremap.lint import lint_rules
+from genremap.render import FORMATS, emit, err_console, out_console, write_json
+from genremap.report import coverage, emit_rules_yaml, explain_artist, explain_subgenre, subgenres, unmapped
+from genremap.sample import load_sample
+from genremap.store import DEFAULT_DB, Store
+
+app = typer.Typer(
+    name="genremap",
+    help=(
+        "Build balanced, genre-labelled music datasets from Spotify's micro-genres.\n\n"
+        "Typical loop: `genremap import artists.csv`, `genremap report`, `genremap unmapped`, "
+        "edit rules/*.yaml, `genremap diff --rules rules`, `genremap build --out dataset`. "
+        "Try it offline with `genremap build --sample`."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DbOption = Annotated[Path, typer.Option("--db", help="SQLite store to read and write.", show_default=True)]
+RulesOption = Annotated[
+    Path | None,
+    typer.Option("--rules", help="Folder of rule files (*.yaml). Default: ./rules if it exists, else the packaged rules."),
+]
+FormatOption = Annotated[str, typer.Option("--format", "-f", help="Output format: table, json or csv.")]
+PolicyOption = Annotated[
+    str | None,
+    typer.Option("--policy", help="Artist policy: vote (majority of subgenres), first (seed notebook), priority. Default: the rules' policy."),
+]
+GenreSourceOption = Annotated[
+    str,
+    typer.Option("--genre-source", help="Genres labels use: both (Spotify, else MusicBrainz), spotify, musicbrainz."),
+]
+
+
+def handles_errors(func: F) -> F:
+    """Turn GenremapError into one line on stderr and its exit status; never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except GenremapError as exc:
+            err_console().print(f"error: {exc.message}", markup=False)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err_console().print("interrupted: the store is consistent; run the same command again to resume", markup=False)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _check_format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> str:
+    if fmt not in allowed:
+        raise UsageError(f"--format {fmt!r}: expected one of {', '.join(allowed)}")
+    return fmt
+
+
+def _rules(rules_dir: Path | None) -> tuple[Path, RuleSet]:
+    folder = resolve_rules_dir(rules_dir)
+    return folder, load_rules(folder)
+
+
+def _label(store: Store, ruleset: RuleSet, policy: str | None, genre_source: str) -> Labelling:
+    return label_store(store, ruleset, choose_policy(ruleset, policy), genre_source)
+
+
+def _open_existing(db: Path) -> Any:
+    return Store.open(db, create=False)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        print(f"genremap {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Build balanced, genre-labelled music datasets from Spotify's micro-genres."""
+
+
+# --- import ----------------------------------------------------------------------------------
+
+
+@app.command("import")
+@handles_errors
+def import_command(
+    paths: Annotated[list[Path], typer.Argument(help="CSV, TSV, JSON, JSONL, Parquet or seed-notebook pickle files.")],
+    db: DbOption = DEFAULT_DB,
+    strict: Annotated[bool, typer.Option("--strict", help="Refuse the whole file if any row is bad.")] = False,
+    source: Annotated[str, typer.Option("--source", help="Genre source the file's genres are stored under.")] = "spotify",
+    file_format: Annotated[
+        str | None, typer.Option("--file-format", help="Force the file type: csv, json, jsonl, parquet, pickle.")
+    ] = None,
+    fmt: FormatOption = "table",
+) -> None:
+    """Load artist or track tables into the store (idempotent: importing twice changes nothing).
+
+    Columns are recognised by name with aliases: track_id/id, track_name/name/title,
+    artist_name/artist/artists, artist_id, genres (a list, a Python or JSON list literal, or
+    `;`-separated), count/track_count. Rows without ids get stable ids derived from names.
+    Pickles are read with a restricted unpickler that admits only plain dicts, lists and strings.
+    """
+    _check_format(fmt)
+    if source not in ("spotify", "musicbrainz"):
+        raise UsageError(f"--source {source!r}: expected spotify or musicbrainz")
+    results = []
+    with Store.open(db) as store:
+        for path in paths:
+            results.append(import_file(store, path, strict=strict, source=source, fmt=file_format))
+    rows = [
+        {
+            "file": r.path,
+            "table": r.table,
+            "rows": r.rows,
+            "tracks_new": r.tracks_new,
+            "tracks_updated": r.tracks_updated,
+            "artists_new": r.artists_new,
+            "artists_updated": r.artists_updated,
+            "bad_rows": len(r.bad_rows),
+        }
+        for r in results
+    ]
+    bad = [{"file": r.path, "where": b.where, "reason": b.reason} for r in results for b in r.bad_rows]
+    if fmt == "json":
+        write_json({"imports": rows, "bad_rows": bad, "store": str(db)})
+        return
+    emit(fmt, data=None, rows=rows, columns=list(rows[0]), title=f"Imported into {db}",
+         numeric=[k for k in rows[0] if k not in ("file", "table")])
+    if bad and fmt == "table":
+        console = err_console()
+        console.print(f"{len(bad)} bad row(s) skipped (use --strict to refuse the file):", markup=False)
+        for row in bad[:20]:
+            console.print(f"  {row['where']}: {row['reason']}", markup=False)
+        if len(bad) > 20:
+            console.print(f"  … and {len(bad) - 20} more (see --format json)", markup=False)
+
+
+# --- report ----------------------------------------------------------------------------------
+
+
+@app.command("report")
+@handles_errors
+def report_command(
+    db: DbOption = DEFAULT_DB,
+    rules: RulesOption = None,
+    policy: PolicyOption = None,
+    genre_source: GenreSourceOption = "both",
+    fmt: FormatOption = "table",
+) -> None:
+    """Coverage per target: artists, tracks, share of tracks, distinct subgenres; plus the
+    unlabelled, ambiguous and ignored artists. Totals add up."""
+    _check_format(fmt)
+    _, ruleset = _rules(rules)
+    with _open_existing(db) as store:
+        data = coverage(_label(store, ruleset, policy, genre_source))
+    rows = [dict(r) for r in data["targets"]]
+    for status in ("unlabelled", "ambiguous", "ignored"):
+        rows.append({"target": f"({status})", **{k: v for k, v in data[status].items() if k != "without_genres"}})
+    footer = {"target": "total", **data["totals"]}
+    caption = (
+        f"policy {data['policy']} · {data['totals']['mapped_subgenres']} of {data['totals']['subgenres']} subgenres mapped"
+        f" · {data['totals']['conflicts']} conflicts · {data['unlabelled']['without_genres']['artists']} artists have no genres"
+    )
+    emit(fmt, data=data, rows=rows + ([] if fmt == "table" else [footer]),
+         columns=["target", "artists", "tracks", "share", "subgenres"], title=f"Coverage of {db}",
+         numeric=["artists", "tracks", "share", "subgenres"], footer=footer, caption=caption)
+
+
+@app.command("subgenres")
+@handles_errors
+def subgenres_command(
+    db: DbOption = DEFAULT_DB,
+    rules: RulesOption = None,
+    status: Annotated[str | None, typer.Option("--status", help="Only mapped, ignored or unmapped subgenres.")] = None,
+    target: Annotated[str | None, typer.Option("--target", help="Only subgenres mapped to this target.")] = None,
+    genre_source: GenreSourceOption = "both",
+    fmt: FormatOption = "table",
+) -> None:
+    """Every distinct subgenre in the store: its target, the rule and file:line that decided it,
+    how many artists carry it and how many tracks they hold."""
+    _check_format(fmt)
+    if status not in (None, "mapped", "ignored", "unmapped"):
+        raise UsageError(f"--status {status!r}: expected mapped, ignored or unmapped")
+    _, ruleset = _rules(rules)
+    with _open_existing(db) as store:
+        rows = subgenres(_label(store, ruleset, None, genre_source))
+    rows = [r for r in rows if (status is None or r["status"] == status) and (target is None or r["target"] == target)]
+    columns = ["subgenre", "target", "status", "rule", "location", "artists", "tracks", "conflict"]
+    emit(fmt, data=rows, rows=rows, columns=columns + (["spellings"] if fmt != "table" else []),
+         title=f"{len(rows)} subgenres", numeric=["artists", "tracks"])
+
+
+@app.command("unmapped")
+@handles_errors
+def unmapped_command(
+    db: DbOption = DEFAULT_DB,
+    rules: RulesOption = None,
+    top: Annotated[int, typer.Option("--top", help="How many to list (0 = all).")] = 30,
+    emit_rules: Annotated[
+        Path | None, typer.Option("--emit-rules", help="Write the suggestions as a commented YAML rule file to review.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the --emit-rules file if it exists.")] = False,
+    genre_source: GenreSourceOption = "both",
+    fmt: FormatOption = "table",
+) -> None:
+    """Unmapped subgenres ranked by the tracks they hold, with an example artist and a
+    suggested target: first from co-occurrence (the labels of the artists carrying it), then
+    from the most similar existing rule pattern."""
+    _check_format(fmt)
+    if top < 0:
+        raise UsageError("--top must be 0 (all) or more")
+    rules_dir, ruleset = _rules(rules)
+    with _open_existing(db) as store:
+        rows = unmapped(_label(store, ruleset, None, genre_source), top or None)
+    if emit_rules is not None:
+        if emit_rules.exists() and not force:
+            raise UsageError(f"{emit_rules} exists; pass --force to overwrite it")
+        emit_rules.write_text(emit_rules_yaml(rows, str(db)), encoding="utf-8")
+        inside = emit_rules.resolve().parent == rules_dir.resolve()
+        note = " (inside the rules folder: it is now live, review it!)" if inside else "; review it, then move accepted rules into rules/"
+        err_console().print(f"wrote {sum(1 for r in rows if r['suggested_target'])} suggested rules to {emit_rules}{note}", markup=False)
+    columns = ["subgenre", "tracks", "artists", "example_artist", "suggested_target", "evidence"]
+    emit(fmt, data=rows, rows=rows, columns=columns + (["suggestion_source"] if fmt != "table" else []),
+         title=f"Unmapped subgenres by tracks (top {top or 'all'})", numeric=["tracks", "artists"],
+         headers={"suggested_target": "suggest"})
+
+
+@app.command("explain")
+@handles_errors
+def explain_command(
+    text: Annotated[str | None, typer.Argument(help="A subgenre, as Spotify writes it or in any spelling.")] = None,
+    artist: Annotated[str | None, typer.Option("--artist", help="Explain an artist's label (name or id).")] = None,
+    track: Annotated[str | None, typer.Option("--track", help="Explain a track's label (track id).")] = None,
+    db: DbOption = DEFAULT_DB,
+    rules: RulesOption = None,
+    policy: PolicyOption = None,
+    genre_source: GenreSourceOption = "both",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Output format: table or json.")] = "table",
+) -> None:
+    """Why a subgenre, artist or track got its label: every rule that matched or was vetoed,
+    priorities, scores, file:line, and the final decision."""
+    _check_format(fmt, ("table", "json"))
+    if sum(x is not None for x in (text, artist, track)) != 1:
+        raise UsageError("give exactly one of: a SUBGENRE argument, --artist NAME, --track ID")
+    _, ruleset = _rules(rules)
+    if text is not None:
+        from genremap.engine import CompiledRules
+
+        data = explain_subgenre(CompiledRules.build(ruleset), text)
+        if fmt == "json":
+            write_json(data)
+        else:
+            _print_decision(data)
+        return
+    with _open_existing(db) as store:
+        if track is not None:
+            found = store.track(track)
+            if found is None:
+                raise UsageError(f"no track with id {track!r} in {db}")
+            artist_ids = [found["artist_id"]]
+        else:
+            assert artist is not None
+            matches = store.find_artists(artist)
+            if matches.empty:
+                raise UsageError(f"no artist named {artist!r} in {db}")
+            artist_ids = matches["artist_id"].tolist()
+            found = None
+        labelling = _label(store, ruleset, policy, genre_source)
+    explained = [explain_artist(labelling, a) for a in artist_ids]
+    if fmt == "json":
+        write_json({"track": found, "artists": explained} if found else (explained[0] if len(explained) == 1 else explained))
+        return
+    console = out_console()
+    if found:
+        console.print(f"track {found['track_id']} “{found['track_name']}” takes the label of its primary artist", markup=False)
+    for item in explained:
+        console.print(f"artist {item['name']} ({item['artist_id']}), {item['tracks']} tracks, genres from {item['genre_source']}", markup=False)
+        for sub in item["subgenres"]:
+            _print_decision(sub, indent="  ", raw=sub["genre"])
+        policy_text = item["policy"]
+        votes = ", ".join(f"{v['target']} {v['votes']:g} ({v['share']:.0%})" for v in item["votes"]) or "none"
+        console.print(f"  policy {policy_text['name']} (min share {policy_text['min_share']}, min margin {policy_text['min_margin']}); votes: {votes}", markup=False)
+        verdict = item["target"] if item["status"] == "labelled" else item["status"]
+        why = f" via '{item['deciding_subgenre']}' (rule '{item['rule']}')" if item["rule"] else f" ({item['detail']})"
+        console.print(f"  → {verdict}{why}", markup=False)
+
+
+def _print_decision(data: dict[str, Any], indent: str = "", raw: str | None = None) -> None:
+    console = out_console()
+    shown = f"'{raw}' → '{data['subgenre']}'" if raw and raw != data["subgenre"] else f"'{data['subgenre']}'"
+    verdict = data["target"] if data["status"] == "mapped" else data["status"]
+    console.print(f"{indent}{shown}: {verdict}", markup=False)
+    for m in data["matches"]:
+        score = f", score {m['score']:g}" if m["kind"] == "fuzzy" else ""
+        console.print(
+            f"{indent}  {m['outcome']:<18} rule '{m['rule']}' → {m['target']} ({m['kind']} '{m['pattern']}', priority {m['priority']}{score}) at {m['location']}",
+            markup=False,
+        )
+    if data["ignored_by"]:
+        console.print(f"{indent}  ignored: {data['ignored_by']['reason']} at {data['ignored_by']['location']}", markup=False)
+    if not data["matches"] and not data["ignored_by"]:
+        console.print(f"{indent}  no rule matches", markup=False)
+
+
+# --- diff and lint ----------------------------------------------------------------------------
+
+
+@app.command("diff")
+@handles_errors
+def diff_command(
+    rules: Annotated[Path, typer.Option("--rules", help="The edited rules folder.")],
+    base: Annotated[Path | None, typer.Option("--base", help="Compare against this rules folder.")] = None,
+    rev: Annotated[str | None, typer.Option("--rev", help="Compare against the --rules folder as committed at this git revision.")] = None,
+    db: DbOption = DEFAULT_DB,
+    policy: PolicyOption = None,
+    genre_source: GenreSourceOption = "both",
+    fmt: FormatOption = "table",
+) -> None:
+    """What an edit of the rules changes before it is applied: a from→to matrix of tracks and
+    the subgenres that moved, largest first. Against the packaged rules unless --base or --rev."""
+    _check_format(fmt)
+    if base is not None and rev is not None:
+        raise UsageError("give --base DIR or --rev REV, not both")
+    edited = load_rules(rules)
+    with temporary_folder() as tmp:
+        base_dir = base if base is not None else (rules_at_revision(rules, rev, Path(tmp)) if rev else default_rules_dir())
+        base_rules = load_rules(base_dir)
+        with _open_existing(db) as store:
+            before = _label(store, base_rules, policy, genre_source)
+            after = _label(store, edited, policy, genre_source)
+    data = diff_labellings(before, after)
+    data["base_dir"] = f"{rules}@{rev}" if rev else str(base_dir)
+    data["rules_dir"] = str(rules)
+    if fmt == "json":
+        write_json(data)
+        return
+    if fmt == "csv":
+        emit("csv", data=None, rows=data["subgenres"], columns=["subgenre", "from", "to", "from_rule", "to_rule", "artists", "tracks"], title="")
+        return
+    console = out_console()
+    if not data["matrix"] and not data["subgenres"]:
+        console.print(f"no change: {rules} labels the store exactly as {data['base_dir']}", markup=False)
+        return
+    console.print(f"{data['tracks_moved']:,} tracks ({data['artists_moved']:,} artists) change label, {data['base_dir']} → {rules}", markup=False)
+    emit("table", data=None, rows=data["matrix"], columns=["from", "to", "artists", "tracks"], title="Moves (from → to)", numeric=["artists", "tracks"])
+    emit("table", data=None, rows=data["subgenres"], columns=["subgenre", "from", "to", "to_rule", "artists", "tracks"],
+         title="Subgenres that moved", numeric=["artists", "tracks"], headers={"to_rule": "now decided by"})
+
+
+@app.command("lint")
+@handles_errors
+def lint_command(
+    rules: RulesOption = None,
+    db: DbOption = DEFAULT_DB,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 on warnings too.")] = False,
+    fmt: FormatOption = "table",
+) -> None:
+    """Check the rules: schema errors (exit 2), and warnings for rules that never fire on the
+    store, rules shadowed by higher-priority rules, duplicate patterns, targets with no rule."""
+    _check_format(fmt)
+    folder = resolve_rules_dir(rules)
+    subgenre_list = None
+    if db.exists():
+        with Store.open(db) as store:
+            from genremap.normalize import normalize_many
+
+            subgenre_list = list(dict.fromkeys(normalize_many(store.artist_genres_frame()["genre"].tolist())))
+    ruleset, findings = lint_rules(folder, subgenre_list)
+    rows = [f.as_dict() for f in findings]
+    errors = sum(f.severity == "error" for f in findings)
+    warnings = len(findings) - errors
+    if fmt == "json":
+        write_json({"rules": str(folder), "store": str(db) if subgenre_list is not None else None, "errors": errors, "warnings": warnings, "findings": rows})
+    elif fmt == "csv":
+        emit("csv", data=None, rows=rows, columns=["severity", "code", "location", "message"], title="")
+    else:
+        console = err_console() if errors else out_console()
+        for f in findings:
+            console.print(f"{f.location}: {f.severity}: {f.message} [{f.code}]", markup=False)
+        scope = f"against the {len(subgenre_list):,} subgenres of {db}" if subgenre_list is not None else f"(no store at {db}: static checks only)"
+        rules_count = len(ruleset.rules) if ruleset else 0
+        console.print(f"{folder}: {rules_count} rules, {errors} error(s), {warnings} warning(s) {scope}", markup=False)
+    if errors:
+        raise typer.Exit(2)
+    if strict and warnings:
+        raise typer.Exit(1)
+
+
+@app.command("schema")
+@handles_errors
+def schema_command(
+    path_only: Annotated[bool, typer.Option("--path", help="Print the schema file's path instead of its text.")] = False,
+) -> None:
+    """Print the JSON Schema of rule files, for editors (e.g. `# yaml-language-server: $schema=...`)."""
+    if path_only:
+        print(schema_path())
+    else:
+        sys.stdout.write(schema_path().read_text(encoding="utf-8"))
+
+
+# --- build -------------------------------------------------------------------------------------
+
+
+@app.command("build")
+@handles_errors
+def build_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder to write.")] = Path("dataset"),
+    sample: Annotated[bool, typer.Option("--sample", help="First load the bundled sample into the store (offline, idempotent).")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: same inputs and seed give the same dataset.")] = 42,
+    per_class: Annotated[int | None, typer.Option("--per-class", help="Tracks per class (default: the smallest class).")] = None,
+    max_per_artist: Annotated[int | None, typer.Option("--max-per-artist", help="At most K tracks of one artist per class.")] = None,
+    split: Annotated[str, typer.Option("--split", help="train,validation,test fractions; splits are artist-disjoint.")] = "0.8,0.1,0.1",
+    allow_short: Annotated[bool, typer.Option("--allow-short", help="Keep classes smaller than --per-class (and drop empty ones).")] = False,
+    targets: Annotated[str | None, typer.Option("--targets", help="Comma-separated subset of targets to build.")] = None,
+    db: DbOption = DEFAULT_DB,
+    rules: RulesOption = None,
+    policy: PolicyOption = None,
+    genre_source: GenreSourceOption = "both",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Summary format: table or json.")] = "table",
+) -> None:
+    """Label the store, drop duplicate recordings, balance the classes, split by artist and
+    write OUT/tracks.csv (+ .parquet) and OUT/manifest.json."""
+    _check_format(fmt, ("table", "json"))
+    ratios = parse_split(split)
+    rules_dir, ruleset = _rules(rules)
+    chosen_policy = choose_policy(ruleset, policy)
+    command = "genremap " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else "genremap build"
+    options = BuildOptions(
+        out=out, seed=seed, per_class=per_class, max_per_artist=max_per_artist, allow_short=allow_short,
+        split=ratios, targets=[t.strip() for t in targets.split(",") if t.strip()] if targets else None,
+        genre_source=genre_source, command=command,
+    )
+    with Store.open(db) as store:
+        if sample:
+            load_sample(store)
+        result = build_dataset(store, ruleset, chosen_policy, options, rules_dir)
+    manifest = result.export.manifest
+    if fmt == "json":
+        write_json(manifest)
+        return
+    console = out_console()
+    counts = manifest["counts"]
+    rows = [
+        {"target": t, **{s: n for s, n in per_split.items()}, "total": sum(per_split.values()), "available": result.class_sizes.get(t, 0)}
+        for t, per_split in counts["per_class_split"].items()
+    ]
+    footer = {"target": "total", **counts["per_split"], "total": counts["tracks"], "available": result.labelled_tracks}
+    emit("table", data=None, rows=rows, columns=["target", "train", "validation", "test", "total", "available"],
+         title=f"Dataset {out} ({result.per_class:,} tracks per class, seed {seed})",
+         numeric=["train", "validation", "test", "total", "available"], footer=footer,
+         caption=f"available = labelled tracks after removing {result.dropped_isrc + result.dropped_title:,} duplicate recordings"
+                 f" ({result.dropped_isrc:,} by ISRC, {result.dropped_title:,} by artist + title)")
+    for warning in result.warnings:
+        err_console().print(f"warning: {warning}", markup=False)
+    console.print(f"wrote {', '.join(str(out / f) for f in result.export.files)}", markup=False)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

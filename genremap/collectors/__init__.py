@@ -1,0 +1,1 @@
+"""Sources that fill the store: importers of files (and, later, Spotify and MusicBrainz)."""

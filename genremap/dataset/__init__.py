@@ -1,0 +1,1 @@
+"""From labels to a dataset folder: labels → dedupe → balance → splits → export."""

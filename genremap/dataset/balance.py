@@ -1,0 +1,154 @@
+"""Duplicate removal, per-artist caps, undersampling and artist-disjoint splits (vectorised).
+
+Every random choice comes from one numpy Generator seeded by the user, applied to rows in
+a fixed order (sorted by track id), so the same store, rules and seed give the same sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from genremap.errors import UsageError
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class DedupeResult:
+    tracks: pd.DataFrame
+    dropped_isrc: int
+    dropped_title: int
+
+
+@dataclass
+class BalanceResult:
+    tracks: pd.DataFrame  # the selected tracks, with a `split` column
+    class_sizes: dict[str, int]  # labelled tracks per class after dedupe and the artist cap
+    per_class: int
+    warnings: list[str] = field(default_factory=list)
+
+
+def parse_split(text: str) -> tuple[float, float, float]:
+    """'0.8,0.1,0.1' → (train, validation, test) fractions that add up to 1."""
+    try:
+        parts = tuple(float(p) for p in text.split(","))
+    except ValueError:
+        raise UsageError(f"--split {text!r}: expected three fractions such as 0.8,0.1,0.1") from None
+    if len(parts) != 3 or any(p < 0 for p in parts) or abs(sum(parts) - 1.0) > 1e-6 or parts[0] <= 0:
+        raise UsageError(f"--split {text!r}: expected three non-negative fractions (train > 0) adding up to 1, such as 0.8,0.1,0.1")
+    return parts[0], parts[1], parts[2]
+
+
+def dedupe(tracks: pd.DataFrame) -> DedupeResult:
+    """Drop repeated recordings: same ISRC, else same normalised primary artist + title."""
+    ordered = tracks.sort_values("track_id", kind="stable")
+    has_isrc = ordered["isrc"].notna() & (ordered["isrc"] != "")
+    dup_isrc = has_isrc & ordered.duplicated("isrc")
+    kept = ordered[~dup_isrc]
+    dup_title = kept.duplicated("dedupe_key")
+    return DedupeResult(kept[~dup_title], int(dup_isrc.sum()), int(dup_title.sum()))
+
+
+def balance(
+    tracks: pd.DataFrame,
+    targets: list[str],
+    *,
+    seed: int,
+    per_class: int | None = None,
+    max_per_artist: int | None = None,
+    allow_short: bool = False,
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1),
+) -> BalanceResult:
+    """Sample the same number of tracks per target, at most `max_per_artist` per artist, and split.
+
+    `tracks` needs columns track_id, artist_id, target. Undersamples every target to the
+    smallest class unless `per_class` is given.
+    """
+    rng = np.random.default_rng(seed)
+    frame = tracks[tracks["target"].isin(targets)].sort_values("track_id", kind="stable").reset_index(drop=True)
+    frame["_key"] = rng.random(len(frame))
+    if max_per_artist is not None:
+        if max_per_artist < 1:
+            raise UsageError("--max-per-artist must be at least 1")
+        rank = frame.sort_values("_key", kind="stable").groupby("artist_id").cumcount()
+        frame = frame[rank.reindex(frame.index) < max_per_artist]
+    sizes = frame["target"].value_counts()
+    class_sizes = {t: int(sizes.get(t, 0)) for t in targets}
+    warnings: list[str] = []
+    listing = ", ".join(f"{t} {n}" for t, n in sorted(class_sizes.items(), key=lambda kv: kv[1]))
+    empty = [t for t, n in class_sizes.items() if n == 0]
+    if empty and not allow_short:
+        raise UsageError(
+            f"no labelled tracks for {', '.join(empty)} (class sizes: {listing}); import or collect more, "
+            "edit the rules, choose classes with --targets, or pass --allow-short to drop empty classes"
+        )
+    if empty:
+        warnings.append(f"dropped empty classes: {', '.join(empty)}")
+    live = {t: n for t, n in class_sizes.items() if n > 0}
+    if not live:
+        raise UsageError("no labelled tracks at all: import data first (genremap import FILE) or check the rules")
+    if per_class is None:
+        target_n = min(live.values())
+    else:
+        if per_class < 1:
+            raise UsageError("--per-class must be at least 1")
+        short = {t: n for t, n in live.items() if n < per_class}
+        if short and not allow_short:
+            raise UsageError(
+                f"--per-class {per_class} is not reachable: class sizes are {listing}; "
+                "lower it, or pass --allow-short to keep the short classes as they are"
+            )
+        if short:
+            warnings.append("short classes kept as they are: " + ", ".join(f"{t} {n}" for t, n in short.items()))
+        target_n = per_class
+    ordered = frame.sort_values(["target", "_key"], kind="stable")
+    picked = ordered[ordered.groupby("target").cumcount() < target_n]
+    picked = picked.drop(columns="_key").sort_values("track_id", kind="stable").reset_index(drop=True)
+    picked["split"] = assign_splits(picked, split, rng, warnings)
+    return BalanceResult(picked, class_sizes, target_n, warnings)
+
+
+def assign_splits(
+    tracks: pd.DataFrame, ratios: tuple[float, float, float], rng: np.random.Generator, warnings: list[str]
+) -> pd.Series:
+    """Artist-disjoint splits per class: no artist in two splits, every split non-empty when possible.
+
+    Artists go, largest first (random order among equals), to the split furthest below its
+    share of the class's tracks; if a split ends up empty, the smallest artist of the split
+    holding the most artists moves there.
+    """
+    wanted = [s for s, r in zip(SPLITS, ratios, strict=True) if r > 0]
+    goal_share = {s: r for s, r in zip(SPLITS, ratios, strict=True) if r > 0}
+    assignment: dict[str, str] = {}
+    for target in sorted(tracks["target"].unique()):
+        per_artist = tracks.loc[tracks["target"] == target, "artist_id"].value_counts().sort_index()
+        shuffle = rng.random(len(per_artist))
+        order = sorted(zip(per_artist.index, per_artist.to_numpy(), shuffle, strict=True), key=lambda a: (-a[1], a[2]))
+        total = float(per_artist.sum())
+        filled = dict.fromkeys(wanted, 0.0)
+        members: dict[str, list[tuple[str, int]]] = {s: [] for s in wanted}
+        for artist, count, _ in order:
+            best = max(wanted, key=lambda s: (goal_share[s] * total - filled[s], -wanted.index(s)))
+            filled[best] += count
+            members[best].append((artist, int(count)))
+        if len(per_artist) < len(wanted):
+            warnings.append(
+                f"class '{target}' has {len(per_artist)} artist(s): it cannot appear in all of {', '.join(wanted)} "
+                "without sharing an artist across splits"
+            )
+        else:
+            for split_name in wanted:
+                if not members[split_name]:
+                    donor = max(wanted, key=lambda s: (len(members[s]), -wanted.index(s)))
+                    smallest = min(members[donor], key=lambda a: (a[1], a[0]))
+                    members[donor].remove(smallest)
+                    members[split_name].append(smallest)
+            if len(per_artist) < 10:
+                warnings.append(f"class '{target}' has only {len(per_artist)} artists: split sizes will be uneven")
+        for split_name, artists in members.items():
+            for artist, _ in artists:
+                assignment[artist] = split_name
+    return tracks["artist_id"].map(assignment)

@@ -1,0 +1,90 @@
+"""The main job: label the store, drop duplicate recordings, balance, split and export."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from genremap.dataset.balance import balance, dedupe
+from genremap.dataset.export import ExportResult, write_dataset
+from genremap.dataset.labels import Labelling, label_store, labelled_tracks
+from genremap.engine import Policy, RuleSet
+from genremap.errors import UsageError
+from genremap.store import Store
+
+
+@dataclass
+class BuildOptions:
+    """What `genremap build` was asked for (recorded in the manifest)."""
+
+    out: Path
+    seed: int = 42
+    per_class: int | None = None
+    max_per_artist: int | None = None
+    allow_short: bool = False
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    targets: list[str] | None = None
+    genre_source: str = "both"
+    command: str = ""
+
+
+@dataclass
+class BuildResult:
+    export: ExportResult
+    labelled_tracks: int
+    dropped_isrc: int
+    dropped_title: int
+    class_sizes: dict[str, int]
+    per_class: int
+    warnings: list[str] = field(default_factory=list)
+
+
+def build_dataset(store: Store, ruleset: RuleSet, policy: Policy, options: BuildOptions, rules_dir: Path) -> BuildResult:
+    """Run the whole build; raises UsageError with class sizes when the request cannot be met."""
+    targets = list(ruleset.targets)
+    if options.targets:
+        unknown = [t for t in options.targets if t not in ruleset.targets]
+        if unknown:
+            raise UsageError(f"--targets: unknown target(s) {', '.join(unknown)} (declared: {', '.join(targets)})")
+        targets = list(options.targets)
+    labelling: Labelling = label_store(store, ruleset, policy, options.genre_source)
+    tracks = labelled_tracks(store, labelling)
+    if tracks.empty:
+        summary = store.summary()
+        raise UsageError(
+            f"no labelled tracks in {store.path} ({summary.tracks} tracks, {summary.artists} artists): "
+            "import a track table (genremap import FILE), collect, or run `genremap build --sample`"
+        )
+    unique = dedupe(tracks)
+    balanced = balance(
+        unique.tracks,
+        targets,
+        seed=options.seed,
+        per_class=options.per_class,
+        max_per_artist=options.max_per_artist,
+        allow_short=options.allow_short,
+        split=options.split,
+    )
+    details = store.tracks_by_id(balanced.tracks["track_id"].tolist())
+    chosen = balanced.tracks[["track_id", "target", "subgenre", "rule", "split"]].merge(details, on="track_id", how="left")
+    manifest: dict[str, Any] = {
+        "command": options.command,
+        "store": str(store.path),
+        "rules": {"dir": str(rules_dir), "files": ruleset.files, "sha256": ruleset.source_hash},
+        "policy": {"name": policy.name, "min_share": policy.min_share, "min_margin": policy.min_margin},
+        "genre_source": options.genre_source,
+        "seed": options.seed,
+        "per_class": balanced.per_class,
+        "max_per_artist": options.max_per_artist,
+        "split": dict(zip(("train", "validation", "test"), options.split, strict=True)),
+        "targets": targets,
+        "labelled_tracks": len(tracks),
+        "duplicates_dropped": {"isrc": unique.dropped_isrc, "title": unique.dropped_title},
+        "class_sizes": balanced.class_sizes,
+        "warnings": balanced.warnings,
+    }
+    exported = write_dataset(options.out, chosen, manifest)
+    return BuildResult(
+        exported, len(tracks), unique.dropped_isrc, unique.dropped_title, balanced.class_sizes, balanced.per_class, balanced.warnings
+    )

@@ -1,0 +1,102 @@
+"""What a rule edit changes, before it is applied: tracks moved between labels, subgenres moved.
+
+Both rule sets label the same store; only what moved is listed, so an unchanged copy of
+the rules gives an empty diff.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from genremap.dataset.labels import Labelling
+from genremap.errors import UsageError
+
+
+def label_of(status: pd.Series, target: pd.Series) -> pd.Series:
+    """The target when labelled, else the status in parentheses: '(unlabelled)', '(ambiguous)'."""
+    return target.where(status == "labelled", "(" + status.astype(str) + ")")
+
+
+def diff_labellings(base: Labelling, edited: Labelling) -> dict[str, Any]:
+    """A from→to matrix of artists and tracks, and the subgenres whose decision moved."""
+    a = base.artists.set_index("artist_id")
+    b = edited.artists.set_index("artist_id").reindex(a.index)
+    moves = pd.DataFrame(
+        {
+            "from": label_of(a["status"], a["target"]),
+            "to": label_of(b["status"], b["target"]),
+            "tracks": a["tracks"],
+        }
+    )
+    moved = moves[moves["from"] != moves["to"]]
+    matrix = (
+        moved.groupby(["from", "to"]).agg(artists=("tracks", "size"), tracks=("tracks", "sum")).reset_index()
+        .sort_values(["tracks", "artists", "from", "to"], ascending=[False, False, True, True], kind="stable")
+    )
+    counts = base.artist_genres.assign(tracks=base.artist_genres["artist_id"].map(a["tracks"]).fillna(0))
+    per_subgenre = counts.groupby("subgenre").agg(artists=("artist_id", "size"), tracks=("tracks", "sum"))
+    subgenres = []
+    for subgenre in per_subgenre.index:
+        before, after = base.decisions[subgenre], edited.decisions.get(subgenre)
+        if after is None:
+            continue
+        label_before = before.target or f"({before.status})"
+        label_after = after.target or f"({after.status})"
+        if label_before == label_after:
+            continue
+        subgenres.append(
+            {
+                "subgenre": subgenre,
+                "from": label_before,
+                "to": label_after,
+                "from_rule": before.rule.name if before.rule else (before.ignored_by.reason if before.ignored_by else ""),
+                "to_rule": after.rule.name if after.rule else (after.ignored_by.reason if after.ignored_by else ""),
+                "artists": int(per_subgenre.at[subgenre, "artists"]),
+                "tracks": int(per_subgenre.at[subgenre, "tracks"]),
+            }
+        )
+    subgenres.sort(key=lambda r: (-r["tracks"], -r["artists"], r["subgenre"]))
+    return {
+        "base": base.ruleset.files,
+        "rules": edited.ruleset.files,
+        "artists_moved": len(moved),
+        "tracks_moved": int(moved["tracks"].sum()),
+        "matrix": [
+            {"from": r["from"], "to": r["to"], "artists": int(r["artists"]), "tracks": int(r["tracks"])}
+            for r in matrix.to_dict("records")
+        ],
+        "subgenres": subgenres,
+    }
+
+
+def rules_at_revision(rules_dir: Path, rev: str, into: Path) -> Path:
+    """Write the rule files of `rules_dir` as committed at git revision `rev` into `into`."""
+    folder = rules_dir.resolve()
+    try:
+        top = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        raise UsageError(f"--rev needs {rules_dir} to be inside a git repository") from None
+    relative = folder.relative_to(Path(top).resolve()).as_posix()
+    listing = subprocess.run(
+        ["git", "-C", top, "ls-tree", "--name-only", f"{rev}:{relative}"], capture_output=True, text=True
+    )
+    if listing.returncode != 0:
+        raise UsageError(f"--rev {rev}: no folder {relative} at that revision ({listing.stderr.strip()})")
+    into.mkdir(parents=True, exist_ok=True)
+    for name in listing.stdout.split():
+        if not name.endswith((".yaml", ".yml")):
+            continue
+        blob = subprocess.run(["git", "-C", top, "show", f"{rev}:{relative}/{name}"], capture_output=True, check=True)
+        (into / name).write_bytes(blob.stdout)
+    return into
+
+
+def temporary_folder() -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix="genremap-rules-")

@@ -1,0 +1,213 @@
+"""Compile a RuleSet once, then decide each distinct subgenre's target, with the reasons.
+
+Subgenres are matched in their canonical form (see `genremap.normalize`). Each distinct
+subgenre is decided once; callers join the decisions onto artists and tracks.
+
+Resolution order (documented in docs/rules.md):
+1. an `ignore` entry that matches wins over everything;
+2. otherwise, among the rules that match and are not vetoed by their `unless`, the
+   highest `priority` wins;
+3. equal priority: the rule that comes first in merge order (file name, then position in
+   the file) wins; if rules of that priority point at different targets, the decision is
+   flagged as a conflict and every report shows it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from rapidfuzz import fuzz, process
+
+from genremap.engine.model import IgnoreEntry, Rule, RuleSet
+
+MAPPED, IGNORED, UNMAPPED = "mapped", "ignored", "unmapped"
+
+_SCORERS = {
+    "ratio": fuzz.ratio,
+    "partial_ratio": fuzz.partial_ratio,
+    "token_sort_ratio": fuzz.token_sort_ratio,
+    "token_set_ratio": fuzz.token_set_ratio,
+    "WRatio": fuzz.WRatio,
+}
+
+
+@dataclass(frozen=True)
+class Match:
+    """One rule matching one subgenre through one pattern; `vetoed_by` names the `unless` hit."""
+
+    rule: Rule
+    pattern: str
+    score: float = 100.0
+    vetoed_by: str | None = None
+
+    @property
+    def vetoed(self) -> bool:
+        return self.vetoed_by is not None
+
+
+@dataclass(frozen=True)
+class SubgenreDecision:
+    """What the rules decided for one canonical subgenre, and why."""
+
+    subgenre: str
+    status: str
+    rule: Rule | None = None
+    pattern: str | None = None
+    score: float | None = None
+    matches: tuple[Match, ...] = ()
+    conflicts: tuple[Rule, ...] = ()
+    ignored_by: IgnoreEntry | None = None
+
+    @property
+    def target(self) -> str | None:
+        return self.rule.target if self.rule is not None and self.status == MAPPED else None
+
+    @property
+    def is_conflict(self) -> bool:
+        return bool(self.conflicts)
+
+    @property
+    def reason(self) -> str:
+        """A one-line label saying why, for tables and `explain`."""
+        if self.status == IGNORED and self.ignored_by is not None:
+            return f"ignored: {self.ignored_by.reason} ({self.ignored_by.location})"
+        if self.rule is None:
+            vetoed = [m for m in self.matches if m.vetoed]
+            if vetoed:
+                return "unmapped: " + "; ".join(f"rule '{m.rule.name}' vetoed by '{m.vetoed_by}'" for m in vetoed)
+            return "unmapped: no rule matches"
+        text = f"rule '{self.rule.name}' ({self.rule.kind} '{self.pattern}'"
+        if self.rule.kind == "fuzzy":
+            text += f", score {self.score:.0f}"
+        text += f", priority {self.rule.priority}) at {self.rule.location}"
+        if self.conflicts:
+            text += "; conflict with " + ", ".join(f"'{r.name}' → {r.target}" for r in self.conflicts)
+        return text
+
+
+def _phrase_hits(subgenre: str, index: dict[str, list[tuple[Rule, str]]], max_words: int) -> list[tuple[Rule, str]]:
+    """Every whole-word phrase of `subgenre` found in `index` (n-grams up to max_words)."""
+    words = subgenre.split()
+    hits: list[tuple[Rule, str]] = []
+    for start in range(len(words)):
+        for end in range(start + 1, min(len(words), start + max_words) + 1):
+            found = index.get(" ".join(words[start:end]))
+            if found:
+                hits.extend(found)
+    return hits
+
+
+def _pattern_hits(subgenre: str, patterns: tuple[str, ...], kind: str) -> str | None:
+    """The first pattern of `patterns` that matches `subgenre` under `kind`, else None."""
+    for pattern in patterns:
+        if kind == "exact" and subgenre == pattern:
+            return pattern
+        if kind == "contains" and pattern in subgenre:
+            return pattern
+        if kind == "keyword" and f" {pattern} " in f" {subgenre} ":
+            return pattern
+        if kind == "regex" and re.search(pattern, subgenre):
+            return pattern
+    return None
+
+
+@dataclass
+class CompiledRules:
+    """Indexes over a RuleSet's patterns, built once, so that matching is a few lookups."""
+
+    ruleset: RuleSet
+    exact: dict[str, list[tuple[Rule, str]]] = field(default_factory=lambda: defaultdict(list))
+    keyword: dict[str, list[tuple[Rule, str]]] = field(default_factory=lambda: defaultdict(list))
+    keyword_words: int = 1
+    contains: list[tuple[Rule, str]] = field(default_factory=list)
+    regex: list[tuple[Rule, str, re.Pattern[str]]] = field(default_factory=list)
+    fuzzy: list[Rule] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, ruleset: RuleSet) -> CompiledRules:
+        compiled = cls(ruleset)
+        for rule in ruleset.rules:
+            for pattern in rule.patterns:
+                if rule.kind == "exact":
+                    compiled.exact[pattern].append((rule, pattern))
+                elif rule.kind == "keyword":
+                    compiled.keyword[pattern].append((rule, pattern))
+                    compiled.keyword_words = max(compiled.keyword_words, len(pattern.split()))
+                elif rule.kind == "contains":
+                    compiled.contains.append((rule, pattern))
+                elif rule.kind == "regex":
+                    compiled.regex.append((rule, pattern, re.compile(pattern)))
+            if rule.kind == "fuzzy":
+                compiled.fuzzy.append(rule)
+        return compiled
+
+    def _fuzzy_matches(self, subgenres: list[str]) -> dict[int, list[tuple[Rule, str, float]]]:
+        """Fuzzy hits per subgenre index, computed with rapidfuzz's batch `cdist`."""
+        hits: dict[int, list[tuple[Rule, str, float]]] = defaultdict(list)
+        if not subgenres:
+            return hits
+        for rule in self.fuzzy:
+            scores = process.cdist(
+                list(rule.patterns), subgenres, scorer=_SCORERS[rule.scorer], score_cutoff=rule.threshold, workers=1
+            )
+            pattern_idx, subgenre_idx = (scores >= rule.threshold).nonzero()
+            best: dict[int, tuple[str, float]] = {}
+            for p, s in zip(pattern_idx.tolist(), subgenre_idx.tolist(), strict=True):
+                score = float(scores[p, s])
+                if score > 0 and (s not in best or score > best[s][1]):
+                    best[s] = (rule.patterns[p], score)
+            for s, (pattern, score) in best.items():
+                hits[s].append((rule, pattern, score))
+        return hits
+
+    def _ignored_by(self, subgenre: str) -> IgnoreEntry | None:
+        for entry in self.ruleset.ignore:
+            if _pattern_hits(subgenre, entry.patterns, entry.kind) is not None:
+                return entry
+        return None
+
+    def decide_many(self, subgenres: Iterable[str]) -> dict[str, SubgenreDecision]:
+        """Decide each distinct canonical subgenre once."""
+        distinct = list(dict.fromkeys(subgenres))
+        fuzzy_hits = self._fuzzy_matches(distinct) if self.fuzzy else {}
+        return {s: self._decide(s, fuzzy_hits.get(i, [])) for i, s in enumerate(distinct)}
+
+    def decide(self, subgenre: str) -> SubgenreDecision:
+        return self.decide_many([subgenre])[subgenre]
+
+    def _decide(self, subgenre: str, fuzzy_hits: list[tuple[Rule, str, float]]) -> SubgenreDecision:
+        raw: list[tuple[Rule, str, float]] = [(r, p, 100.0) for r, p in self.exact.get(subgenre, ())]
+        raw += [(r, p, 100.0) for r, p in _phrase_hits(subgenre, self.keyword, self.keyword_words)]
+        raw += [(r, p, 100.0) for r, p in self.contains if p in subgenre]
+        raw += [(r, p, 100.0) for r, p, rx in self.regex if rx.search(subgenre)]
+        raw += fuzzy_hits
+        seen: set[str] = set()
+        matches: list[Match] = []
+        for rule, pattern, score in sorted(raw, key=lambda m: (m[0].order, -m[2])):
+            if rule.name in seen:
+                continue
+            seen.add(rule.name)
+            veto = _pattern_hits(subgenre, rule.unless, rule.unless_kind) if rule.unless else None
+            matches.append(Match(rule, pattern, score, veto))
+        ignored = self._ignored_by(subgenre)
+        if ignored is not None:
+            return SubgenreDecision(subgenre, IGNORED, matches=tuple(matches), ignored_by=ignored)
+        live = [m for m in matches if not m.vetoed]
+        if not live:
+            return SubgenreDecision(subgenre, UNMAPPED, matches=tuple(matches))
+        top = max(m.rule.priority for m in live)
+        contenders = [m for m in live if m.rule.priority == top]
+        winner = min(contenders, key=lambda m: m.rule.order)
+        conflicts = tuple(m.rule for m in contenders if m.rule.target != winner.rule.target)
+        return SubgenreDecision(
+            subgenre,
+            MAPPED,
+            rule=winner.rule,
+            pattern=winner.pattern,
+            score=winner.score,
+            matches=tuple(matches),
+            conflicts=conflicts,
+        )

@@ -1,0 +1,85 @@
+"""Domain objects of the rule engine: targets, rules, ignore entries, the merged rule set."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Literal
+
+from genremap.errors import Location
+
+RuleKind = Literal["keyword", "contains", "exact", "regex", "fuzzy"]
+RULE_KINDS: tuple[str, ...] = ("keyword", "contains", "exact", "regex", "fuzzy")
+UNLESS_KINDS: tuple[str, ...] = ("keyword", "contains", "exact", "regex")
+FUZZY_SCORERS: tuple[str, ...] = ("ratio", "partial_ratio", "token_sort_ratio", "token_set_ratio", "WRatio")
+POLICIES: tuple[str, ...] = ("vote", "first", "priority")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A target genre: one class of the dataset."""
+
+    name: str
+    description: str
+    location: Location
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Maps subgenres matching `patterns` (by `kind`) onto `target`, unless an `unless` pattern hits."""
+
+    name: str
+    target: str
+    kind: str
+    patterns: tuple[str, ...]
+    location: Location
+    priority: int = 0
+    unless: tuple[str, ...] = ()
+    unless_kind: str = "keyword"
+    threshold: float = 90.0
+    scorer: str = "ratio"
+    weight: float = 1.0
+    order: int = 0  # position in the merged rule set: the documented tie-break
+
+
+@dataclass(frozen=True)
+class IgnoreEntry:
+    """Subgenres deliberately left unlabelled, with the reason why."""
+
+    patterns: tuple[str, ...]
+    reason: str
+    location: Location
+    kind: str = "exact"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How an artist's several subgenres resolve to one target."""
+
+    name: str = "vote"
+    min_share: float = 0.5
+    min_margin: float = 0.1
+    location: Location | None = None
+
+
+@dataclass
+class RuleSet:
+    """Every rule file of a directory, merged in file-name order."""
+
+    targets: dict[str, Target] = field(default_factory=dict)
+    rules: list[Rule] = field(default_factory=list)
+    ignore: list[IgnoreEntry] = field(default_factory=list)
+    policy: Policy = field(default_factory=Policy)
+    files: list[str] = field(default_factory=list)
+    source_hash: str = ""
+
+    def rule(self, name: str) -> Rule | None:
+        return next((r for r in self.rules if r.name == name), None)
+
+    @staticmethod
+    def hash_sources(sources: list[tuple[str, bytes]]) -> str:
+        """A stable digest of the rule files' names and bytes (for manifests)."""
+        digest = hashlib.sha256()
+        for name, data in sources:
+            digest.update(name.encode() + b"\0" + data + b"\0")
+        return digest.hexdigest()

@@ -1,0 +1,145 @@
+"""Resolve each artist's several subgenres to one target, vectorised with pandas.
+
+Policies:
+- `first`: the first subgenre in the artist's list that maps decides (the seed notebook).
+- `vote` (default): each mapped subgenre votes for its target with its rule's weight; the
+  top target wins when its share of the votes is at least `min_share` and it leads the
+  runner-up by at least `min_margin` (as a share of all votes); otherwise the artist is
+  *ambiguous*.
+- `priority`: the mapped subgenre whose rule has the highest priority decides; ties go to
+  the earlier subgenre in the artist's list.
+Artists with no mapped subgenre are *ignored* when every subgenre they carry is ignored,
+else *unlabelled* (this includes artists with no genres at all).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import pandas as pd
+
+from genremap.engine.matcher import MAPPED, SubgenreDecision
+from genremap.engine.model import Policy
+
+LABELLED, AMBIGUOUS, UNLABELLED, IGNORED_ARTIST = "labelled", "ambiguous", "unlabelled", "ignored"
+
+ARTIST_LABEL_COLUMNS = ["artist_id", "status", "target", "subgenre", "rule", "share", "detail"]
+
+
+def decisions_frame(decisions: Mapping[str, SubgenreDecision]) -> pd.DataFrame:
+    """One row per canonical subgenre: status, target, rule, priority, vote weight, conflict."""
+    rows = [
+        (
+            s,
+            d.status,
+            d.target,
+            d.rule.name if d.rule is not None and d.status == MAPPED else None,
+            d.rule.priority if d.rule is not None and d.status == MAPPED else 0,
+            d.rule.weight if d.rule is not None and d.status == MAPPED else 0.0,
+            d.is_conflict,
+        )
+        for s, d in decisions.items()
+    ]
+    return pd.DataFrame(
+        rows, columns=["subgenre", "status", "target", "rule", "priority", "weight", "conflict"]
+    ).astype({"priority": "int64", "weight": "float64", "conflict": "bool"})
+
+
+def resolve_artists(
+    artist_genres: pd.DataFrame,
+    decisions: pd.DataFrame,
+    policy: Policy,
+    artist_ids: Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """Label every artist.
+
+    `artist_genres` has columns artist_id, position, subgenre (canonical); `decisions` comes
+    from `decisions_frame`. Returns one row per artist (those in `artist_ids`, or every
+    artist of `artist_genres`) with ARTIST_LABEL_COLUMNS.
+    """
+    joined = artist_genres.merge(decisions, on="subgenre", how="left")
+    joined["status"] = joined["status"].fillna("unmapped")
+    mapped = joined[joined["status"] == MAPPED]
+
+    if policy.name == "vote":
+        winners = _vote(mapped, policy)
+    elif policy.name == "first":
+        winners = _pick(mapped.sort_values(["artist_id", "position"], kind="stable"))
+    elif policy.name == "priority":
+        ordered = mapped.sort_values(["artist_id", "priority", "position"], ascending=[True, False, True], kind="stable")
+        winners = _pick(ordered)
+    else:  # pragma: no cover - the loader and CLI only admit the three names
+        raise ValueError(f"unknown policy {policy.name!r}")
+
+    everyone = pd.Index(
+        list(dict.fromkeys(artist_ids)) if artist_ids is not None else joined["artist_id"].unique(), name="artist_id"
+    )
+    result = winners.set_index("artist_id").reindex(everyone)
+    missing = result["status"].isna()
+    if missing.any():
+        all_ignored = (joined["status"] == "ignored").groupby(joined["artist_id"]).all()
+        ignored_ids = all_ignored[all_ignored].index
+        is_ignored = missing & result.index.isin(ignored_ids)
+        result.loc[is_ignored, "status"] = IGNORED_ARTIST
+        result.loc[is_ignored, "detail"] = "every subgenre is ignored"
+        rest = missing & ~is_ignored
+        has_genres = result.index.isin(joined["artist_id"].unique())
+        result.loc[rest, "status"] = UNLABELLED
+        result.loc[rest & has_genres, "detail"] = "no subgenre maps"
+        result.loc[rest & ~has_genres, "detail"] = "no genres"
+    return result.reset_index()[ARTIST_LABEL_COLUMNS]
+
+
+def _pick(ordered: pd.DataFrame) -> pd.DataFrame:
+    """First row per artist of an ordered frame of mapped subgenres, with its vote share."""
+    totals = ordered.groupby("artist_id")["weight"].sum()
+    first = ordered.drop_duplicates("artist_id")
+    target_votes = ordered.groupby(["artist_id", "target"])["weight"].sum()
+    votes = target_votes.reindex(pd.MultiIndex.from_frame(first[["artist_id", "target"]])).to_numpy()
+    out = first[["artist_id", "target", "subgenre", "rule"]].copy()
+    out["share"] = votes / totals.reindex(first["artist_id"]).to_numpy()
+    out["status"] = LABELLED
+    out["detail"] = ""
+    return out
+
+
+def _vote(mapped: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+    """Weighted majority vote per artist; below the share or margin the artist is ambiguous."""
+    if mapped.empty:
+        return pd.DataFrame(columns=["artist_id", "target", "subgenre", "rule", "share", "status", "detail"])
+    first_pos = mapped.groupby(["artist_id", "target"])["position"].min().rename("first_position")
+    votes = mapped.groupby(["artist_id", "target"])["weight"].sum().rename("votes").to_frame().join(first_pos)
+    votes = votes.reset_index().sort_values(
+        ["artist_id", "votes", "first_position"], ascending=[True, False, True], kind="stable"
+    )
+    totals = votes.groupby("artist_id")["votes"].transform("sum")
+    votes["share"] = votes["votes"] / totals
+    rank = votes.groupby("artist_id").cumcount()
+    top = votes[rank == 0].set_index("artist_id")
+    second = votes[rank == 1].set_index("artist_id")["share"].reindex(top.index).fillna(0.0)
+    margin = top["share"] - second
+    ambiguous = (top["share"] < policy.min_share) | (margin < policy.min_margin) | (margin <= 0)
+
+    deciding = mapped.sort_values(["artist_id", "position"], kind="stable").drop_duplicates(["artist_id", "target"])
+    deciding = deciding.set_index(["artist_id", "target"])[["subgenre", "rule"]]
+    keyed = pd.MultiIndex.from_arrays([top.index, top["target"]])
+    out = pd.DataFrame(
+        {
+            "artist_id": top.index,
+            "target": top["target"].to_numpy(),
+            "subgenre": deciding["subgenre"].reindex(keyed).to_numpy(),
+            "rule": deciding["rule"].reindex(keyed).to_numpy(),
+            "share": top["share"].to_numpy(),
+            "status": LABELLED,
+            "detail": "",
+        }
+    )
+    if ambiguous.any():
+        ranked = votes[votes["artist_id"].isin(top.index[ambiguous])]
+        parts = ranked["target"].astype(str) + " " + (ranked["share"] * 100).round().astype(int).astype(str) + "%"
+        detail = parts.groupby(ranked["artist_id"], sort=False).agg(" / ".join)
+        amb = ambiguous.to_numpy()
+        out.loc[amb, "status"] = AMBIGUOUS
+        out.loc[amb, "detail"] = detail.reindex(out.loc[amb, "artist_id"]).to_numpy()
+        out.loc[amb, ["target", "subgenre", "rule"]] = None
+    return out

@@ -1,0 +1,103 @@
+"""Checks of a rule set: errors (schema, regex, targets) and warnings (dead, shadowed, duplicates).
+
+Warnings that need data (rules that never fire, shadowed rules) use the subgenres in the
+store; without a store only the static checks run.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from genremap.engine import MAPPED, CompiledRules, RuleSet, load_rules
+from genremap.errors import RuleErrors
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One lint finding: severity ('error' or 'warning'), a code, where, and what to do."""
+
+    severity: str
+    code: str
+    location: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def lint_rules(rules_dir: Path, subgenres: list[str] | None) -> tuple[RuleSet | None, list[Finding]]:
+    """Load `rules_dir` collecting every error; with store subgenres, also find dead and shadowed rules."""
+    try:
+        ruleset = load_rules(rules_dir, collect_all=True)
+    except RuleErrors as exc:
+        return None, [Finding("error", "invalid", str(e.location), e.problem) for e in exc.errors]
+    findings: list[Finding] = []
+    findings += _duplicate_patterns(ruleset)
+    findings += _targets_without_rules(ruleset)
+    if subgenres is not None:
+        findings += _against_store(ruleset, subgenres)
+    findings.sort(key=lambda f: (f.severity != "error", f.location, f.code))
+    return ruleset, findings
+
+
+def _duplicate_patterns(ruleset: RuleSet) -> list[Finding]:
+    seen: dict[tuple[str, str], list[str]] = defaultdict(list)
+    findings = []
+    for rule in ruleset.rules:
+        for pattern in dict.fromkeys(rule.patterns):
+            if rule.patterns.count(pattern) > 1:
+                findings.append(Finding("warning", "duplicate-pattern", str(rule.location), f"rule '{rule.name}' lists pattern '{pattern}' more than once"))
+            seen[(rule.kind, pattern)].append(rule.name)
+    for (kind, pattern), names in seen.items():
+        if len(names) > 1:
+            first = ruleset.rule(names[1])
+            assert first is not None
+            findings.append(
+                Finding("warning", "duplicate-pattern", str(first.location), f"{kind} pattern '{pattern}' appears in rules {', '.join(repr(n) for n in names)}")
+            )
+    return findings
+
+
+def _targets_without_rules(ruleset: RuleSet) -> list[Finding]:
+    used = {r.target for r in ruleset.rules}
+    return [
+        Finding("warning", "target-without-rules", str(t.location), f"target '{t.name}' has no rule: it will stay empty")
+        for t in ruleset.targets.values()
+        if t.name not in used
+    ]
+
+
+def _against_store(ruleset: RuleSet, subgenres: list[str]) -> list[Finding]:
+    compiled = CompiledRules.build(ruleset)
+    decisions = compiled.decide_many(subgenres)
+    matched: dict[str, int] = defaultdict(int)
+    won: dict[str, int] = defaultdict(int)
+    beaten_by: dict[str, set[str]] = defaultdict(set)
+    findings = []
+    for d in decisions.values():
+        for m in d.matches:
+            if m.vetoed:
+                continue
+            matched[m.rule.name] += 1
+            if d.status == MAPPED and d.rule is not None:
+                if d.rule.name == m.rule.name:
+                    won[m.rule.name] += 1
+                else:
+                    beaten_by[m.rule.name].add(d.rule.name)
+        if d.is_conflict and d.rule is not None:
+            others = ", ".join(f"'{r.name}' ({r.target})" for r in d.conflicts)
+            findings.append(
+                Finding("warning", "conflict", str(d.rule.location), f"'{d.subgenre}': rule '{d.rule.name}' ({d.rule.target}) ties with {others} at priority {d.rule.priority}")
+            )
+    for rule in ruleset.rules:
+        if matched[rule.name] == 0:
+            findings.append(Finding("warning", "never-fires", str(rule.location), f"rule '{rule.name}' matches no subgenre in the store"))
+        elif won[rule.name] == 0:
+            by = ", ".join(sorted(beaten_by[rule.name])) or "ignore entries"
+            findings.append(
+                Finding("warning", "shadowed", str(rule.location), f"rule '{rule.name}' matches {matched[rule.name]} subgenre(s) but never decides one (beaten by {by})")
+            )
+    return findings

@@ -1,0 +1,269 @@
+"""Report data: coverage per target, subgenres, unmapped with suggestions, explanations.
+
+Each function returns plain data (dicts and lists) that the CLI renders as a rich table,
+JSON or CSV; nothing here prints.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from rapidfuzz import fuzz, process
+
+from genremap.dataset.labels import Labelling
+from genremap.engine import IGNORED, MAPPED, UNMAPPED, CompiledRules, SubgenreDecision
+from genremap.normalize import normalize_genre
+
+STATUS_ROWS = ("unlabelled", "ambiguous", "ignored")
+
+
+def _subgenre_counts(labelling: Labelling) -> pd.DataFrame:
+    """Per subgenre: how many artists carry it and how many tracks those artists hold."""
+    tracks = labelling.artists.set_index("artist_id")["tracks"]
+    ag = labelling.artist_genres[["artist_id", "subgenre"]].copy()
+    ag["tracks"] = ag["artist_id"].map(tracks).fillna(0).astype("int64")
+    counts = ag.groupby("subgenre").agg(artists=("artist_id", "size"), tracks=("tracks", "sum"))
+    return counts
+
+
+def coverage(labelling: Labelling) -> dict[str, Any]:
+    """Per target: artists, tracks, share of tracks, distinct subgenres; plus the other statuses."""
+    artists = labelling.artists
+    total_tracks = int(artists["tracks"].sum())
+    total_artists = len(artists)
+    present = set(labelling.artist_genres["subgenre"].unique())
+    sub = labelling.subgenres[labelling.subgenres["subgenre"].isin(present)]
+
+    def share(tracks: int) -> float:
+        return round(tracks / total_tracks, 4) if total_tracks else 0.0
+
+    targets = []
+    labelled = artists[artists["status"] == "labelled"]
+    by_target = labelled.groupby("target").agg(artists=("artist_id", "size"), tracks=("tracks", "sum"))
+    subs_by_target = sub[sub["status"] == MAPPED].groupby("target")["subgenre"].nunique()
+    for name in labelling.ruleset.targets:
+        a = int(by_target["artists"].get(name, 0))
+        t = int(by_target["tracks"].get(name, 0))
+        targets.append({"target": name, "artists": a, "tracks": t, "share": share(t), "subgenres": int(subs_by_target.get(name, 0))})
+
+    def status_row(status: str, subgenres: int) -> dict[str, Any]:
+        rows = artists[artists["status"] == status]
+        t = int(rows["tracks"].sum())
+        return {"artists": len(rows), "tracks": t, "share": share(t), "subgenres": subgenres}
+
+    ambiguous_ids = artists.loc[artists["status"] == "ambiguous", "artist_id"]
+    ambiguous_subs = labelling.artist_genres.loc[labelling.artist_genres["artist_id"].isin(ambiguous_ids), "subgenre"].nunique()
+    no_genres = artists[(artists["status"] == "unlabelled") & (artists["detail"] == "no genres")]
+    result: dict[str, Any] = {
+        "targets": targets,
+        "unlabelled": {
+            **status_row("unlabelled", int((sub["status"] == UNMAPPED).sum())),
+            "without_genres": {"artists": len(no_genres), "tracks": int(no_genres["tracks"].sum())},
+        },
+        "ambiguous": status_row("ambiguous", int(ambiguous_subs)),
+        "ignored": status_row("ignored", int((sub["status"] == IGNORED).sum())),
+        "totals": {
+            "artists": total_artists,
+            "tracks": total_tracks,
+            "share": 1.0 if total_tracks else 0.0,
+            "subgenres": len(present),
+            "mapped_subgenres": int((sub["status"] == MAPPED).sum()),
+            "conflicts": int(sub["conflict"].sum()),
+        },
+        "policy": labelling.policy.name,
+        "genre_source": labelling.genre_source,
+        "rules": labelling.ruleset.files,
+    }
+    return result
+
+
+def subgenres(labelling: Labelling) -> list[dict[str, Any]]:
+    """Every distinct subgenre in the store with its decision and counts, most tracks first."""
+    counts = _subgenre_counts(labelling)
+    raw_forms = labelling.artist_genres.groupby("subgenre")["genre"].agg(lambda s: sorted(set(s)))
+    rows = []
+    for subgenre, d in labelling.decisions.items():
+        if subgenre not in counts.index:
+            continue
+        rule = d.rule if d.status == MAPPED else None
+        location = rule.location if rule else (d.ignored_by.location if d.ignored_by else None)
+        rows.append(
+            {
+                "subgenre": subgenre,
+                "target": d.target or "",
+                "status": d.status,
+                "rule": rule.name if rule else "",
+                "location": str(location) if location else "",
+                "artists": int(counts.at[subgenre, "artists"]),
+                "tracks": int(counts.at[subgenre, "tracks"]),
+                "conflict": ", ".join(f"{r.name} → {r.target}" for r in d.conflicts),
+                "spellings": " | ".join(raw_forms.get(subgenre, [])),
+            }
+        )
+    rows.sort(key=lambda r: (-r["tracks"], -r["artists"], r["subgenre"]))
+    return rows
+
+
+def unmapped(labelling: Labelling, top: int | None = 50, min_share: float = 0.5) -> list[dict[str, Any]]:
+    """Unmapped subgenres ranked by tracks affected, each with a suggested target and its evidence.
+
+    Evidence comes first from co-occurrence (among the artists carrying the subgenre, the share
+    labelled with each target by their other subgenres), then from the nearest rule pattern.
+    """
+    ag = labelling.artist_genres
+    artists = labelling.artists.set_index("artist_id")
+    counts = _subgenre_counts(labelling)
+    wanted = [s for s, d in labelling.decisions.items() if d.status == UNMAPPED and s in counts.index]
+    if not wanted:
+        return []
+    table = counts.loc[wanted].sort_values(["tracks", "artists"], ascending=False, kind="stable")
+    table = table.loc[sorted(table.index, key=lambda s: (-table.at[s, "tracks"], -table.at[s, "artists"], s))]
+    if top is not None:
+        table = table.head(top)
+    carriers = ag[ag["subgenre"].isin(table.index)][["subgenre", "artist_id"]].copy()
+    carriers["target"] = carriers["artist_id"].map(artists["target"].where(artists["status"] == "labelled"))
+    carriers["tracks"] = carriers["artist_id"].map(artists["tracks"])
+    carriers["name"] = carriers["artist_id"].map(artists["name"])
+    example = (
+        carriers.sort_values(["subgenre", "tracks", "name"], ascending=[True, False, True], kind="stable")
+        .drop_duplicates("subgenre")
+        .set_index("subgenre")["name"]
+    )
+    votes = carriers.dropna(subset=["target"]).groupby(["subgenre", "target"]).size()
+    patterns = [(p, r) for r in labelling.ruleset.rules if r.kind != "regex" for p in r.patterns]
+    choices = [p for p, _ in patterns]
+    rows = []
+    for subgenre in table.index:
+        n_artists = int(table.at[subgenre, "artists"])
+        suggestion, evidence, source = "", "", ""
+        if subgenre in votes.index.get_level_values(0):
+            by_target = votes.loc[subgenre].sort_values(ascending=False, kind="stable")
+            best, hits = str(by_target.index[0]), int(by_target.iloc[0])
+            if hits / n_artists >= min_share and (hits >= 2 or n_artists == 1):
+                suggestion, source = best, "co-occurrence"
+                evidence = f"{hits}/{n_artists} artists carrying it are labelled {best} ({hits / n_artists:.0%})"
+        if not suggestion and choices:
+            found = process.extractOne(subgenre, choices, scorer=fuzz.token_set_ratio, score_cutoff=75)
+            if found is not None:
+                pattern, score, index = found
+                rule = patterns[index][1]
+                suggestion, source = rule.target, "similar rule"
+                evidence = f"close to pattern '{pattern}' of rule '{rule.name}' (score {score:.0f})"
+        rows.append(
+            {
+                "subgenre": subgenre,
+                "tracks": int(table.at[subgenre, "tracks"]),
+                "artists": n_artists,
+                "example_artist": str(example.get(subgenre, "")),
+                "suggested_target": suggestion,
+                "suggestion_source": source,
+                "evidence": evidence,
+            }
+        )
+    return rows
+
+
+def emit_rules_yaml(rows: list[dict[str, Any]], origin: str) -> str:
+    """A commented YAML rule file of the suggestions that have a target, for a person to review."""
+    import json
+
+    lines = [
+        f"# Rules suggested by `genremap unmapped` from {origin}.",
+        "# Suggestions are evidence, not decisions: review each one (decide by what the music is),",
+        "# then move the ones you accept into a file under rules/ and run `genremap diff` and `genremap lint`.",
+        "rules:",
+    ]
+    taken: set[str] = set()
+    accepted = [r for r in rows if r["suggested_target"]]
+    for row in accepted:
+        name = f"suggested {row['subgenre']}"
+        while name in taken:
+            name += "'"
+        taken.add(name)
+        lines += [
+            f"  # {row['subgenre']}: {row['tracks']} tracks, {row['artists']} artists (e.g. {row['example_artist']})",
+            f"  # evidence ({row['suggestion_source']}): {row['evidence']}",
+            f"  - name: {json.dumps(name)}",
+            f"    target: {json.dumps(row['suggested_target'])}",
+            "    kind: exact",
+            f"    patterns: [{json.dumps(row['subgenre'])}]",
+        ]
+    if not accepted:
+        lines[-1] = "rules: []  # no suggestion had enough evidence"
+    return "\n".join(lines) + "\n"
+
+
+def _decision_dict(d: SubgenreDecision) -> dict[str, Any]:
+    return {
+        "subgenre": d.subgenre,
+        "status": d.status,
+        "target": d.target,
+        "rule": d.rule.name if d.rule else None,
+        "location": str(d.rule.location) if d.rule else None,
+        "reason": d.reason,
+        "conflicts": [{"rule": r.name, "target": r.target, "location": str(r.location)} for r in d.conflicts],
+        "ignored_by": (
+            {"reason": d.ignored_by.reason, "location": str(d.ignored_by.location)} if d.ignored_by else None
+        ),
+        "matches": [
+            {
+                "rule": m.rule.name,
+                "target": m.rule.target,
+                "kind": m.rule.kind,
+                "pattern": m.pattern,
+                "priority": m.rule.priority,
+                "score": round(m.score, 1),
+                "location": str(m.rule.location),
+                "vetoed_by": m.vetoed_by,
+                "outcome": _outcome(d, m.rule.name, m.vetoed_by),
+            }
+            for m in d.matches
+        ],
+    }
+
+
+def _outcome(d: SubgenreDecision, rule_name: str, vetoed_by: str | None) -> str:
+    if vetoed_by is not None:
+        return f"vetoed by unless '{vetoed_by}'"
+    if d.status == IGNORED:
+        return "overridden by ignore"
+    if d.rule is not None and d.rule.name == rule_name:
+        return "winner"
+    if any(r.name == rule_name for r in d.conflicts):
+        return "lost conflict (same priority, earlier rule wins)"
+    return "lower priority"
+
+
+def explain_subgenre(compiled: CompiledRules, text: str) -> dict[str, Any]:
+    """Every rule that matched or was vetoed for `text`, and the final decision."""
+    canonical = normalize_genre(text)
+    return {"input": text, **_decision_dict(compiled.decide(canonical))}
+
+
+def explain_artist(labelling: Labelling, artist_id: str) -> dict[str, Any]:
+    """An artist's subgenres, each decision, the policy's computation and the final label."""
+    row = labelling.artists.set_index("artist_id").loc[artist_id]
+    genres = labelling.artist_genres[labelling.artist_genres["artist_id"] == artist_id].sort_values("position")
+    items = []
+    votes: dict[str, float] = {}
+    for _, g in genres.iterrows():
+        d = labelling.decisions[g["subgenre"]]
+        if d.status == MAPPED and d.rule is not None:
+            votes[d.rule.target] = votes.get(d.rule.target, 0.0) + d.rule.weight
+        items.append({"genre": g["genre"], "source": g["source"], **_decision_dict(d)})
+    total = sum(votes.values())
+    return {
+        "artist_id": artist_id,
+        "name": row["name"],
+        "tracks": int(row["tracks"]),
+        "policy": {"name": labelling.policy.name, "min_share": labelling.policy.min_share, "min_margin": labelling.policy.min_margin},
+        "genre_source": None if pd.isna(row["genre_source"]) else row["genre_source"],
+        "subgenres": items,
+        "votes": [{"target": t, "votes": v, "share": round(v / total, 4)} for t, v in sorted(votes.items(), key=lambda kv: -kv[1])],
+        "status": row["status"],
+        "target": None if pd.isna(row["target"]) else row["target"],
+        "deciding_subgenre": None if pd.isna(row["subgenre"]) else row["subgenre"],
+        "rule": None if pd.isna(row["rule"]) else row["rule"],
+        "detail": "" if pd.isna(row["detail"]) else row["detail"],
+    }

@@ -1,0 +1,435 @@
+"""The SQLite store: schema, migrations, idempotent upserts, and the frames later stages read.
+
+This is the only module that writes SQL. Every write is an upsert inside a transaction, so
+a run killed at any moment leaves the store consistent and a re-run duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from genremap.errors import UsageError
+from genremap.normalize import recording_key
+
+DEFAULT_DB = Path("genremap.db")
+
+# Each migration takes the store from version i to i + 1. Never edit a released one: append.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE artists (
+        artist_id   TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        track_count INTEGER,            -- declared by an import (e.g. a `count` column), else NULL
+        origin      TEXT NOT NULL,      -- where the row came from: 'spotify', 'import:<file>', ...
+        updated_at  TEXT NOT NULL
+    );
+    CREATE INDEX artists_name ON artists(name);
+    -- One row per (artist, genre source) that was consulted, even when it gave no genres:
+    -- an artist Spotify leaves with [] is cached as such and never fetched again.
+    CREATE TABLE artist_genre_sources (
+        artist_id  TEXT NOT NULL,
+        source     TEXT NOT NULL,       -- 'spotify' or 'musicbrainz'
+        origin     TEXT NOT NULL,
+        fetched_at TEXT NOT NULL,
+        PRIMARY KEY (artist_id, source)
+    );
+    CREATE TABLE artist_genres (
+        artist_id TEXT NOT NULL,
+        source    TEXT NOT NULL,
+        position  INTEGER NOT NULL,     -- order as the source listed them
+        genre     TEXT NOT NULL,        -- as stored by the source, not normalised
+        votes     INTEGER,              -- MusicBrainz vote count, NULL for Spotify
+        PRIMARY KEY (artist_id, source, position)
+    );
+    CREATE TABLE tracks (
+        track_id     TEXT PRIMARY KEY,
+        name         TEXT NOT NULL,
+        artist_id    TEXT NOT NULL,     -- primary artist: the track takes its label
+        album        TEXT,
+        release_date TEXT,
+        duration_ms  INTEGER,
+        preview_url  TEXT,
+        isrc         TEXT,
+        popularity   INTEGER,
+        dedupe_key   TEXT NOT NULL,     -- normalised primary artist + title without version suffixes
+        origin       TEXT NOT NULL,
+        added_at     TEXT NOT NULL
+    );
+    CREATE INDEX tracks_artist ON tracks(artist_id);
+    CREATE TABLE track_artists (
+        track_id  TEXT NOT NULL,
+        position  INTEGER NOT NULL,
+        artist_id TEXT NOT NULL,
+        PRIMARY KEY (track_id, position)
+    );
+    CREATE TABLE search_progress (
+        term        TEXT NOT NULL,
+        market      TEXT NOT NULL DEFAULT '',
+        next_offset INTEGER NOT NULL DEFAULT 0,
+        total       INTEGER,
+        done        INTEGER NOT NULL DEFAULT 0,
+        updated_at  TEXT NOT NULL,
+        PRIMARY KEY (term, market)
+    );
+    CREATE TABLE api_state (
+        key        TEXT PRIMARY KEY,    -- e.g. 'spotify.search_limit', 'spotify.batch_artists'
+        value      TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE request_counts (
+        endpoint TEXT PRIMARY KEY,
+        requests INTEGER NOT NULL DEFAULT 0,
+        throttled INTEGER NOT NULL DEFAULT 0,
+        errors   INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE audio_features (
+        track_id   TEXT PRIMARY KEY,
+        status     TEXT NOT NULL,       -- 'ok', 'missing', 'forbidden'
+        features   TEXT,                -- JSON object as the API returned it
+        fetched_at TEXT NOT NULL
+    );
+    CREATE TABLE audio_analysis (
+        track_id   TEXT PRIMARY KEY,
+        status     TEXT NOT NULL,       -- 'ok', 'missing' (404), 'forbidden'
+        segments   INTEGER,
+        pitches    TEXT,                -- JSON list of the first N segments' 12 pitches, flattened
+        timbres    TEXT,
+        fetched_at TEXT NOT NULL
+    );
+    CREATE TABLE previews (
+        track_id   TEXT PRIMARY KEY,
+        status     TEXT NOT NULL,       -- 'found', 'missing', 'rejected', 'failed'
+        source     TEXT,
+        url        TEXT,
+        score      REAL,
+        bytes      INTEGER,
+        sha256     TEXT,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE musicbrainz_lookups (
+        artist_id  TEXT PRIMARY KEY,
+        status     TEXT NOT NULL,       -- 'matched', 'no match'
+        mbid       TEXT,
+        mb_name    TEXT,
+        score      REAL,
+        candidates TEXT,                -- JSON: rejected candidates with their scores
+        fetched_at TEXT NOT NULL
+    );
+    CREATE TABLE runs (
+        run_id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        command     TEXT NOT NULL,
+        started_at  TEXT NOT NULL,
+        finished_at TEXT,
+        status      TEXT NOT NULL,      -- 'running', 'ok', 'failed'
+        details     TEXT                -- JSON
+    );
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class ArtistRecord:
+    """An artist and, when `genres` is not None, its complete genre list from `genre_source`."""
+
+    artist_id: str
+    name: str
+    genres: tuple[str, ...] | None = None
+    genre_source: str = "spotify"
+    track_count: int | None = None
+
+
+@dataclass(frozen=True)
+class TrackRecord:
+    """A track with its primary artist (first of `artist_ids`)."""
+
+    track_id: str
+    name: str
+    artist_id: str
+    artist_name: str
+    artist_ids: tuple[str, ...] = ()
+    album: str | None = None
+    release_date: str | None = None
+    duration_ms: int | None = None
+    preview_url: str | None = None
+    isrc: str | None = None
+    popularity: int | None = None
+
+
+@dataclass
+class WriteCounts:
+    """What an upsert batch changed: rows new to the store and rows updated."""
+
+    new: int = 0
+    updated: int = 0
+
+
+@dataclass
+class StoreSummary:
+    """Headline counts of the store."""
+
+    tracks: int
+    artists: int
+    artists_with_genres: int
+    genre_sources: dict[str, int] = field(default_factory=dict)
+
+
+class Store:
+    """A genremap SQLite store. Use `Store.open(path)` as a context manager."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+
+    @classmethod
+    @contextmanager
+    def open(cls, path: Path | str = DEFAULT_DB, *, create: bool = True) -> Iterator[Store]:
+        path = Path(path)
+        if not create and not path.exists():
+            raise UsageError(f"store not found: {path} (import data first: genremap import FILE, or pass --db PATH)")
+        if path.is_dir():
+            raise UsageError(f"--db must be a file, not a directory: {path}")
+        if not path.parent.exists():
+            raise UsageError(f"folder for the store does not exist: {path.parent}")
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.DatabaseError as exc:
+            raise UsageError(f"{path}: not a genremap store ({exc})") from None
+        store = cls(conn, path)
+        try:
+            store.migrate()
+            yield store
+        finally:
+            conn.close()
+
+    # --- schema ---------------------------------------------------------------------------
+    @property
+    def version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> None:
+        """Bring the schema to SCHEMA_VERSION, one migration per transaction."""
+        version = self.version
+        if version > SCHEMA_VERSION:
+            raise UsageError(
+                f"{self.path}: store schema version {version} is newer than this genremap knows "
+                f"({SCHEMA_VERSION}); upgrade genremap"
+            )
+        if version == 0:
+            tables = self.conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
+            if tables:
+                raise UsageError(f"{self.path}: an SQLite file that is not a genremap store; pass another --db PATH")
+        for index in range(version, SCHEMA_VERSION):
+            try:
+                self.conn.executescript(
+                    "BEGIN IMMEDIATE;" + MIGRATIONS[index] + f";PRAGMA user_version={index + 1};COMMIT;"
+                )
+            except sqlite3.DatabaseError:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
+        if self.conn.in_transaction:
+            yield self.conn
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # --- writes ---------------------------------------------------------------------------
+    def upsert_artists(self, artists: Iterable[ArtistRecord], origin: str) -> WriteCounts:
+        """Insert or update artists; a record with genres replaces that source's genre list."""
+        counts = WriteCounts()
+        stamp = now()
+        rows = list(artists)
+        with self.transaction() as conn:
+            known = self._existing("artists", "artist_id", [a.artist_id for a in rows])
+            conn.executemany(
+                """INSERT INTO artists(artist_id, name, track_count, origin, updated_at)
+                   VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT(artist_id) DO UPDATE SET
+                     name = excluded.name,
+                     track_count = COALESCE(excluded.track_count, artists.track_count),
+                     updated_at = excluded.updated_at""",
+                [(a.artist_id, a.name, a.track_count, origin, stamp) for a in rows],
+            )
+            with_genres = [a for a in rows if a.genres is not None]
+            conn.executemany(
+                "DELETE FROM artist_genres WHERE artist_id = ? AND source = ?",
+                [(a.artist_id, a.genre_source) for a in with_genres],
+            )
+            conn.executemany(
+                "INSERT INTO artist_genres(artist_id, source, position, genre) VALUES (?, ?, ?, ?)",
+                [
+                    (a.artist_id, a.genre_source, i, g)
+                    for a in with_genres
+                    for i, g in enumerate(dict.fromkeys(a.genres or ()))
+                ],
+            )
+            conn.executemany(
+                """INSERT INTO artist_genre_sources(artist_id, source, origin, fetched_at) VALUES (?, ?, ?, ?)
+                   ON CONFLICT(artist_id, source) DO UPDATE SET origin = excluded.origin,
+                     fetched_at = excluded.fetched_at""",
+                [(a.artist_id, a.genre_source, origin, stamp) for a in with_genres],
+            )
+        counts.new = len({a.artist_id for a in rows} - known)
+        counts.updated = len({a.artist_id for a in rows} & known)
+        return counts
+
+    def upsert_tracks(self, tracks: Iterable[TrackRecord], origin: str) -> WriteCounts:
+        """Insert or update tracks and their artist lists; known fields are never blanked."""
+        rows = list(tracks)
+        stamp = now()
+        with self.transaction() as conn:
+            known = self._existing("tracks", "track_id", [t.track_id for t in rows])
+            conn.executemany(
+                """INSERT INTO tracks(track_id, name, artist_id, album, release_date, duration_ms,
+                                      preview_url, isrc, popularity, dedupe_key, origin, added_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(track_id) DO UPDATE SET
+                     name = excluded.name,
+                     artist_id = excluded.artist_id,
+                     album = COALESCE(excluded.album, tracks.album),
+                     release_date = COALESCE(excluded.release_date, tracks.release_date),
+                     duration_ms = COALESCE(excluded.duration_ms, tracks.duration_ms),
+                     preview_url = COALESCE(excluded.preview_url, tracks.preview_url),
+                     isrc = COALESCE(excluded.isrc, tracks.isrc),
+                     popularity = COALESCE(excluded.popularity, tracks.popularity),
+                     dedupe_key = excluded.dedupe_key""",
+                [
+                    (
+                        t.track_id, t.name, t.artist_id, t.album, t.release_date, t.duration_ms,
+                        t.preview_url, t.isrc, t.popularity, recording_key(t.artist_name, t.name),
+                        origin, stamp,
+                    )
+                    for t in rows
+                ],
+            )
+            with_artists = [t for t in rows if t.artist_ids]
+            conn.executemany("DELETE FROM track_artists WHERE track_id = ?", [(t.track_id,) for t in with_artists])
+            conn.executemany(
+                "INSERT INTO track_artists(track_id, position, artist_id) VALUES (?, ?, ?)",
+                [(t.track_id, i, a) for t in with_artists for i, a in enumerate(dict.fromkeys(t.artist_ids))],
+            )
+        ids = {t.track_id for t in rows}
+        return WriteCounts(new=len(ids - known), updated=len(ids & known))
+
+    def _existing(self, table: str, key: str, ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), 900):
+            chunk = unique[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            found.update(r[0] for r in self.conn.execute(f"SELECT {key} FROM {table} WHERE {key} IN ({marks})", chunk))
+        return found
+
+    def start_run(self, command: str, details: dict[str, Any] | None = None) -> int:
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO runs(command, started_at, status, details) VALUES (?, ?, 'running', ?)",
+                (command, now(), json.dumps(details or {}, sort_keys=True)),
+            )
+        return int(cur.lastrowid or 0)
+
+    def finish_run(self, run_id: int, status: str, details: dict[str, Any] | None = None) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE runs SET finished_at = ?, status = ?, details = COALESCE(?, details) WHERE run_id = ?",
+                (now(), status, json.dumps(details, sort_keys=True) if details is not None else None, run_id),
+            )
+
+    # --- reads ----------------------------------------------------------------------------
+    def summary(self) -> StoreSummary:
+        one = self.conn.execute
+        sources = dict(one("SELECT source, count(DISTINCT artist_id) FROM artist_genres GROUP BY source").fetchall())
+        return StoreSummary(
+            tracks=one("SELECT count(*) FROM tracks").fetchone()[0],
+            artists=one("SELECT count(*) FROM artists").fetchone()[0],
+            artists_with_genres=one("SELECT count(DISTINCT artist_id) FROM artist_genres").fetchone()[0],
+            genre_sources=sources,
+        )
+
+    def artists_frame(self) -> pd.DataFrame:
+        """artist_id, name, tracks: the declared track count where an import gave one, else the tracks stored."""
+        return pd.read_sql_query(
+            """SELECT a.artist_id, a.name,
+                      COALESCE(a.track_count, t.n, 0) AS tracks,
+                      COALESCE(t.n, 0) AS stored_tracks
+               FROM artists a
+               LEFT JOIN (SELECT artist_id, count(*) AS n FROM tracks GROUP BY artist_id) t USING (artist_id)
+               ORDER BY a.artist_id""",
+            self.conn,
+        ).astype({"tracks": "int64", "stored_tracks": "int64"})
+
+    def artist_genres_frame(self) -> pd.DataFrame:
+        """artist_id, source, position, genre for every stored genre."""
+        return pd.read_sql_query(
+            "SELECT artist_id, source, position, genre FROM artist_genres ORDER BY artist_id, source, position",
+            self.conn,
+        )
+
+    def tracks_frame(self, columns: Sequence[str] = ("track_id", "artist_id", "dedupe_key", "isrc")) -> pd.DataFrame:
+        allowed = {
+            "track_id", "name", "artist_id", "album", "release_date", "duration_ms", "preview_url",
+            "isrc", "popularity", "dedupe_key", "origin",
+        }
+        bad = set(columns) - allowed
+        if bad:
+            raise ValueError(f"unknown track columns: {sorted(bad)}")
+        return pd.read_sql_query(f"SELECT {', '.join(columns)} FROM tracks ORDER BY track_id", self.conn)
+
+    def tracks_by_id(self, track_ids: Sequence[str]) -> pd.DataFrame:
+        """Full rows of the given tracks (for export), via a temporary table join."""
+        with self.transaction() as conn:
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS wanted(track_id TEXT PRIMARY KEY)")
+            conn.execute("DELETE FROM wanted")
+            conn.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", ((t,) for t in track_ids))
+            frame = pd.read_sql_query(
+                """SELECT t.track_id, t.name AS track_name, t.artist_id, a.name AS artist_name,
+                          t.duration_ms, t.preview_url, t.isrc
+                   FROM wanted w JOIN tracks t USING (track_id) LEFT JOIN artists a USING (artist_id)""",
+                conn,
+            )
+            conn.execute("DELETE FROM wanted")
+        return frame
+
+    def find_artists(self, name: str) -> pd.DataFrame:
+        """Artists whose name or id equals `name` (case-insensitive)."""
+        return pd.read_sql_query(
+            "SELECT artist_id, name FROM artists WHERE artist_id = ? OR name = ? COLLATE NOCASE ORDER BY artist_id",
+            self.conn,
+            params=(name, name),
+        )
+
+    def track(self, track_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            "SELECT t.track_id, t.name, t.artist_id, a.name FROM tracks t LEFT JOIN artists a USING (artist_id) "
+            "WHERE t.track_id = ?",
+            (track_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return {"track_id": row[0], "track_name": row[1], "artist_id": row[2], "artist_name": row[3]}
