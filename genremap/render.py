@@ -17,7 +17,7 @@ FORMATS = ("table", "json", "csv")
 
 def out_console() -> Console:
     """A console on the current stdout (so test runners that swap stdout see the output)."""
-    return Console(file=sys.stdout, highlight=False, soft_wrap=False)
+    return Console(file=sys.stdout, highlight=False, soft_wrap=True)
 
 
 def err_console() -> Console:

@@ -77,10 +77,16 @@ def derive_id(kind: str, *names: str) -> str:
     return f"{kind[0]}:{digest[:20]}"
 
 
+_PLAIN_TYPES = {"set": set, "frozenset": frozenset, "list": list, "dict": dict, "tuple": tuple, "str": str}
+
+
 class RestrictedUnpickler(pickle.Unpickler):
-    """Admits only plain containers, strings and numbers: any class or function is refused."""
+    """Admits only plain containers, strings and numbers: any other class or function is refused."""
 
     def find_class(self, module: str, name: str) -> Any:
+        # Old protocols name the builtin container types; nothing else is ever resolved.
+        if module in ("builtins", "__builtin__") and name in _PLAIN_TYPES:
+            return _PLAIN_TYPES[name]
         raise pickle.UnpicklingError(f"refused to load {module}.{name}")
 
     def persistent_load(self, pid: Any) -> Any:
@@ -126,7 +132,7 @@ def parse_genres(value: Any) -> tuple[str, ...]:
         value = value.tolist()
     if isinstance(value, str):
         text = value.strip()
-        if text.startswith("["):
+        if text.startswith(("[", "{", "(")):
             value = _literal_list(text)
         else:
             sep = next((s for s in (";", "|", ",") if s in text), None)

@@ -25,7 +25,9 @@ class Labelling:
     decisions: dict[str, SubgenreDecision]
     subgenres: pd.DataFrame  # subgenre, status, target, rule, priority, weight, conflict
     artist_genres: pd.DataFrame  # artist_id, source, position, genre, subgenre (the genres labels use)
-    artists: pd.DataFrame  # artist_id, name, tracks, stored_tracks, status, target, subgenre, rule, share, detail, genre_source
+    # artist_id, name, tracks, stored_tracks, status, target, subgenre (canonical), rule, share,
+    # detail, genre (the deciding subgenre as the source spells it), genre_source
+    artists: pd.DataFrame
 
     def artist_row(self, artist_id: str) -> pd.Series:
         return self.artists.set_index("artist_id").loc[artist_id]
@@ -74,7 +76,8 @@ def label_artist_genres(
     subgenres = decisions_frame(decisions)
     labels = resolve_artists(chosen[["artist_id", "position", "subgenre"]], subgenres, policy, artists["artist_id"])
     source_of = chosen.drop_duplicates("artist_id").set_index("artist_id")["source"]
-    merged = artists.merge(labels, on="artist_id", how="left")
+    spelling = chosen[["artist_id", "subgenre", "genre"]]
+    merged = artists.merge(labels, on="artist_id", how="left").merge(spelling, on=["artist_id", "subgenre"], how="left")
     merged["genre_source"] = merged["artist_id"].map(source_of)
     return Labelling(ruleset, compiled, policy, genre_source, decisions, subgenres, chosen, merged)
 
@@ -89,7 +92,9 @@ def label_store(
 
 
 def labelled_tracks(store: Store, labelling: Labelling) -> pd.DataFrame:
-    """Tracks whose primary artist is labelled: track_id, artist_id, dedupe_key, isrc, target, subgenre, rule."""
+    """Tracks whose primary artist is labelled: track_id, artist_id, dedupe_key, isrc, target,
+    subgenre (as the source spells it), rule."""
     tracks = store.tracks_frame(("track_id", "artist_id", "dedupe_key", "isrc"))
-    labelled = labelling.artists.loc[labelling.artists["status"] == "labelled", ["artist_id", "target", "subgenre", "rule"]]
-    return tracks.merge(labelled, on="artist_id", how="inner")
+    artists = labelling.artists
+    labelled = artists.loc[artists["status"] == "labelled", ["artist_id", "target", "genre", "rule"]]
+    return tracks.merge(labelled.rename(columns={"genre": "subgenre"}), on="artist_id", how="inner")
