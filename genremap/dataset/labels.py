@@ -66,7 +66,7 @@ def label_artist_genres(
     """Label artists from raw genre rows (artist_id, source, position, genre) without a store."""
     compiled = compiled or CompiledRules.build(ruleset)
     chosen = select_genres(artist_genres, genre_source).copy()
-    chosen["subgenre"] = normalize_many(chosen["genre"].tolist())
+    chosen["subgenre"] = pd.Series(normalize_many(chosen["genre"].tolist()), index=chosen.index, dtype=object)
     chosen = chosen[chosen["subgenre"] != ""]
     # Sources before positions: Spotify's list order, then MusicBrainz's (by votes, as stored).
     chosen = chosen.sort_values(["artist_id", "source", "position"], kind="stable")

@@ -42,7 +42,8 @@ def decisions_frame(decisions: Mapping[str, SubgenreDecision]) -> pd.DataFrame:
     ]
     return pd.DataFrame(
         rows, columns=["subgenre", "status", "target", "rule", "priority", "weight", "conflict"]
-    ).astype({"priority": "int64", "weight": "float64", "conflict": "bool"})
+    ).astype({"subgenre": object, "status": object, "target": object, "rule": object,
+              "priority": "int64", "weight": "float64", "conflict": "bool"})
 
 
 def resolve_artists(
