@@ -45,12 +45,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 DbOption = Annotated[Path, typer.Option("--db", help="SQLite store to read and write.", show_default=True)]
 RulesOption = Annotated[
     Path | None,
-    typer.Option("--rules", help="Folder of rule files (*.yaml). Default: ./rules if it exists, else the packaged rules."),
+    typer.Option(
+        "--rules", help="Folder of rule files (*.yaml). Default: ./rules if it exists, else the packaged rules."
+    ),
 ]
 FormatOption = Annotated[str, typer.Option("--format", "-f", help="Output format: table, json or csv.")]
 PolicyOption = Annotated[
     str | None,
-    typer.Option("--policy", help="Artist policy: vote (majority of subgenres), first (seed notebook), priority. Default: the rules' policy."),
+    typer.Option(
+        "--policy",
+        help="Artist policy: vote (majority of subgenres), first (seed notebook), priority. "
+        "Default: the rules' policy.",
+    ),
 ]
 GenreSourceOption = Annotated[
     str,
@@ -69,7 +75,9 @@ def handles_errors(func: F) -> F:
             err_console().print(f"error: {exc.message}", markup=False)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            err_console().print("interrupted: the store is consistent; run the same command again to resume", markup=False)
+            err_console().print(
+                "interrupted: the store is consistent; run the same command again to resume", markup=False
+            )
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
@@ -118,7 +126,9 @@ def import_command(
     paths: Annotated[list[Path], typer.Argument(help="CSV, TSV, JSON, JSONL, Parquet or seed-notebook pickle files.")],
     db: DbOption = DEFAULT_DB,
     strict: Annotated[bool, typer.Option("--strict", help="Refuse the whole file if any row is bad.")] = False,
-    source: Annotated[str, typer.Option("--source", help="Genre source the file's genres are stored under.")] = "spotify",
+    source: Annotated[
+        str, typer.Option("--source", help="Genre source the file's genres are stored under.")
+    ] = "spotify",
     file_format: Annotated[
         str | None, typer.Option("--file-format", help="Force the file type: csv, json, jsonl, parquet, pickle.")
     ] = None,
@@ -155,8 +165,14 @@ def import_command(
     if fmt == "json":
         write_json({"imports": rows, "bad_rows": bad, "store": str(db)})
         return
-    emit(fmt, data=None, rows=rows, columns=list(rows[0]), title=f"Imported into {db}",
-         numeric=[k for k in rows[0] if k not in ("file", "table")])
+    emit(
+        fmt,
+        data=None,
+        rows=rows,
+        columns=list(rows[0]),
+        title=f"Imported into {db}",
+        numeric=[k for k in rows[0] if k not in ("file", "table")],
+    )
     if bad and fmt == "table":
         console = err_console()
         console.print(f"{len(bad)} bad row(s) skipped (use --strict to refuse the file):", markup=False)
@@ -187,14 +203,22 @@ def report_command(
     rows = [dict(r) for r in data["targets"]]
     for status in ("unlabelled", "ambiguous", "ignored"):
         rows.append({"target": f"({status})", **{k: v for k, v in data[status].items() if k != "without_genres"}})
-    footer = {"target": "total", **data["totals"]}
+    totals = data["totals"]
+    footer = {"target": "total", **totals}
     caption = (
-        f"policy {data['policy']} · {data['totals']['mapped_subgenres']} of {data['totals']['subgenres']} subgenres mapped"
-        f" · {data['totals']['conflicts']} conflicts · {data['unlabelled']['without_genres']['artists']} artists have no genres"
+        f"policy {data['policy']} · {totals['mapped_subgenres']} of {totals['subgenres']} subgenres mapped"
+        f" · {totals['conflicts']} conflicts · {data['unlabelled']['without_genres']['artists']} artists have no genres"
     )
-    emit(fmt, data=data, rows=rows + ([] if fmt == "table" else [footer]),
-         columns=["target", "artists", "tracks", "share", "subgenres"], title=f"Coverage of {db}",
-         numeric=["artists", "tracks", "share", "subgenres"], footer=footer, caption=caption)
+    emit(
+        fmt,
+        data=data,
+        rows=rows + ([] if fmt == "table" else [footer]),
+        columns=["target", "artists", "tracks", "share", "subgenres"],
+        title=f"Coverage of {db}",
+        numeric=["artists", "tracks", "share", "subgenres"],
+        footer=footer,
+        caption=caption,
+    )
 
 
 @app.command("subgenres")
@@ -217,8 +241,14 @@ def subgenres_command(
         rows = subgenres(_label(store, ruleset, None, genre_source))
     rows = [r for r in rows if (status is None or r["status"] == status) and (target is None or r["target"] == target)]
     columns = ["subgenre", "target", "status", "rule", "location", "artists", "tracks", "conflict"]
-    emit(fmt, data=rows, rows=rows, columns=columns + (["spellings"] if fmt != "table" else []),
-         title=f"{len(rows)} subgenres", numeric=["artists", "tracks"])
+    emit(
+        fmt,
+        data=rows,
+        rows=rows,
+        columns=columns + (["spellings"] if fmt != "table" else []),
+        title=f"{len(rows)} subgenres",
+        numeric=["artists", "tracks"],
+    )
 
 
 @app.command("unmapped")
@@ -248,12 +278,24 @@ def unmapped_command(
             raise UsageError(f"{emit_rules} exists; pass --force to overwrite it")
         emit_rules.write_text(emit_rules_yaml(rows, str(db)), encoding="utf-8")
         inside = emit_rules.resolve().parent == rules_dir.resolve()
-        note = " (inside the rules folder: it is now live, review it!)" if inside else "; review it, then move accepted rules into rules/"
-        err_console().print(f"wrote {sum(1 for r in rows if r['suggested_target'])} suggested rules to {emit_rules}{note}", markup=False)
+        note = (
+            " (inside the rules folder: it is now live, review it!)"
+            if inside
+            else "; review it, then move accepted rules into rules/"
+        )
+        err_console().print(
+            f"wrote {sum(1 for r in rows if r['suggested_target'])} suggested rules to {emit_rules}{note}", markup=False
+        )
     columns = ["subgenre", "tracks", "artists", "example_artist", "suggested_target", "evidence"]
-    emit(fmt, data=rows, rows=rows, columns=columns + (["suggestion_source"] if fmt != "table" else []),
-         title=f"Unmapped subgenres by tracks (top {top or 'all'})", numeric=["tracks", "artists"],
-         headers={"suggested_target": "suggest"})
+    emit(
+        fmt,
+        data=rows,
+        rows=rows,
+        columns=columns + (["suggestion_source"] if fmt != "table" else []),
+        title=f"Unmapped subgenres by tracks (top {top or 'all'})",
+        numeric=["tracks", "artists"],
+        headers={"suggested_target": "suggest"},
+    )
 
 
 @app.command("explain")
@@ -299,18 +341,29 @@ def explain_command(
         labelling = _label(store, ruleset, policy, genre_source)
     explained = [explain_artist(labelling, a) for a in artist_ids]
     if fmt == "json":
-        write_json({"track": found, "artists": explained} if found else (explained[0] if len(explained) == 1 else explained))
+        write_json(
+            {"track": found, "artists": explained} if found else (explained[0] if len(explained) == 1 else explained)
+        )
         return
     console = out_console()
     if found:
-        console.print(f"track {found['track_id']} “{found['track_name']}” takes the label of its primary artist", markup=False)
+        console.print(
+            f"track {found['track_id']} “{found['track_name']}” takes the label of its primary artist", markup=False
+        )
     for item in explained:
-        console.print(f"artist {item['name']} ({item['artist_id']}), {item['tracks']} tracks, genres from {item['genre_source']}", markup=False)
+        console.print(
+            f"artist {item['name']} ({item['artist_id']}), {item['tracks']} tracks, genres from {item['genre_source']}",
+            markup=False,
+        )
         for sub in item["subgenres"]:
             _print_decision(sub, indent="  ", raw=sub["genre"])
         policy_text = item["policy"]
         votes = ", ".join(f"{v['target']} {v['votes']:g} ({v['share']:.0%})" for v in item["votes"]) or "none"
-        console.print(f"  policy {policy_text['name']} (min share {policy_text['min_share']}, min margin {policy_text['min_margin']}); votes: {votes}", markup=False)
+        console.print(
+            f"  policy {policy_text['name']} (min share {policy_text['min_share']}, "
+            f"min margin {policy_text['min_margin']}); votes: {votes}",
+            markup=False,
+        )
         verdict = item["target"] if item["status"] == "labelled" else item["status"]
         why = f" via '{item['deciding_subgenre']}' (rule '{item['rule']}')" if item["rule"] else f" ({item['detail']})"
         console.print(f"  → {verdict}{why}", markup=False)
@@ -324,11 +377,14 @@ def _print_decision(data: dict[str, Any], indent: str = "", raw: str | None = No
     for m in data["matches"]:
         score = f", score {m['score']:g}" if m["kind"] == "fuzzy" else ""
         console.print(
-            f"{indent}  {m['outcome']:<18} rule '{m['rule']}' → {m['target']} ({m['kind']} '{m['pattern']}', priority {m['priority']}{score}) at {m['location']}",
+            f"{indent}  {m['outcome']:<18} rule '{m['rule']}' → {m['target']} "
+            f"({m['kind']} '{m['pattern']}', priority {m['priority']}{score}) at {m['location']}",
             markup=False,
         )
     if data["ignored_by"]:
-        console.print(f"{indent}  ignored: {data['ignored_by']['reason']} at {data['ignored_by']['location']}", markup=False)
+        console.print(
+            f"{indent}  ignored: {data['ignored_by']['reason']} at {data['ignored_by']['location']}", markup=False
+        )
     if not data["matches"] and not data["ignored_by"]:
         console.print(f"{indent}  no rule matches", markup=False)
 
@@ -341,7 +397,9 @@ def _print_decision(data: dict[str, Any], indent: str = "", raw: str | None = No
 def diff_command(
     rules: Annotated[Path, typer.Option("--rules", help="The edited rules folder.")],
     base: Annotated[Path | None, typer.Option("--base", help="Compare against this rules folder.")] = None,
-    rev: Annotated[str | None, typer.Option("--rev", help="Compare against the --rules folder as committed at this git revision.")] = None,
+    rev: Annotated[
+        str | None, typer.Option("--rev", help="Compare against the --rules folder as committed at this git revision.")
+    ] = None,
     db: DbOption = DEFAULT_DB,
     policy: PolicyOption = None,
     genre_source: GenreSourceOption = "both",
@@ -354,7 +412,9 @@ def diff_command(
         raise UsageError("give --base DIR or --rev REV, not both")
     edited = load_rules(rules)
     with temporary_folder() as tmp:
-        base_dir = base if base is not None else (rules_at_revision(rules, rev, Path(tmp)) if rev else default_rules_dir())
+        base_dir = (
+            base if base is not None else (rules_at_revision(rules, rev, Path(tmp)) if rev else default_rules_dir())
+        )
         base_rules = load_rules(base_dir)
         with _open_existing(db) as store:
             before = _label(store, base_rules, policy, genre_source)
@@ -366,16 +426,40 @@ def diff_command(
         write_json(data)
         return
     if fmt == "csv":
-        emit("csv", data=None, rows=data["subgenres"], columns=["subgenre", "from", "to", "from_rule", "to_rule", "artists", "tracks"], title="")
+        emit(
+            "csv",
+            data=None,
+            rows=data["subgenres"],
+            columns=["subgenre", "from", "to", "from_rule", "to_rule", "artists", "tracks"],
+            title="",
+        )
         return
     console = out_console()
     if not data["matrix"] and not data["subgenres"]:
         console.print(f"no change: {rules} labels the store exactly as {data['base_dir']}", markup=False)
         return
-    console.print(f"{data['tracks_moved']:,} tracks ({data['artists_moved']:,} artists) change label, {data['base_dir']} → {rules}", markup=False)
-    emit("table", data=None, rows=data["matrix"], columns=["from", "to", "artists", "tracks"], title="Moves (from → to)", numeric=["artists", "tracks"])
-    emit("table", data=None, rows=data["subgenres"], columns=["subgenre", "from", "to", "to_rule", "artists", "tracks"],
-         title="Subgenres that moved", numeric=["artists", "tracks"], headers={"to_rule": "now decided by"})
+    console.print(
+        f"{data['tracks_moved']:,} tracks ({data['artists_moved']:,} artists) change label, "
+        f"{data['base_dir']} → {rules}",
+        markup=False,
+    )
+    emit(
+        "table",
+        data=None,
+        rows=data["matrix"],
+        columns=["from", "to", "artists", "tracks"],
+        title="Moves (from → to)",
+        numeric=["artists", "tracks"],
+    )
+    emit(
+        "table",
+        data=None,
+        rows=data["subgenres"],
+        columns=["subgenre", "from", "to", "to_rule", "artists", "tracks"],
+        title="Subgenres that moved",
+        numeric=["artists", "tracks"],
+        headers={"to_rule": "now decided by"},
+    )
 
 
 @app.command("lint")
@@ -401,14 +485,26 @@ def lint_command(
     errors = sum(f.severity == "error" for f in findings)
     warnings = len(findings) - errors
     if fmt == "json":
-        write_json({"rules": str(folder), "store": str(db) if subgenre_list is not None else None, "errors": errors, "warnings": warnings, "findings": rows})
+        write_json(
+            {
+                "rules": str(folder),
+                "store": str(db) if subgenre_list is not None else None,
+                "errors": errors,
+                "warnings": warnings,
+                "findings": rows,
+            }
+        )
     elif fmt == "csv":
         emit("csv", data=None, rows=rows, columns=["severity", "code", "location", "message"], title="")
     else:
         console = err_console() if errors else out_console()
         for f in findings:
             console.print(f"{f.location}: {f.severity}: {f.message} [{f.code}]", markup=False)
-        scope = f"against the {len(subgenre_list):,} subgenres of {db}" if subgenre_list is not None else f"(no store at {db}: static checks only)"
+        scope = (
+            f"against the {len(subgenre_list):,} subgenres of {db}"
+            if subgenre_list is not None
+            else f"(no store at {db}: static checks only)"
+        )
         rules_count = len(ruleset.rules) if ruleset else 0
         console.print(f"{folder}: {rules_count} rules, {errors} error(s), {warnings} warning(s) {scope}", markup=False)
     if errors:
@@ -420,7 +516,9 @@ def lint_command(
 @app.command("schema")
 @handles_errors
 def schema_command(
-    path_only: Annotated[bool, typer.Option("--path", help="Print the schema file's path instead of its text.")] = False,
+    path_only: Annotated[
+        bool, typer.Option("--path", help="Print the schema file's path instead of its text.")
+    ] = False,
 ) -> None:
     """Print the JSON Schema of rule files, for editors (e.g. `# yaml-language-server: $schema=...`)."""
     if path_only:
@@ -436,13 +534,25 @@ def schema_command(
 @handles_errors
 def build_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder to write.")] = Path("dataset"),
-    sample: Annotated[bool, typer.Option("--sample", help="First load the bundled sample into the store (offline, idempotent).")] = False,
+    sample: Annotated[
+        bool, typer.Option("--sample", help="First load the bundled sample into the store (offline, idempotent).")
+    ] = False,
     seed: Annotated[int, typer.Option("--seed", help="Random seed: same inputs and seed give the same dataset.")] = 42,
-    per_class: Annotated[int | None, typer.Option("--per-class", help="Tracks per class (default: the smallest class).")] = None,
-    max_per_artist: Annotated[int | None, typer.Option("--max-per-artist", help="At most K tracks of one artist per class.")] = None,
-    split: Annotated[str, typer.Option("--split", help="train,validation,test fractions; splits are artist-disjoint.")] = "0.8,0.1,0.1",
-    allow_short: Annotated[bool, typer.Option("--allow-short", help="Keep classes smaller than --per-class (and drop empty ones).")] = False,
-    targets: Annotated[str | None, typer.Option("--targets", help="Comma-separated subset of targets to build.")] = None,
+    per_class: Annotated[
+        int | None, typer.Option("--per-class", help="Tracks per class (default: the smallest class).")
+    ] = None,
+    max_per_artist: Annotated[
+        int | None, typer.Option("--max-per-artist", help="At most K tracks of one artist per class.")
+    ] = None,
+    split: Annotated[
+        str, typer.Option("--split", help="train,validation,test fractions; splits are artist-disjoint.")
+    ] = "0.8,0.1,0.1",
+    allow_short: Annotated[
+        bool, typer.Option("--allow-short", help="Keep classes smaller than --per-class (and drop empty ones).")
+    ] = False,
+    targets: Annotated[
+        str | None, typer.Option("--targets", help="Comma-separated subset of targets to build.")
+    ] = None,
     db: DbOption = DEFAULT_DB,
     rules: RulesOption = None,
     policy: PolicyOption = None,
@@ -457,9 +567,15 @@ def build_command(
     chosen_policy = choose_policy(ruleset, policy)
     command = "genremap " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else "genremap build"
     options = BuildOptions(
-        out=out, seed=seed, per_class=per_class, max_per_artist=max_per_artist, allow_short=allow_short,
-        split=ratios, targets=[t.strip() for t in targets.split(",") if t.strip()] if targets else None,
-        genre_source=genre_source, command=command,
+        out=out,
+        seed=seed,
+        per_class=per_class,
+        max_per_artist=max_per_artist,
+        allow_short=allow_short,
+        split=ratios,
+        targets=[t.strip() for t in targets.split(",") if t.strip()] if targets else None,
+        genre_source=genre_source,
+        command=command,
     )
     with Store.open(db) as store:
         if sample:
@@ -472,15 +588,27 @@ def build_command(
     console = out_console()
     counts = manifest["counts"]
     rows = [
-        {"target": t, **{s: n for s, n in per_split.items()}, "total": sum(per_split.values()), "available": result.class_sizes.get(t, 0)}
+        {
+            "target": t,
+            **{s: n for s, n in per_split.items()},
+            "total": sum(per_split.values()),
+            "available": result.class_sizes.get(t, 0),
+        }
         for t, per_split in counts["per_class_split"].items()
     ]
     footer = {"target": "total", **counts["per_split"], "total": counts["tracks"], "available": result.labelled_tracks}
-    emit("table", data=None, rows=rows, columns=["target", "train", "validation", "test", "total", "available"],
-         title=f"Dataset {out} ({result.per_class:,} tracks per class, seed {seed})",
-         numeric=["train", "validation", "test", "total", "available"], footer=footer,
-         caption=f"available = labelled tracks after removing {result.dropped_isrc + result.dropped_title:,} duplicate recordings"
-                 f" ({result.dropped_isrc:,} by ISRC, {result.dropped_title:,} by artist + title)")
+    emit(
+        "table",
+        data=None,
+        rows=rows,
+        columns=["target", "train", "validation", "test", "total", "available"],
+        title=f"Dataset {out} ({result.per_class:,} tracks per class, seed {seed})",
+        numeric=["train", "validation", "test", "total", "available"],
+        footer=footer,
+        caption="available = labelled tracks after removing "
+        f"{result.dropped_isrc + result.dropped_title:,} duplicate recordings"
+        f" ({result.dropped_isrc:,} by ISRC, {result.dropped_title:,} by artist + title)",
+    )
     for warning in result.warnings:
         err_console().print(f"warning: {warning}", markup=False)
     console.print(f"wrote {', '.join(str(out / f) for f in result.export.files)}", markup=False)

@@ -15,6 +15,7 @@ import pandas as pd
 
 from genremap.dataset.labels import Labelling
 from genremap.errors import UsageError
+from genremap.report import subgenre_counts
 
 
 def label_of(status: pd.Series, target: pd.Series) -> pd.Series:
@@ -35,13 +36,14 @@ def diff_labellings(base: Labelling, edited: Labelling) -> dict[str, Any]:
     )
     moved = moves[moves["from"] != moves["to"]]
     matrix = (
-        moved.groupby(["from", "to"]).agg(artists=("tracks", "size"), tracks=("tracks", "sum")).reset_index()
+        moved.groupby(["from", "to"])
+        .agg(artists=("tracks", "size"), tracks=("tracks", "sum"))
+        .reset_index()
         .sort_values(["tracks", "artists", "from", "to"], ascending=[False, False, True, True], kind="stable")
     )
-    counts = base.artist_genres.assign(tracks=base.artist_genres["artist_id"].map(a["tracks"]).fillna(0))
-    per_subgenre = counts.groupby("subgenre").agg(artists=("artist_id", "size"), tracks=("tracks", "sum"))
-    subgenres = []
-    for subgenre in per_subgenre.index:
+    per_subgenre = subgenre_counts(base)
+    subgenres: list[dict[str, Any]] = []
+    for subgenre, (n_artists, n_tracks) in per_subgenre.items():
         before, after = base.decisions[subgenre], edited.decisions.get(subgenre)
         if after is None:
             continue
@@ -54,10 +56,12 @@ def diff_labellings(base: Labelling, edited: Labelling) -> dict[str, Any]:
                 "subgenre": subgenre,
                 "from": label_before,
                 "to": label_after,
-                "from_rule": before.rule.name if before.rule else (before.ignored_by.reason if before.ignored_by else ""),
+                "from_rule": before.rule.name
+                if before.rule
+                else (before.ignored_by.reason if before.ignored_by else ""),
                 "to_rule": after.rule.name if after.rule else (after.ignored_by.reason if after.ignored_by else ""),
-                "artists": int(per_subgenre.at[subgenre, "artists"]),
-                "tracks": int(per_subgenre.at[subgenre, "tracks"]),
+                "artists": n_artists,
+                "tracks": n_tracks,
             }
         )
     subgenres.sort(key=lambda r: (-r["tracks"], -r["artists"], r["subgenre"]))

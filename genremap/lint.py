@@ -49,14 +49,26 @@ def _duplicate_patterns(ruleset: RuleSet) -> list[Finding]:
     for rule in ruleset.rules:
         for pattern in dict.fromkeys(rule.patterns):
             if rule.patterns.count(pattern) > 1:
-                findings.append(Finding("warning", "duplicate-pattern", str(rule.location), f"rule '{rule.name}' lists pattern '{pattern}' more than once"))
+                findings.append(
+                    Finding(
+                        "warning",
+                        "duplicate-pattern",
+                        str(rule.location),
+                        f"rule '{rule.name}' lists pattern '{pattern}' more than once",
+                    )
+                )
             seen[(rule.kind, pattern)].append(rule.name)
     for (kind, pattern), names in seen.items():
         if len(names) > 1:
             first = ruleset.rule(names[1])
             assert first is not None
             findings.append(
-                Finding("warning", "duplicate-pattern", str(first.location), f"{kind} pattern '{pattern}' appears in rules {', '.join(repr(n) for n in names)}")
+                Finding(
+                    "warning",
+                    "duplicate-pattern",
+                    str(first.location),
+                    f"{kind} pattern '{pattern}' appears in rules {', '.join(repr(n) for n in names)}",
+                )
             )
     return findings
 
@@ -64,7 +76,9 @@ def _duplicate_patterns(ruleset: RuleSet) -> list[Finding]:
 def _targets_without_rules(ruleset: RuleSet) -> list[Finding]:
     used = {r.target for r in ruleset.rules}
     return [
-        Finding("warning", "target-without-rules", str(t.location), f"target '{t.name}' has no rule: it will stay empty")
+        Finding(
+            "warning", "target-without-rules", str(t.location), f"target '{t.name}' has no rule: it will stay empty"
+        )
         for t in ruleset.targets.values()
         if t.name not in used
     ]
@@ -90,14 +104,30 @@ def _against_store(ruleset: RuleSet, subgenres: list[str]) -> list[Finding]:
         if d.is_conflict and d.rule is not None:
             others = ", ".join(f"'{r.name}' ({r.target})" for r in d.conflicts)
             findings.append(
-                Finding("warning", "conflict", str(d.rule.location), f"'{d.subgenre}': rule '{d.rule.name}' ({d.rule.target}) ties with {others} at priority {d.rule.priority}")
+                Finding(
+                    "warning",
+                    "conflict",
+                    str(d.rule.location),
+                    f"'{d.subgenre}': rule '{d.rule.name}' ({d.rule.target}) ties with {others} "
+                    f"at priority {d.rule.priority}",
+                )
             )
     for rule in ruleset.rules:
         if matched[rule.name] == 0:
-            findings.append(Finding("warning", "never-fires", str(rule.location), f"rule '{rule.name}' matches no subgenre in the store"))
+            findings.append(
+                Finding(
+                    "warning", "never-fires", str(rule.location), f"rule '{rule.name}' matches no subgenre in the store"
+                )
+            )
         elif won[rule.name] == 0:
             by = ", ".join(sorted(beaten_by[rule.name])) or "ignore entries"
             findings.append(
-                Finding("warning", "shadowed", str(rule.location), f"rule '{rule.name}' matches {matched[rule.name]} subgenre(s) but never decides one (beaten by {by})")
+                Finding(
+                    "warning",
+                    "shadowed",
+                    str(rule.location),
+                    f"rule '{rule.name}' matches {matched[rule.name]} subgenre(s) but never decides one "
+                    f"(beaten by {by})",
+                )
             )
     return findings

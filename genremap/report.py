@@ -6,7 +6,7 @@ JSON or CSV; nothing here prints.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 from rapidfuzz import fuzz, process
@@ -18,13 +18,16 @@ from genremap.normalize import normalize_genre
 STATUS_ROWS = ("unlabelled", "ambiguous", "ignored")
 
 
-def _subgenre_counts(labelling: Labelling) -> pd.DataFrame:
-    """Per subgenre: how many artists carry it and how many tracks those artists hold."""
+def subgenre_counts(labelling: Labelling) -> dict[str, tuple[int, int]]:
+    """Per subgenre: (artists carrying it, tracks those artists hold)."""
     tracks = labelling.artists.set_index("artist_id")["tracks"]
     ag = labelling.artist_genres[["artist_id", "subgenre"]].copy()
     ag["tracks"] = ag["artist_id"].map(tracks).fillna(0).astype("int64")
     counts = ag.groupby("subgenre").agg(artists=("artist_id", "size"), tracks=("tracks", "sum"))
-    return counts
+    return {
+        str(s): (int(a), int(t))
+        for s, a, t in zip(counts.index, counts["artists"].tolist(), counts["tracks"].tolist(), strict=True)
+    }
 
 
 def coverage(labelling: Labelling) -> dict[str, Any]:
@@ -45,7 +48,15 @@ def coverage(labelling: Labelling) -> dict[str, Any]:
     for name in labelling.ruleset.targets:
         a = int(by_target["artists"].get(name, 0))
         t = int(by_target["tracks"].get(name, 0))
-        targets.append({"target": name, "artists": a, "tracks": t, "share": share(t), "subgenres": int(subs_by_target.get(name, 0))})
+        targets.append(
+            {
+                "target": name,
+                "artists": a,
+                "tracks": t,
+                "share": share(t),
+                "subgenres": int(subs_by_target.get(name, 0)),
+            }
+        )
 
     def status_row(status: str, subgenres: int) -> dict[str, Any]:
         rows = artists[artists["status"] == status]
@@ -53,7 +64,9 @@ def coverage(labelling: Labelling) -> dict[str, Any]:
         return {"artists": len(rows), "tracks": t, "share": share(t), "subgenres": subgenres}
 
     ambiguous_ids = artists.loc[artists["status"] == "ambiguous", "artist_id"]
-    ambiguous_subs = labelling.artist_genres.loc[labelling.artist_genres["artist_id"].isin(ambiguous_ids), "subgenre"].nunique()
+    ambiguous_subs = labelling.artist_genres.loc[
+        labelling.artist_genres["artist_id"].isin(ambiguous_ids), "subgenre"
+    ].nunique()
     no_genres = artists[(artists["status"] == "unlabelled") & (artists["detail"] == "no genres")]
     result: dict[str, Any] = {
         "targets": targets,
@@ -80,12 +93,13 @@ def coverage(labelling: Labelling) -> dict[str, Any]:
 
 def subgenres(labelling: Labelling) -> list[dict[str, Any]]:
     """Every distinct subgenre in the store with its decision and counts, most tracks first."""
-    counts = _subgenre_counts(labelling)
+    counts = subgenre_counts(labelling)
     raw_forms = labelling.artist_genres.groupby("subgenre")["genre"].agg(lambda s: sorted(set(s)))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for subgenre, d in labelling.decisions.items():
-        if subgenre not in counts.index:
+        if subgenre not in counts:
             continue
+        n_artists, n_tracks = counts[subgenre]
         rule = d.rule if d.status == MAPPED else None
         location = rule.location if rule else (d.ignored_by.location if d.ignored_by else None)
         rows.append(
@@ -95,8 +109,8 @@ def subgenres(labelling: Labelling) -> list[dict[str, Any]]:
                 "status": d.status,
                 "rule": rule.name if rule else "",
                 "location": str(location) if location else "",
-                "artists": int(counts.at[subgenre, "artists"]),
-                "tracks": int(counts.at[subgenre, "tracks"]),
+                "artists": n_artists,
+                "tracks": n_tracks,
                 "conflict": ", ".join(f"{r.name} → {r.target}" for r in d.conflicts),
                 "spellings": " | ".join(raw_forms.get(subgenre, [])),
             }
@@ -113,15 +127,14 @@ def unmapped(labelling: Labelling, top: int | None = 50, min_share: float = 0.5)
     """
     ag = labelling.artist_genres
     artists = labelling.artists.set_index("artist_id")
-    counts = _subgenre_counts(labelling)
-    wanted = [s for s, d in labelling.decisions.items() if d.status == UNMAPPED and s in counts.index]
+    counts = subgenre_counts(labelling)
+    wanted = [s for s, d in labelling.decisions.items() if d.status == UNMAPPED and s in counts]
+    wanted.sort(key=lambda s: (-counts[s][1], -counts[s][0], s))
+    if top is not None:
+        wanted = wanted[:top]
     if not wanted:
         return []
-    table = counts.loc[wanted].sort_values(["tracks", "artists"], ascending=False, kind="stable")
-    table = table.loc[sorted(table.index, key=lambda s: (-table.at[s, "tracks"], -table.at[s, "artists"], s))]
-    if top is not None:
-        table = table.head(top)
-    carriers = ag[ag["subgenre"].isin(table.index)][["subgenre", "artist_id"]].copy()
+    carriers = ag[ag["subgenre"].isin(wanted)][["subgenre", "artist_id"]].copy()
     carriers["target"] = carriers["artist_id"].map(artists["target"].where(artists["status"] == "labelled"))
     carriers["tracks"] = carriers["artist_id"].map(artists["tracks"])
     carriers["name"] = carriers["artist_id"].map(artists["name"])
@@ -133,12 +146,12 @@ def unmapped(labelling: Labelling, top: int | None = 50, min_share: float = 0.5)
     votes = carriers.dropna(subset=["target"]).groupby(["subgenre", "target"]).size()
     patterns = [(p, r) for r in labelling.ruleset.rules if r.kind != "regex" for p in r.patterns]
     choices = [p for p, _ in patterns]
-    rows = []
-    for subgenre in table.index:
-        n_artists = int(table.at[subgenre, "artists"])
+    rows: list[dict[str, Any]] = []
+    for subgenre in wanted:
+        n_artists, n_tracks = counts[subgenre]
         suggestion, evidence, source = "", "", ""
         if subgenre in votes.index.get_level_values(0):
-            by_target = votes.loc[subgenre].sort_values(ascending=False, kind="stable")
+            by_target = cast(pd.Series, votes.loc[subgenre]).sort_values(ascending=False, kind="stable")
             best, hits = str(by_target.index[0]), int(by_target.iloc[0])
             if hits / n_artists >= min_share and (hits >= 2 or n_artists == 1):
                 suggestion, source = best, "co-occurrence"
@@ -153,7 +166,7 @@ def unmapped(labelling: Labelling, top: int | None = 50, min_share: float = 0.5)
         rows.append(
             {
                 "subgenre": subgenre,
-                "tracks": int(table.at[subgenre, "tracks"]),
+                "tracks": n_tracks,
                 "artists": n_artists,
                 "example_artist": str(example.get(subgenre, "")),
                 "suggested_target": suggestion,
@@ -243,7 +256,7 @@ def explain_subgenre(compiled: CompiledRules, text: str) -> dict[str, Any]:
 
 def explain_artist(labelling: Labelling, artist_id: str) -> dict[str, Any]:
     """An artist's subgenres, each decision, the policy's computation and the final label."""
-    row = labelling.artists.set_index("artist_id").loc[artist_id]
+    row = labelling.artists[labelling.artists["artist_id"] == artist_id].iloc[0].to_dict()
     genres = labelling.artist_genres[labelling.artist_genres["artist_id"] == artist_id].sort_values("position")
     items = []
     votes: dict[str, float] = {}
@@ -257,10 +270,17 @@ def explain_artist(labelling: Labelling, artist_id: str) -> dict[str, Any]:
         "artist_id": artist_id,
         "name": row["name"],
         "tracks": int(row["tracks"]),
-        "policy": {"name": labelling.policy.name, "min_share": labelling.policy.min_share, "min_margin": labelling.policy.min_margin},
+        "policy": {
+            "name": labelling.policy.name,
+            "min_share": labelling.policy.min_share,
+            "min_margin": labelling.policy.min_margin,
+        },
         "genre_source": None if pd.isna(row["genre_source"]) else row["genre_source"],
         "subgenres": items,
-        "votes": [{"target": t, "votes": v, "share": round(v / total, 4)} for t, v in sorted(votes.items(), key=lambda kv: -kv[1])],
+        "votes": [
+            {"target": t, "votes": v, "share": round(v / total, 4)}
+            for t, v in sorted(votes.items(), key=lambda kv: -kv[1])
+        ],
         "status": row["status"],
         "target": None if pd.isna(row["target"]) else row["target"],
         "deciding_subgenre": None if pd.isna(row["subgenre"]) else row["subgenre"],

@@ -321,9 +321,18 @@ class Store:
                      dedupe_key = excluded.dedupe_key""",
                 [
                     (
-                        t.track_id, t.name, t.artist_id, t.album, t.release_date, t.duration_ms,
-                        t.preview_url, t.isrc, t.popularity, recording_key(t.artist_name, t.name),
-                        origin, stamp,
+                        t.track_id,
+                        t.name,
+                        t.artist_id,
+                        t.album,
+                        t.release_date,
+                        t.duration_ms,
+                        t.preview_url,
+                        t.isrc,
+                        t.popularity,
+                        recording_key(t.artist_name, t.name),
+                        origin,
+                        stamp,
                     )
                     for t in rows
                 ],
@@ -393,8 +402,17 @@ class Store:
 
     def tracks_frame(self, columns: Sequence[str] = ("track_id", "artist_id", "dedupe_key", "isrc")) -> pd.DataFrame:
         allowed = {
-            "track_id", "name", "artist_id", "album", "release_date", "duration_ms", "preview_url",
-            "isrc", "popularity", "dedupe_key", "origin",
+            "track_id",
+            "name",
+            "artist_id",
+            "album",
+            "release_date",
+            "duration_ms",
+            "preview_url",
+            "isrc",
+            "popularity",
+            "dedupe_key",
+            "origin",
         }
         bad = set(columns) - allowed
         if bad:

@@ -29,19 +29,204 @@ STATS = DATA / "sample_stats.json"
 CORPUS = ROOT.parent / "shared" / "data" / "spotify_artists_genres.csv"
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
-FIRST = ("Alex Ana Ben Carla Dana Eli Fay Gus Hana Ivo Jade Kai Lena Milo Nia Omar Pia Quinn Rosa Sam "
-         "Tess Uma Vic Wes Xena Yuri Zoe Abe Bea Cole Dee Finn Gia Hal Ida Jon Kim Lou Max").split()
-LAST = ("Adams Berg Cruz Dale Ennis Ford Gray Hale Ives Jones Kerr Lowe Marsh Nash Ortiz Price Reyes "
-        "Stone Tate Vance Wells Young Zane Moreau Silva Novak Lind Okafor Tanaka Rossi").split()
-WORDS = ("Velvet Iron Midnight Golden Electric Silver Broken Wild Crystal Neon Hollow Burning Lonely "
-         "Crimson Paper Rolling Sacred Northern Southern Echo Static Satellite Desert River Thunder "
-         "Glass Shadow Honey Copper Ocean Falcon Wolf Raven Tiger Lotus Ember Atlas Comet Harbor").split()
-NOUNS = ("Kings Foxes Riders Saints Machines Lights Hearts Ghosts Brothers Sisters Engines Dreams "
-         "Rebels Drifters Wolves Prophets Pilots Orchestra Collective Ensemble Trio Quartet Band").split()
-TITLE_A = ("Love Night Heart Road Fire Rain Summer Dream Light Time Home Money City Blue Gold Soul "
-           "Moon Sun River Shadow Stone Wind Sky Dance Heaven Devil Baby Sugar Highway Thunder").split()
-TITLE_B = ("Song Blues Waltz Boogie Prelude Anthem Serenade Ride Lullaby Groove Shuffle Nocturne "
-           "Story Letter Train Jam Fever Party Prayer Ballad Rhapsody Tango Stomp Sonata Mix").split()
+FIRST = [
+    "Alex",
+    "Ana",
+    "Ben",
+    "Carla",
+    "Dana",
+    "Eli",
+    "Fay",
+    "Gus",
+    "Hana",
+    "Ivo",
+    "Jade",
+    "Kai",
+    "Lena",
+    "Milo",
+    "Nia",
+    "Omar",
+    "Pia",
+    "Quinn",
+    "Rosa",
+    "Sam",
+    "Tess",
+    "Uma",
+    "Vic",
+    "Wes",
+    "Xena",
+    "Yuri",
+    "Zoe",
+    "Abe",
+    "Bea",
+    "Cole",
+    "Dee",
+    "Finn",
+    "Gia",
+    "Hal",
+    "Ida",
+    "Jon",
+    "Kim",
+    "Lou",
+    "Max",
+]
+LAST = [
+    "Adams",
+    "Berg",
+    "Cruz",
+    "Dale",
+    "Ennis",
+    "Ford",
+    "Gray",
+    "Hale",
+    "Ives",
+    "Jones",
+    "Kerr",
+    "Lowe",
+    "Marsh",
+    "Nash",
+    "Ortiz",
+    "Price",
+    "Reyes",
+    "Stone",
+    "Tate",
+    "Vance",
+    "Wells",
+    "Young",
+    "Zane",
+    "Moreau",
+    "Silva",
+    "Novak",
+    "Lind",
+    "Okafor",
+    "Tanaka",
+    "Rossi",
+]
+WORDS = [
+    "Velvet",
+    "Iron",
+    "Midnight",
+    "Golden",
+    "Electric",
+    "Silver",
+    "Broken",
+    "Wild",
+    "Crystal",
+    "Neon",
+    "Hollow",
+    "Burning",
+    "Lonely",
+    "Crimson",
+    "Paper",
+    "Rolling",
+    "Sacred",
+    "Northern",
+    "Southern",
+    "Echo",
+    "Static",
+    "Satellite",
+    "Desert",
+    "River",
+    "Thunder",
+    "Glass",
+    "Shadow",
+    "Honey",
+    "Copper",
+    "Ocean",
+    "Falcon",
+    "Wolf",
+    "Raven",
+    "Tiger",
+    "Lotus",
+    "Ember",
+    "Atlas",
+    "Comet",
+    "Harbor",
+]
+NOUNS = [
+    "Kings",
+    "Foxes",
+    "Riders",
+    "Saints",
+    "Machines",
+    "Lights",
+    "Hearts",
+    "Ghosts",
+    "Brothers",
+    "Sisters",
+    "Engines",
+    "Dreams",
+    "Rebels",
+    "Drifters",
+    "Wolves",
+    "Prophets",
+    "Pilots",
+    "Orchestra",
+    "Collective",
+    "Ensemble",
+    "Trio",
+    "Quartet",
+    "Band",
+]
+TITLE_A = [
+    "Love",
+    "Night",
+    "Heart",
+    "Road",
+    "Fire",
+    "Rain",
+    "Summer",
+    "Dream",
+    "Light",
+    "Time",
+    "Home",
+    "Money",
+    "City",
+    "Blue",
+    "Gold",
+    "Soul",
+    "Moon",
+    "Sun",
+    "River",
+    "Shadow",
+    "Stone",
+    "Wind",
+    "Sky",
+    "Dance",
+    "Heaven",
+    "Devil",
+    "Baby",
+    "Sugar",
+    "Highway",
+    "Thunder",
+]
+TITLE_B = [
+    "Song",
+    "Blues",
+    "Waltz",
+    "Boogie",
+    "Prelude",
+    "Anthem",
+    "Serenade",
+    "Ride",
+    "Lullaby",
+    "Groove",
+    "Shuffle",
+    "Nocturne",
+    "Story",
+    "Letter",
+    "Train",
+    "Jam",
+    "Fever",
+    "Party",
+    "Prayer",
+    "Ballad",
+    "Rhapsody",
+    "Tango",
+    "Stomp",
+    "Sonata",
+    "Mix",
+]
 
 
 def refresh_stats(corpus: Path) -> dict[str, object]:
@@ -132,11 +317,20 @@ def generate(stats: dict[str, object], artists: int, seed: int) -> tuple[list[li
             titles.add(title)
             isrc = f"US{rng.choice(['AB', 'CD', 'EF'])}{rng.randint(10, 99)}{rng.randint(10000, 99999)}"
             duration = str(rng.randint(120_000, 420_000))
-            track_rows.append([_spotify_like_id(rng), title, artist_id, name, duration, isrc if rng.random() < 0.7 else ""])
+            track_rows.append(
+                [_spotify_like_id(rng), title, artist_id, name, duration, isrc if rng.random() < 0.7 else ""]
+            )
             if rng.random() < 0.06:  # the same recording again: a remaster, a single, a compilation
                 variant = rng.choice([" - Remastered 2011", " - 2009 Remaster", " - Single Version", " (Mono)", ""])
                 track_rows.append(
-                    [_spotify_like_id(rng), title + variant, artist_id, name, duration, isrc if variant and rng.random() < 0.5 else ""]
+                    [
+                        _spotify_like_id(rng),
+                        title + variant,
+                        artist_id,
+                        name,
+                        duration,
+                        isrc if variant and rng.random() < 0.5 else "",
+                    ]
                 )
     return artist_rows, track_rows
 

@@ -36,7 +36,9 @@ def _diff(runner: CliRunner, db: Path, rules: Path, *extra: str) -> dict:  # typ
     return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
-def test_unchanged_copy_gives_empty_diff(runner: CliRunner, small_db: Path, test_rules_dir: Path, tmp_path: Path) -> None:
+def test_unchanged_copy_gives_empty_diff(
+    runner: CliRunner, small_db: Path, test_rules_dir: Path, tmp_path: Path
+) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(test_rules_dir, copy)
     data = _diff(runner, small_db, copy, "--base", str(test_rules_dir))
@@ -45,13 +47,17 @@ def test_unchanged_copy_gives_empty_diff(runner: CliRunner, small_db: Path, test
     assert "no change" in text.stdout
 
 
-def test_edit_moves_tracks_and_lists_subgenres(runner: CliRunner, small_db: Path, test_rules_dir: Path, tmp_path: Path) -> None:
+def test_edit_moves_tracks_and_lists_subgenres(
+    runner: CliRunner, small_db: Path, test_rules_dir: Path, tmp_path: Path
+) -> None:
     edited = tmp_path / "edited"
     shutil.copytree(test_rules_dir, edited)
     with (edited / "20-edit.yaml").open("w") as f:
-        f.write("rules:\n  - {name: emo, target: rock, kind: keyword, patterns: [emo]}\n"
-                "  - {name: swing, target: jazz, kind: exact, patterns: [swing, big band]}\n"
-                "ignore:\n  - {subgenre: dark trap, reason: testing}\n")
+        f.write(
+            "rules:\n  - {name: emo, target: rock, kind: keyword, patterns: [emo]}\n"
+            "  - {name: swing, target: jazz, kind: exact, patterns: [swing, big band]}\n"
+            "ignore:\n  - {subgenre: dark trap, reason: testing}\n"
+        )
     data = _diff(runner, small_db, edited, "--base", str(test_rules_dir))
     assert data["artists_moved"] == 1  # Swing Band: unlabelled → jazz (Emo Kid was already rock via pop punk)
     assert data["matrix"] == [{"from": "(unlabelled)", "to": "jazz", "artists": 1, "tracks": 9}]
@@ -73,7 +79,9 @@ def test_diff_against_git_revision(runner: CliRunner, small_db: Path, test_rules
     subprocess.run([*git, "add", "."], check=True)
     subprocess.run([*git, "commit", "-qm", "rules"], check=True)
     assert _diff(runner, small_db, repo / "rules", "--rev", "HEAD")["subgenres"] == []
-    (repo / "rules" / "20-edit.yaml").write_text("rules: [{name: metal2, target: rock, kind: keyword, patterns: [vancouver metal], priority: 50}]\n")
+    (repo / "rules" / "20-edit.yaml").write_text(
+        "rules: [{name: metal2, target: rock, kind: keyword, patterns: [vancouver metal], priority: 50}]\n"
+    )
     data = _diff(runner, small_db, repo / "rules", "--rev", "HEAD")
     assert data["matrix"] == [{"from": "metal", "to": "(ambiguous)", "artists": 1, "tracks": 7}]  # one vote each
     bad = runner.invoke(app, ["diff", "--db", str(small_db), "--rules", str(repo / "rules"), "--rev", "nope"])
@@ -89,7 +97,9 @@ def test_diff_against_packaged_rules_by_default(runner: CliRunner, small_db: Pat
     assert data["subgenres"] == [] and data["base_dir"] == str(default_rules_dir())
 
 
-def test_lint_finds_dead_shadowed_duplicate_and_empty_targets(runner: CliRunner, small_db: Path, write_rules: Callable[..., Path]) -> None:
+def test_lint_finds_dead_shadowed_duplicate_and_empty_targets(
+    runner: CliRunner, small_db: Path, write_rules: Callable[..., Path]
+) -> None:
     rules = write_rules(
         {
             "10.yaml": """
@@ -124,7 +134,11 @@ def test_lint_without_store_runs_static_checks(runner: CliRunner, tmp_path: Path
 
 
 def test_lint_conflicts(runner: CliRunner, small_db: Path, write_rules: Callable[..., Path]) -> None:
-    rules = write_rules({"10.yaml": "rules: [{name: a, target: rock, kind: keyword, patterns: [emo]}, {name: b, target: metal, kind: keyword, patterns: [emo]}]"})
+    rules = write_rules(
+        {
+            "10.yaml": "rules: [{name: a, target: rock, kind: keyword, patterns: [emo]}, {name: b, target: metal, kind: keyword, patterns: [emo]}]"
+        }
+    )
     result = runner.invoke(app, ["lint", "--db", str(small_db), "--rules", str(rules), "--format", "json"])
     findings = json.loads(result.stdout)["findings"]
     assert any(f["code"] == "conflict" and "'emo'" in f["message"] for f in findings)

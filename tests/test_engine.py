@@ -12,18 +12,90 @@ from genremap.normalize import normalize_genre
 
 CASES = [
     # (id, rules yaml, subgenre as Spotify writes it, expected target or status, expected rule)
-    ("keyword whole word", "rules: [{name: r, target: rock, kind: keyword, patterns: [rock]}]", "vancouver rock", "rock", "r"),
-    ("keyword not inside a word", "rules: [{name: r, target: rock, kind: keyword, patterns: [rock]}]", "rockabilly", UNMAPPED, None),
-    ("keyword phrase", "rules: [{name: h, target: hip hop, kind: keyword, patterns: [hip hop]}]", "Southern Hip-Hop", "hip hop", "h"),
-    ("keyword phrase needs all words", "rules: [{name: h, target: hip hop, kind: keyword, patterns: [hip hop]}]", "hip house", UNMAPPED, None),
-    ("contains substring", "rules: [{name: r, target: rock, kind: contains, patterns: [rock]}]", "rockabilly", "rock", "r"),
-    ("exact whole subgenre", "rules: [{name: e, target: blues, kind: exact, patterns: [quiet storm]}]", "Quiet Storm", "blues", "e"),
-    ("exact rejects longer", "rules: [{name: e, target: blues, kind: exact, patterns: [quiet storm]}]", "quiet storm pop", UNMAPPED, None),
-    ("regex search", "rules: [{name: x, target: metal, kind: regex, patterns: ['(death|black) metal$']}]", "swedish death metal", "metal", "x"),
-    ("regex on canonical form", "rules: [{name: x, target: rock, kind: regex, patterns: ['^post grunge$']}]", "post-grunge", "rock", "x"),
-    ("fuzzy above threshold", "rules: [{name: f, target: country, kind: fuzzy, patterns: [americana], threshold: 85}]", "americanna", "country", "f"),
-    ("fuzzy below threshold", "rules: [{name: f, target: country, kind: fuzzy, patterns: [americana], threshold: 95}]", "americanna", UNMAPPED, None),
-    ("fuzzy token_set scorer", "rules: [{name: f, target: jazz, kind: fuzzy, scorer: token_set_ratio, patterns: [jazz], threshold: 99}]", "jazz", "jazz", "f"),
+    (
+        "keyword whole word",
+        "rules: [{name: r, target: rock, kind: keyword, patterns: [rock]}]",
+        "vancouver rock",
+        "rock",
+        "r",
+    ),
+    (
+        "keyword not inside a word",
+        "rules: [{name: r, target: rock, kind: keyword, patterns: [rock]}]",
+        "rockabilly",
+        UNMAPPED,
+        None,
+    ),
+    (
+        "keyword phrase",
+        "rules: [{name: h, target: hip hop, kind: keyword, patterns: [hip hop]}]",
+        "Southern Hip-Hop",
+        "hip hop",
+        "h",
+    ),
+    (
+        "keyword phrase needs all words",
+        "rules: [{name: h, target: hip hop, kind: keyword, patterns: [hip hop]}]",
+        "hip house",
+        UNMAPPED,
+        None,
+    ),
+    (
+        "contains substring",
+        "rules: [{name: r, target: rock, kind: contains, patterns: [rock]}]",
+        "rockabilly",
+        "rock",
+        "r",
+    ),
+    (
+        "exact whole subgenre",
+        "rules: [{name: e, target: blues, kind: exact, patterns: [quiet storm]}]",
+        "Quiet Storm",
+        "blues",
+        "e",
+    ),
+    (
+        "exact rejects longer",
+        "rules: [{name: e, target: blues, kind: exact, patterns: [quiet storm]}]",
+        "quiet storm pop",
+        UNMAPPED,
+        None,
+    ),
+    (
+        "regex search",
+        "rules: [{name: x, target: metal, kind: regex, patterns: ['(death|black) metal$']}]",
+        "swedish death metal",
+        "metal",
+        "x",
+    ),
+    (
+        "regex on canonical form",
+        "rules: [{name: x, target: rock, kind: regex, patterns: ['^post grunge$']}]",
+        "post-grunge",
+        "rock",
+        "x",
+    ),
+    (
+        "fuzzy above threshold",
+        "rules: [{name: f, target: country, kind: fuzzy, patterns: [americana], threshold: 85}]",
+        "americanna",
+        "country",
+        "f",
+    ),
+    (
+        "fuzzy below threshold",
+        "rules: [{name: f, target: country, kind: fuzzy, patterns: [americana], threshold: 95}]",
+        "americanna",
+        UNMAPPED,
+        None,
+    ),
+    (
+        "fuzzy token_set scorer",
+        "rules: [{name: f, target: jazz, kind: fuzzy, scorer: token_set_ratio, patterns: [jazz], threshold: 99}]",
+        "jazz",
+        "jazz",
+        "f",
+    ),
     (
         "higher priority wins",
         "rules: [{name: r, target: rock, kind: keyword, patterns: [rock]}, {name: m, target: metal, kind: keyword, patterns: [metal], priority: 10}]",
@@ -45,8 +117,20 @@ CASES = [
         "jazz",
         "j",
     ),
-    ("unless vetoes", "rules: [{name: r, target: rock, kind: keyword, patterns: [rock], unless: [rock steady]}]", "rock steady", UNMAPPED, None),
-    ("unless only where it hits", "rules: [{name: r, target: rock, kind: keyword, patterns: [rock], unless: [rock steady]}]", "hard rock", "rock", "r"),
+    (
+        "unless vetoes",
+        "rules: [{name: r, target: rock, kind: keyword, patterns: [rock], unless: [rock steady]}]",
+        "rock steady",
+        UNMAPPED,
+        None,
+    ),
+    (
+        "unless only where it hits",
+        "rules: [{name: r, target: rock, kind: keyword, patterns: [rock], unless: [rock steady]}]",
+        "hard rock",
+        "rock",
+        "r",
+    ),
     (
         "unless_kind contains",
         "rules: [{name: r, target: rock, kind: keyword, patterns: [rock], unless: [steady], unless_kind: contains}]",
@@ -61,16 +145,50 @@ CASES = [
         "house",
         "l",
     ),
-    ("ignore beats every rule", "rules: [{name: p, target: rock, kind: keyword, patterns: [pop], priority: 99}]\nignore: [{subgenre: pop, reason: pop}]", "pop", IGNORED, None),
-    ("ignore exact only", "rules: [{name: p, target: rock, kind: keyword, patterns: [pop]}]\nignore: [{subgenre: pop, reason: pop}]", "pop punk", "rock", "p"),
-    ("ignore keyword kind", "rules: [{name: p, target: rock, kind: keyword, patterns: [rock]}]\nignore: [{kind: keyword, patterns: [k pop], reason: k-pop}]", "k-pop rock", IGNORED, None),
-    ("pattern spelled differently", "rules: [{name: h, target: hip hop, kind: keyword, patterns: [Hip-Hop]}]", "hiphop", "hip hop", "h"),
-    ("and variants meet", "rules: [{name: r, target: rock, kind: exact, patterns: [rock and roll]}]", "Rock 'n' Roll", "rock", "r"),
+    (
+        "ignore beats every rule",
+        "rules: [{name: p, target: rock, kind: keyword, patterns: [pop], priority: 99}]\nignore: [{subgenre: pop, reason: pop}]",
+        "pop",
+        IGNORED,
+        None,
+    ),
+    (
+        "ignore exact only",
+        "rules: [{name: p, target: rock, kind: keyword, patterns: [pop]}]\nignore: [{subgenre: pop, reason: pop}]",
+        "pop punk",
+        "rock",
+        "p",
+    ),
+    (
+        "ignore keyword kind",
+        "rules: [{name: p, target: rock, kind: keyword, patterns: [rock]}]\nignore: [{kind: keyword, patterns: [k pop], reason: k-pop}]",
+        "k-pop rock",
+        IGNORED,
+        None,
+    ),
+    (
+        "pattern spelled differently",
+        "rules: [{name: h, target: hip hop, kind: keyword, patterns: [Hip-Hop]}]",
+        "hiphop",
+        "hip hop",
+        "h",
+    ),
+    (
+        "and variants meet",
+        "rules: [{name: r, target: rock, kind: exact, patterns: [rock and roll]}]",
+        "Rock 'n' Roll",
+        "rock",
+        "r",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("rules_yaml", "subgenre", "expected", "rule"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_decision_table(write_rules: Callable[..., Path], rules_yaml: str, subgenre: str, expected: str, rule: str | None) -> None:
+@pytest.mark.parametrize(
+    ("rules_yaml", "subgenre", "expected", "rule"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_decision_table(
+    write_rules: Callable[..., Path], rules_yaml: str, subgenre: str, expected: str, rule: str | None
+) -> None:
     compiled = CompiledRules.build(load_rules(write_rules({"10-case.yaml": rules_yaml})))
     decision = compiled.decide(normalize_genre(subgenre))
     if expected in (UNMAPPED, IGNORED):

@@ -76,7 +76,9 @@ def test_track_table_with_aliases_and_genres(store: Store, tmp_path: Path) -> No
     assert result.columns["track_id"] == "id" and result.columns["artist_name"] == "artists"
     assert (result.tracks_new, len(result.bad_rows)) == (2, 1)
     assert result.bad_rows[0].where == "tracks.csv:4"
-    track_artists = store.conn.execute("SELECT artist_id FROM track_artists WHERE track_id='t1' ORDER BY position").fetchall()
+    track_artists = store.conn.execute(
+        "SELECT artist_id FROM track_artists WHERE track_id='t1' ORDER BY position"
+    ).fetchall()
     assert [r[0] for r in track_artists] == [derive_id("artist", "Band A"), derive_id("artist", "Guest B")]
     assert store.conn.execute("SELECT isrc FROM tracks WHERE track_id='t1'").fetchone()[0] == "USAB12300001"
     assert store.artist_genres_frame()["genre"].tolist() == ["rock", "punk"]  # the guest has no genres
@@ -124,9 +126,7 @@ def test_parquet(store: Store, tmp_path: Path) -> None:
     pa = pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
 
-    table = pa.table(
-        {"artist_name": ["A", "B"], "genres": [["dark trap", "rap"], []], "track_count": [5, 2]}
-    )
+    table = pa.table({"artist_name": ["A", "B"], "genres": [["dark trap", "rap"], []], "track_count": [5, 2]})
     pq.write_table(table, tmp_path / "artists.parquet")
     result = import_file(store, tmp_path / "artists.parquet")
     assert (result.table, result.artists_new, result.bad_rows) == ("artists", 2, [])
@@ -196,7 +196,7 @@ def test_parse_genres_rejects(value: str) -> None:
 def test_collections_module_is_refused_too() -> None:
     import collections
 
-    with pytest.raises(pickle.UnpicklingError, match="refused to load collections.OrderedDict"):
+    with pytest.raises(pickle.UnpicklingError, match=r"refused to load collections\.OrderedDict"):
         safe_unpickle(pickle.dumps(collections.OrderedDict(a=1)))
 
 

@@ -15,8 +15,20 @@ def test_new_store_has_schema_version_and_tables(tmp_path: Path) -> None:
     with Store.open(tmp_path / "s.db") as store:
         assert store.version == SCHEMA_VERSION == len(MIGRATIONS)
         tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    for table in ("tracks", "artists", "artist_genres", "artist_genre_sources", "track_artists", "search_progress",
-                  "audio_features", "audio_analysis", "previews", "runs", "musicbrainz_lookups", "api_state"):
+    for table in (
+        "tracks",
+        "artists",
+        "artist_genres",
+        "artist_genre_sources",
+        "track_artists",
+        "search_progress",
+        "audio_features",
+        "audio_analysis",
+        "previews",
+        "runs",
+        "musicbrainz_lookups",
+        "api_state",
+    ):
         assert table in tables
 
 

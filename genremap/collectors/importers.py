@@ -39,10 +39,16 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "popularity": ("popularity",),
 }
 FORMATS = {
-    ".csv": "csv", ".tsv": "csv", ".txt": "csv",
-    ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl",
-    ".parquet": "parquet", ".pq": "parquet",
-    ".pickle": "pickle", ".pkl": "pickle",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".pickle": "pickle",
+    ".pkl": "pickle",
 }
 MAX_PICKLE_BYTES = 512 * 1024 * 1024
 BATCH = 20_000
@@ -226,7 +232,7 @@ def _records(path: Path, fmt: str) -> Iterator[tuple[str, dict[str, Any]]]:
                     continue
                 try:
                     item = json.loads(line)
-                except ValueError as exc:
+                except json.JSONDecodeError as exc:
                     yield f"{name}:{number}", {"__error__": f"invalid JSON ({exc.msg})"}
                     continue
                 yield f"{name}:{number}", item if isinstance(item, dict) else {"__error__": "not a JSON object"}

@@ -38,7 +38,9 @@ def parse_split(text: str) -> tuple[float, float, float]:
     except ValueError:
         raise UsageError(f"--split {text!r}: expected three fractions such as 0.8,0.1,0.1") from None
     if len(parts) != 3 or any(p < 0 for p in parts) or abs(sum(parts) - 1.0) > 1e-6 or parts[0] <= 0:
-        raise UsageError(f"--split {text!r}: expected three non-negative fractions (train > 0) adding up to 1, such as 0.8,0.1,0.1")
+        raise UsageError(
+            f"--split {text!r}: expected three non-negative fractions (train > 0) adding up to 1, such as 0.8,0.1,0.1"
+        )
     return parts[0], parts[1], parts[2]
 
 

@@ -40,7 +40,9 @@ class BuildResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def build_dataset(store: Store, ruleset: RuleSet, policy: Policy, options: BuildOptions, rules_dir: Path) -> BuildResult:
+def build_dataset(
+    store: Store, ruleset: RuleSet, policy: Policy, options: BuildOptions, rules_dir: Path
+) -> BuildResult:
     """Run the whole build; raises UsageError with class sizes when the request cannot be met."""
     targets = list(ruleset.targets)
     if options.targets:
@@ -67,7 +69,9 @@ def build_dataset(store: Store, ruleset: RuleSet, policy: Policy, options: Build
         split=options.split,
     )
     details = store.tracks_by_id(balanced.tracks["track_id"].tolist())
-    chosen = balanced.tracks[["track_id", "target", "subgenre", "rule", "split"]].merge(details, on="track_id", how="left")
+    chosen = balanced.tracks[["track_id", "target", "subgenre", "rule", "split"]].merge(
+        details, on="track_id", how="left"
+    )
     manifest: dict[str, Any] = {
         "command": options.command,
         "store": str(store.path),
@@ -86,5 +90,11 @@ def build_dataset(store: Store, ruleset: RuleSet, policy: Policy, options: Build
     }
     exported = write_dataset(options.out, chosen, manifest)
     return BuildResult(
-        exported, len(tracks), unique.dropped_isrc, unique.dropped_title, balanced.class_sizes, balanced.per_class, balanced.warnings
+        exported,
+        len(tracks),
+        unique.dropped_isrc,
+        unique.dropped_title,
+        balanced.class_sizes,
+        balanced.per_class,
+        balanced.warnings,
     )

@@ -22,8 +22,17 @@ from genremap.errors import UsageError
 from genremap.store import now
 
 TRACK_COLUMNS = [
-    "track_id", "track_name", "artist_id", "artist_name", "target", "subgenre", "rule", "split",
-    "duration_ms", "preview_url", "isrc",
+    "track_id",
+    "track_name",
+    "artist_id",
+    "artist_name",
+    "target",
+    "subgenre",
+    "rule",
+    "split",
+    "duration_ms",
+    "preview_url",
+    "isrc",
 ]
 
 

@@ -29,9 +29,6 @@ class Labelling:
     # detail, genre (the deciding subgenre as the source spells it), genre_source
     artists: pd.DataFrame
 
-    def artist_row(self, artist_id: str) -> pd.Series:
-        return self.artists.set_index("artist_id").loc[artist_id]
-
 
 def choose_policy(ruleset: RuleSet, name: str | None) -> Policy:
     """The policy named on the command line, else the one in the rules (default: vote)."""
@@ -82,9 +79,7 @@ def label_artist_genres(
     return Labelling(ruleset, compiled, policy, genre_source, decisions, subgenres, chosen, merged)
 
 
-def label_store(
-    store: Store, ruleset: RuleSet, policy: Policy | None = None, genre_source: str = "both"
-) -> Labelling:
+def label_store(store: Store, ruleset: RuleSet, policy: Policy | None = None, genre_source: str = "both") -> Labelling:
     """Label every artist of the store under `policy` (default: the rules' policy)."""
     return label_artist_genres(
         ruleset, store.artist_genres_frame(), store.artists_frame(), policy or ruleset.policy, genre_source

@@ -42,8 +42,17 @@ def decisions_frame(decisions: Mapping[str, SubgenreDecision]) -> pd.DataFrame:
     ]
     return pd.DataFrame(
         rows, columns=["subgenre", "status", "target", "rule", "priority", "weight", "conflict"]
-    ).astype({"subgenre": object, "status": object, "target": object, "rule": object,
-              "priority": "int64", "weight": "float64", "conflict": "bool"})
+    ).astype(
+        {
+            "subgenre": object,
+            "status": object,
+            "target": object,
+            "rule": object,
+            "priority": "int64",
+            "weight": "float64",
+            "conflict": "bool",
+        }
+    )
 
 
 def resolve_artists(
@@ -67,7 +76,9 @@ def resolve_artists(
     elif policy.name == "first":
         winners = _pick(mapped.sort_values(["artist_id", "position"], kind="stable"))
     elif policy.name == "priority":
-        ordered = mapped.sort_values(["artist_id", "priority", "position"], ascending=[True, False, True], kind="stable")
+        ordered = mapped.sort_values(
+            ["artist_id", "priority", "position"], ascending=[True, False, True], kind="stable"
+        )
         winners = _pick(ordered)
     else:  # pragma: no cover - the loader and CLI only admit the three names
         raise ValueError(f"unknown policy {policy.name!r}")
