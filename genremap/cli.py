@@ -21,6 +21,7 @@ from genremap.engine import RuleSet, default_rules_dir, load_rules, resolve_rule
 from genremap.engine.loader import schema_path
 from genremap.errors import GenremapError, UsageError
 from genremap.lint import lint_rules
+from genremap.progress import counter, stages
 from genremap.render import FORMATS, emit, err_console, out_console, write_json
 from genremap.report import coverage, emit_rules_yaml, explain_artist, explain_subgenre, subgenres, unmapped
 from genremap.sample import load_sample
@@ -147,10 +148,11 @@ def import_command(
     results = []
     with Store.open(db) as store:
         for path in paths:
-            results.append(import_file(store, path, strict=strict, source=source, fmt=file_format))
+            with counter(err_console(), f"importing {path.name}", None) as advance:
+                results.append(import_file(store, path, strict=strict, source=source, fmt=file_format, on_rows=advance))
     rows = [
         {
-            "file": r.path,
+            "file": Path(r.path).name,
             "table": r.table,
             "rows": r.rows,
             "tracks_new": r.tracks_new,
@@ -308,11 +310,11 @@ def explain_command(
     rules: RulesOption = None,
     policy: PolicyOption = None,
     genre_source: GenreSourceOption = "both",
-    fmt: Annotated[str, typer.Option("--format", "-f", help="Output format: table or json.")] = "table",
+    fmt: FormatOption = "table",
 ) -> None:
     """Why a subgenre, artist or track got its label: every rule that matched or was vetoed,
-    priorities, scores, file:line, and the final decision."""
-    _check_format(fmt, ("table", "json"))
+    priorities, scores, file:line, and the final decision. CSV lists one row per rule match."""
+    _check_format(fmt)
     if sum(x is not None for x in (text, artist, track)) != 1:
         raise UsageError("give exactly one of: a SUBGENRE argument, --artist NAME, --track ID")
     _, ruleset = _rules(rules)
@@ -322,6 +324,8 @@ def explain_command(
         data = explain_subgenre(CompiledRules.build(ruleset), text)
         if fmt == "json":
             write_json(data)
+        elif fmt == "csv":
+            _explain_csv([("", data)])
         else:
             _print_decision(data)
         return
@@ -340,6 +344,9 @@ def explain_command(
             found = None
         labelling = _label(store, ruleset, policy, genre_source)
     explained = [explain_artist(labelling, a) for a in artist_ids]
+    if fmt == "csv":
+        _explain_csv([(item["name"], sub) for item in explained for sub in item["subgenres"]])
+        return
     if fmt == "json":
         write_json(
             {"track": found, "artists": explained} if found else (explained[0] if len(explained) == 1 else explained)
@@ -367,6 +374,37 @@ def explain_command(
         verdict = item["target"] if item["status"] == "labelled" else item["status"]
         why = f" via '{item['deciding_subgenre']}' (rule '{item['rule']}')" if item["rule"] else f" ({item['detail']})"
         console.print(f"  → {verdict}{why}", markup=False)
+
+
+EXPLAIN_COLUMNS = [
+    "artist",
+    "subgenre",
+    "status",
+    "target",
+    "rule",
+    "kind",
+    "pattern",
+    "priority",
+    "score",
+    "location",
+    "outcome",
+]
+
+
+def _explain_csv(decisions: list[tuple[str, dict[str, Any]]]) -> None:
+    """One CSV row per rule match (or one row for a subgenre no rule matched)."""
+    rows = []
+    for artist, d in decisions:
+        base = {"artist": artist, "subgenre": d["subgenre"], "status": d["status"], "target": d["target"]}
+        for m in d["matches"] or [{}]:
+            rows.append(
+                {
+                    **base,
+                    **{k: m.get(k) for k in ("rule", "kind", "pattern", "priority", "score", "location")},
+                    "outcome": m.get("outcome", (d["ignored_by"] or {}).get("reason", "no rule matches")),
+                }
+            )
+    emit("csv", data=None, rows=rows, columns=EXPLAIN_COLUMNS, title="")
 
 
 def _print_decision(data: dict[str, Any], indent: str = "", raw: str | None = None) -> None:
@@ -577,10 +615,11 @@ def build_command(
         genre_source=genre_source,
         command=command,
     )
-    with Store.open(db) as store:
+    with Store.open(db) as store, stages(err_console(), "build") as on_stage:
         if sample:
+            on_stage("loading the bundled sample")
             load_sample(store)
-        result = build_dataset(store, ruleset, chosen_policy, options, rules_dir)
+        result = build_dataset(store, ruleset, chosen_policy, options, rules_dir, on_stage)
     manifest = result.export.manifest
     if fmt == "json":
         write_json(manifest)

@@ -16,7 +16,7 @@ import io
 import json
 import math
 import pickle
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -381,9 +381,18 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
 
 
 def import_file(
-    store: Store, path: Path, *, strict: bool = False, source: str = "spotify", fmt: str | None = None
+    store: Store,
+    path: Path,
+    *,
+    strict: bool = False,
+    source: str = "spotify",
+    fmt: str | None = None,
+    on_rows: Callable[[int], None] = lambda n: None,
 ) -> ImportResult:
-    """Import one table into the store (idempotent: ids are stable, writes are upserts)."""
+    """Import one table into the store (idempotent: ids are stable, writes are upserts).
+
+    `on_rows(n)` reports progress: n more rows read (then written).
+    """
     if not path.exists():
         raise UsageError(f"file not found: {path}")
     if path.is_dir():
@@ -396,6 +405,8 @@ def import_file(
     cols: dict[str, str] | None = None
     for where, record in records:
         result.rows += 1
+        if result.rows % 5000 == 0:
+            on_rows(5000)
         if "__error__" in record:
             result.bad_rows.append(BadRow(where, str(record["__error__"])))
             continue
@@ -421,6 +432,7 @@ def import_file(
         raise UsageError(
             f"{first.where}: {first.reason} ({len(result.bad_rows)} bad row(s); nothing imported because of --strict)"
         )
+    on_rows(result.rows % 5000)
     origin = f"import:{path.name}"
     artist_list = list(artists.values())
     for start in range(0, len(artist_list), BATCH):

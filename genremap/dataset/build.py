@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,16 +42,26 @@ class BuildResult:
 
 
 def build_dataset(
-    store: Store, ruleset: RuleSet, policy: Policy, options: BuildOptions, rules_dir: Path
+    store: Store,
+    ruleset: RuleSet,
+    policy: Policy,
+    options: BuildOptions,
+    rules_dir: Path,
+    on_stage: Callable[[str], None] = lambda stage: None,
 ) -> BuildResult:
-    """Run the whole build; raises UsageError with class sizes when the request cannot be met."""
+    """Run the whole build; raises UsageError with class sizes when the request cannot be met.
+
+    `on_stage` is called with the name of each stage as it starts (for progress displays).
+    """
     targets = list(ruleset.targets)
     if options.targets:
         unknown = [t for t in options.targets if t not in ruleset.targets]
         if unknown:
             raise UsageError(f"--targets: unknown target(s) {', '.join(unknown)} (declared: {', '.join(targets)})")
         targets = list(options.targets)
+    on_stage("labelling subgenres and artists")
     labelling: Labelling = label_store(store, ruleset, policy, options.genre_source)
+    on_stage("joining tracks")
     tracks = labelled_tracks(store, labelling)
     if tracks.empty:
         summary = store.summary()
@@ -58,7 +69,9 @@ def build_dataset(
             f"no labelled tracks in {store.path} ({summary.tracks} tracks, {summary.artists} artists): "
             "import a track table (genremap import FILE), collect, or run `genremap build --sample`"
         )
+    on_stage("dropping duplicate recordings")
     unique = dedupe(tracks)
+    on_stage("balancing and splitting")
     balanced = balance(
         unique.tracks,
         targets,
@@ -68,6 +81,7 @@ def build_dataset(
         allow_short=options.allow_short,
         split=options.split,
     )
+    on_stage("exporting")
     details = store.tracks_by_id(balanced.tracks["track_id"].tolist())
     chosen = balanced.tracks[["track_id", "target", "subgenre", "rule", "split"]].merge(
         details, on="track_id", how="left"
