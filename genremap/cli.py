@@ -124,8 +124,12 @@ def _main(
 @app.command("import")
 @handles_errors
 def import_command(
-    paths: Annotated[list[Path], typer.Argument(help="CSV, TSV, JSON, JSONL, Parquet or seed-notebook pickle files.")],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="CSV, TSV, JSON, JSONL, Parquet or seed-notebook pickle files.", metavar="FILE..."),
+    ],
     db: DbOption = DEFAULT_DB,
+    rules: RulesOption = None,
     strict: Annotated[bool, typer.Option("--strict", help="Refuse the whole file if any row is bad.")] = False,
     source: Annotated[
         str, typer.Option("--source", help="Genre source the file's genres are stored under.")
@@ -141,15 +145,18 @@ def import_command(
     artist_name/artist/artists, artist_id, genres (a list, a Python or JSON list literal, or
     `;`-separated), count/track_count. Rows without ids get stable ids derived from names.
     Pickles are read with a restricted unpickler that admits only plain dicts, lists and strings.
+    Afterwards, one line says how the rules (--rules) cover the store.
     """
     _check_format(fmt)
     if source not in ("spotify", "musicbrainz"):
         raise UsageError(f"--source {source!r}: expected spotify or musicbrainz")
+    _, ruleset = _rules(rules)  # a broken rule file stops here, before anything is written
     results = []
     with Store.open(db) as store:
         for path in paths:
             with counter(err_console(), f"importing {path.name}", None) as advance:
                 results.append(import_file(store, path, strict=strict, source=source, fmt=file_format, on_rows=advance))
+        cover = coverage(_label(store, ruleset, None, "both"))
     rows = [
         {
             "file": Path(r.path).name,
@@ -164,8 +171,17 @@ def import_command(
         for r in results
     ]
     bad = [{"file": r.path, "where": b.where, "reason": b.reason} for r in results for b in r.bad_rows]
+    totals = cover["totals"]
+    labelled = sum(t["artists"] for t in cover["targets"])
+    summary = {
+        "artists": totals["artists"],
+        "labelled_artists": labelled,
+        "tracks": totals["tracks"],
+        "subgenres": totals["subgenres"],
+        "mapped_subgenres": totals["mapped_subgenres"],
+    }
     if fmt == "json":
-        write_json({"imports": rows, "bad_rows": bad, "store": str(db)})
+        write_json({"imports": rows, "bad_rows": bad, "store": str(db), "coverage": summary})
         return
     emit(
         fmt,
@@ -182,6 +198,14 @@ def import_command(
             console.print(f"  {row['where']}: {row['reason']}", markup=False)
         if len(bad) > 20:
             console.print(f"  … and {len(bad) - 20} more (see --format json)", markup=False)
+    if fmt == "table":
+        share = labelled / summary["artists"] if summary["artists"] else 0.0
+        out_console().print(
+            f"store: {summary['artists']:,} artists, {summary['tracks']:,} tracks; the rules label "
+            f"{labelled:,} artists ({share:.0%}) and map {summary['mapped_subgenres']:,} of "
+            f"{summary['subgenres']:,} subgenres. Next: genremap report, genremap unmapped",
+            markup=False,
+        )
 
 
 # --- report ----------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ $pyda,0.0001,0.51,331240,0.89,58,7,1,1,[]
 Broken Genres,0.1,0.1,1000,0.1,1,1,1,3,"['unclosed"
 ,0.1,0.1,1000,0.1,1,1,1,3,['rock']
 Bad Count,0.1,0.1,1000,0.1,1,1,1,many,['rock']
+[bsd.u],0.1,0.1,1000,0.1,1,1,1,2,"['chillhop']"
 '''
 
 
@@ -31,8 +32,8 @@ def _write(path: Path, text: str) -> Path:
 def test_corpus_shaped_artist_table(store: Store, tmp_path: Path) -> None:
     result = import_file(store, _write(tmp_path / "artists.csv", CORPUS_SHAPE))
     assert result.table == "artists"
-    assert result.rows == 6
-    assert result.artists_new == 3
+    assert result.rows == 7
+    assert result.artists_new == 4  # "[bsd.u]" is a name that looks like a list
     assert [(b.where, b.reason.split(" ")[0]) for b in result.bad_rows] == [
         ("artists.csv:5", "cannot"),
         ("artists.csv:6", "artist"),
@@ -46,7 +47,7 @@ def test_corpus_shaped_artist_table(store: Store, tmp_path: Path) -> None:
     assert suicide["genre"].tolist() == ["dark trap", "new orleans rap", "underground hip hop"]
     # $pyda has [] genres: recorded as consulted with none.
     consulted = store.conn.execute("SELECT count(*) FROM artist_genre_sources").fetchone()[0]
-    assert consulted == 3
+    assert consulted == 4
 
 
 def test_reimport_is_idempotent(store: Store, tmp_path: Path) -> None:
@@ -54,7 +55,7 @@ def test_reimport_is_idempotent(store: Store, tmp_path: Path) -> None:
     import_file(store, path)
     before = store.conn.execute("SELECT * FROM artist_genres ORDER BY 1, 2, 3").fetchall()
     again = import_file(store, path)
-    assert again.artists_new == 0 and again.artists_updated == 3
+    assert again.artists_new == 0 and again.artists_updated == 4
     assert store.conn.execute("SELECT * FROM artist_genres ORDER BY 1, 2, 3").fetchall() == before
 
 

@@ -160,7 +160,13 @@ def _names_and_ids(value: Any) -> tuple[list[str], list[str | None]]:
         value = value.tolist()
     if isinstance(value, str):
         text = value.strip()
-        value = _literal_list(text) if text.startswith("[") else [text]
+        value = [text]
+        if text.startswith("[") and text.endswith("]"):
+            # "['A', 'B']" is a list of artists; "[bsd.u]" is one artist's name.
+            try:
+                value = _literal_list(text)
+            except ValueError:
+                value = [text]
     if isinstance(value, dict):
         value = [value]
     if not isinstance(value, list | tuple):
