@@ -171,6 +171,7 @@ def import_command(
         for r in results
     ]
     bad = [{"file": r.path, "where": b.where, "reason": b.reason} for r in results for b in r.bad_rows]
+    merged = [{"file": r.path, "where": b.where, "reason": b.reason} for r in results for b in r.duplicates]
     totals = cover["totals"]
     labelled = sum(t["artists"] for t in cover["targets"])
     summary = {
@@ -181,7 +182,7 @@ def import_command(
         "mapped_subgenres": totals["mapped_subgenres"],
     }
     if fmt == "json":
-        write_json({"imports": rows, "bad_rows": bad, "store": str(db), "coverage": summary})
+        write_json({"imports": rows, "bad_rows": bad, "merged_rows": merged, "store": str(db), "coverage": summary})
         return
     emit(
         fmt,
@@ -198,6 +199,11 @@ def import_command(
             console.print(f"  {row['where']}: {row['reason']}", markup=False)
         if len(bad) > 20:
             console.print(f"  … and {len(bad) - 20} more (see --format json)", markup=False)
+    if merged and fmt == "table":
+        for row in merged[:5]:
+            err_console().print(f"note: {row['where']}: {row['reason']}", markup=False)
+        if len(merged) > 5:
+            err_console().print(f"note: … and {len(merged) - 5} more merged rows (see --format json)", markup=False)
     if fmt == "table":
         share = labelled / summary["artists"] if summary["artists"] else 0.0
         out_console().print(
@@ -232,8 +238,8 @@ def report_command(
     totals = data["totals"]
     footer = {"target": "total", **totals}
     caption = (
-        f"policy {data['policy']} · {totals['mapped_subgenres']} of {totals['subgenres']} subgenres mapped"
-        f" · {totals['conflicts']} conflicts · {data['unlabelled']['without_genres']['artists']} artists have no genres"
+        f"policy {data['policy']} · {totals['mapped_subgenres']:,} of {totals['subgenres']:,} subgenres mapped"
+        f" · {totals['conflicts']:,} conflicts · {data['unlabelled']['without_genres']['artists']:,} artists have no genres"
     )
     emit(
         fmt,

@@ -155,9 +155,9 @@ def unmapped(labelling: Labelling, top: int | None = 50, min_share: float = 0.5)
             best, hits = str(by_target.index[0]), int(by_target.iloc[0])
             if hits / n_artists >= min_share and (hits >= 2 or n_artists == 1):
                 suggestion, source = best, "co-occurrence"
-                evidence = f"{hits} of its {n_artists} artists are labelled {best} ({hits / n_artists:.0%})"
+                evidence = f"{hits} of {n_artists} artists carrying it are labelled {best} ({hits / n_artists:.0%})"
         if not suggestion and choices:
-            found = process.extractOne(subgenre, choices, scorer=fuzz.token_set_ratio, score_cutoff=75)
+            found = process.extractOne(subgenre, choices, scorer=fuzz.ratio, score_cutoff=80)
             if found is not None:
                 pattern, score, index = found
                 rule = patterns[index][1]

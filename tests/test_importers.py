@@ -21,6 +21,7 @@ Broken Genres,0.1,0.1,1000,0.1,1,1,1,3,"['unclosed"
 ,0.1,0.1,1000,0.1,1,1,1,3,['rock']
 Bad Count,0.1,0.1,1000,0.1,1,1,1,many,['rock']
 [bsd.u],0.1,0.1,1000,0.1,1,1,1,2,"['chillhop']"
+$pyda,0.0001,0.51,331240,0.89,58,7,1,4,['lo-fi']
 '''
 
 
@@ -32,7 +33,10 @@ def _write(path: Path, text: str) -> Path:
 def test_corpus_shaped_artist_table(store: Store, tmp_path: Path) -> None:
     result = import_file(store, _write(tmp_path / "artists.csv", CORPUS_SHAPE))
     assert result.table == "artists"
-    assert result.rows == 7
+    assert result.rows == 8
+    assert [(d.where, d.reason) for d in result.duplicates] == [
+        ("artists.csv:9", "artist '$pyda' appears again: merged into one artist (this row wins)")
+    ]
     assert result.artists_new == 4  # "[bsd.u]" is a name that looks like a list
     assert [(b.where, b.reason.split(" ")[0]) for b in result.bad_rows] == [
         ("artists.csv:5", "cannot"),
@@ -41,6 +45,7 @@ def test_corpus_shaped_artist_table(store: Store, tmp_path: Path) -> None:
     ]
     artists = store.artists_frame().set_index("name")
     assert artists.loc["$uicideBoy$", "tracks"] == 122  # the declared count is the track count
+    assert artists.loc["$pyda", "tracks"] == 4
     assert artists.loc['"Weird Al" Yankovic', "artist_id"] == derive_id("artist", '"Weird Al" Yankovic')
     genres = store.artist_genres_frame()
     suicide = genres[genres["artist_id"] == derive_id("artist", "$uicideBoy$")]

@@ -101,7 +101,7 @@ def test_unmapped_ranks_by_tracks_and_suggests_from_cooccurrence(
     dark = by_name["dark trap"]
     assert (dark["tracks"], dark["artists"], dark["example_artist"]) == (36, 4, "Rapper Two")
     assert dark["suggested_target"] == "hip hop" and dark["suggestion_source"] == "co-occurrence"
-    assert "2 of its 4 artists" in dark["evidence"]
+    assert "2 of 4 artists carrying it are labelled hip hop" in dark["evidence"]
     assert by_name["vancouver metal"]["suggested_target"] == "metal"
     assert by_name["pop"]["tracks"] == 100
     top2 = _json(runner, "unmapped", "--db", str(db), "--rules", str(rules), "--top", "2")

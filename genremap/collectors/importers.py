@@ -74,6 +74,8 @@ class ImportResult:
     artists_new: int = 0
     artists_updated: int = 0
     bad_rows: list[BadRow] = field(default_factory=list)
+    # Rows of an artist table naming an artist already seen: merged, the later row wins.
+    duplicates: list[BadRow] = field(default_factory=list)
     columns: dict[str, str] = field(default_factory=dict)
 
 
@@ -423,6 +425,10 @@ def import_file(
         try:
             if result.table == "artists":
                 artist = _artist_row(record, cols, source)
+                if artist.artist_id in artists:
+                    result.duplicates.append(
+                        BadRow(where, f"artist {artist.name!r} appears again: merged into one artist (this row wins)")
+                    )
                 artists[artist.artist_id] = _merge_artist(artists.get(artist.artist_id), artist)
             else:
                 track, track_artists = _track_row(record, cols, source)
