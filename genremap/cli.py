@@ -239,7 +239,8 @@ def report_command(
     footer = {"target": "total", **totals}
     caption = (
         f"policy {data['policy']} · {totals['mapped_subgenres']:,} of {totals['subgenres']:,} subgenres mapped"
-        f" · {totals['conflicts']:,} conflicts · {data['unlabelled']['without_genres']['artists']:,} artists have no genres"
+        f" · {totals['conflicts']:,} conflicts"
+        f" · {data['unlabelled']['without_genres']['artists']:,} artists have no genres"
     )
     emit(
         fmt,
