@@ -19,7 +19,7 @@ from genremap.dataset.labels import Labelling, choose_policy, label_store
 from genremap.diff import diff_labellings, rules_at_revision, temporary_folder
 from genremap.engine import RuleSet, default_rules_dir, load_rules, resolve_rules_dir
 from genremap.engine.loader import schema_path
-from genremap.errors import GenremapError, UsageError
+from genremap.errors import GenremapError, RuleErrors, UsageError
 from genremap.lint import lint_rules
 from genremap.progress import counter, stages
 from genremap.render import FORMATS, emit, err_console, out_console, write_json
@@ -72,6 +72,10 @@ def handles_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except RuleErrors as exc:
+            # Located errors read like a compiler's: FILE:LINE:COL: message.
+            err_console().print(exc.message, markup=False)
+            raise typer.Exit(exc.exit_code) from None
         except GenremapError as exc:
             err_console().print(f"error: {exc.message}", markup=False)
             raise typer.Exit(exc.exit_code) from None
@@ -575,7 +579,9 @@ def lint_command(
             else f"(no store at {db}: static checks only)"
         )
         rules_count = len(ruleset.rules) if ruleset else 0
-        console.print(f"{folder}: {rules_count} rules, {errors} error(s), {warnings} warning(s) {scope}", markup=False)
+        out_console().print(
+            f"{folder}: {rules_count} rules, {errors} error(s), {warnings} warning(s) {scope}", markup=False
+        )
     if errors:
         raise typer.Exit(2)
     if strict and warnings:

@@ -39,8 +39,18 @@ def lint_rules(rules_dir: Path, subgenres: list[str] | None) -> tuple[RuleSet | 
     findings += _targets_without_rules(ruleset)
     if subgenres is not None:
         findings += _against_store(ruleset, subgenres)
-    findings.sort(key=lambda f: (f.severity != "error", f.location, f.code))
+    findings.sort(key=lambda f: (f.severity != "error", _location_key(f.location), f.code))
     return ruleset, findings
+
+
+def _location_key(location: str) -> tuple[str, int, int]:
+    """FILE:LINE:COL sorted by file, then numerically by line and column."""
+    file, _, rest = location.rpartition(":")
+    file, _, line = file.rpartition(":")
+    try:
+        return file, int(line), int(rest)
+    except ValueError:
+        return location, 0, 0
 
 
 def _duplicate_patterns(ruleset: RuleSet) -> list[Finding]:

@@ -254,7 +254,7 @@ def _records(path: Path, fmt: str) -> Iterator[tuple[str, dict[str, Any]]]:
         try:
             import pyarrow.parquet as pq
         except ImportError:
-            raise UsageError("reading Parquet needs pyarrow: pip install 'genremap[parquet]'") from None
+            raise UsageError("reading Parquet needs pyarrow: pip install pyarrow") from None
         try:
             table = pq.read_table(path)
         except Exception as exc:  # pyarrow raises several types for a bad file

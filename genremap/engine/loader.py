@@ -110,6 +110,14 @@ def _printable(text: str) -> str:
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
+def _one_line(error: RuleFileError) -> RuleFileError:
+    """The error itself, or a copy with anything that would break the line escaped."""
+    if error.message.isprintable():
+        return error
+    where = Location(_printable(error.location.file), error.location.line, error.location.column)
+    return RuleFileError(where, _printable(error.problem))
+
+
 def _q(value: Any, limit: int = 80) -> str:
     """A value quoted for a message: 'text' for strings (escaped, shortened), else a description."""
     if isinstance(value, str):
@@ -202,7 +210,7 @@ def _convert(node: yaml.Node, doc: _Doc, path: PathKey, errors: list[RuleFileErr
         errors.append(
             RuleFileError(
                 _mark(doc.file, node),
-                "invalid YAML: this alias refers to a value that contains it (a recursive alias)",
+                "invalid YAML: this anchored value contains an alias to itself (a recursive alias): remove the alias",
             )
         )
         return None
@@ -945,6 +953,6 @@ def load_rules(rules_dir: Path, *, collect_all: bool = False) -> RuleSet:
     if targets_known:
         _check_targets(state, errors)
     if errors:
-        raise RuleErrors(errors)
+        raise RuleErrors([_one_line(e) for e in errors])
     state.ruleset.source_hash = RuleSet.hash_sources(sources)
     return state.ruleset

@@ -15,6 +15,7 @@ Resolution order (documented in docs/rules.md):
 from __future__ import annotations
 
 import re
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -139,7 +140,9 @@ class CompiledRules:
                 elif rule.kind == "contains":
                     compiled.contains.append((rule, pattern))
                 elif rule.kind == "regex":
-                    compiled.regex.append((rule, pattern, re.compile(pattern)))
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")  # the loader already reported them
+                        compiled.regex.append((rule, pattern, re.compile(pattern)))
             if rule.kind == "fuzzy":
                 compiled.fuzzy.append(rule)
         return compiled

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+import numpy as np
 import pandas as pd
 
 from genremap.engine.matcher import MAPPED, SubgenreDecision
@@ -87,18 +88,20 @@ def resolve_artists(
         list(dict.fromkeys(artist_ids)) if artist_ids is not None else joined["artist_id"].unique(), name="artist_id"
     )
     result = winners.set_index("artist_id").reindex(everyone)
-    missing = result["status"].isna()
+    missing = result["status"].isna().to_numpy()
     if missing.any():
+        # Whole columns are rebuilt (never assigned in place): string arrays may be read-only.
         all_ignored = (joined["status"] == "ignored").groupby(joined["artist_id"]).all()
-        ignored_ids = all_ignored[all_ignored].index
-        is_ignored = missing & result.index.isin(ignored_ids)
-        result.loc[is_ignored, "status"] = IGNORED_ARTIST
-        result.loc[is_ignored, "detail"] = "every subgenre is ignored"
-        rest = missing & ~is_ignored
+        is_ignored = missing & result.index.isin(all_ignored[all_ignored].index)
         has_genres = result.index.isin(joined["artist_id"].unique())
-        result.loc[rest, "status"] = UNLABELLED
-        result.loc[rest & has_genres, "detail"] = "no subgenre maps"
-        result.loc[rest & ~has_genres, "detail"] = "no genres"
+        status = result["status"].to_numpy(dtype=object)
+        detail = result["detail"].to_numpy(dtype=object)
+        result["status"] = np.where(is_ignored, IGNORED_ARTIST, np.where(missing, UNLABELLED, status))
+        result["detail"] = np.select(
+            [is_ignored, missing & has_genres, missing],
+            ["every subgenre is ignored", "no subgenre maps", "no genres"],
+            default=detail,
+        )
     return result.reset_index()[ARTIST_LABEL_COLUMNS]
 
 
@@ -135,23 +138,24 @@ def _vote(mapped: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     deciding = mapped.sort_values(["artist_id", "position"], kind="stable").drop_duplicates(["artist_id", "target"])
     deciding = deciding.set_index(["artist_id", "target"])[["subgenre", "rule"]]
     keyed = pd.MultiIndex.from_arrays([top.index, top["target"]])
-    out = pd.DataFrame(
+    amb = ambiguous.to_numpy()
+    ranked = votes[votes["artist_id"].isin(top.index[amb])]
+    parts = ranked["target"].astype(str) + " " + (ranked["share"] * 100).round().astype(int).astype(str) + "%"
+    detail = parts.groupby(ranked["artist_id"], sort=False).agg(" / ".join).reindex(top.index)
+
+    def unless_ambiguous(values: pd.Series) -> np.ndarray:
+        out = values.to_numpy(dtype=object).copy()
+        out[amb] = None
+        return out
+
+    return pd.DataFrame(
         {
             "artist_id": top.index,
-            "target": top["target"].to_numpy(),
-            "subgenre": deciding["subgenre"].reindex(keyed).to_numpy(),
-            "rule": deciding["rule"].reindex(keyed).to_numpy(),
+            "target": unless_ambiguous(top["target"]),
+            "subgenre": unless_ambiguous(deciding["subgenre"].reindex(keyed)),
+            "rule": unless_ambiguous(deciding["rule"].reindex(keyed)),
             "share": top["share"].to_numpy(),
-            "status": LABELLED,
-            "detail": "",
+            "status": np.where(amb, AMBIGUOUS, LABELLED),
+            "detail": np.where(amb, detail.fillna("").to_numpy(dtype=object), ""),
         }
     )
-    if ambiguous.any():
-        ranked = votes[votes["artist_id"].isin(top.index[ambiguous])]
-        parts = ranked["target"].astype(str) + " " + (ranked["share"] * 100).round().astype(int).astype(str) + "%"
-        detail = parts.groupby(ranked["artist_id"], sort=False).agg(" / ".join)
-        amb = ambiguous.to_numpy()
-        out.loc[amb, "status"] = AMBIGUOUS
-        out.loc[amb, "detail"] = detail.reindex(out.loc[amb, "artist_id"]).to_numpy()
-        out.loc[amb, ["target", "subgenre", "rule"]] = None
-    return out
