@@ -131,9 +131,7 @@ def label_rules(
     decisions = CompiledRules.build(ruleset).decide_many(pairs["subgenre"])
     frame = decisions_frame(decisions)
     ids = list(artist_ids)
-    artist_genres = pairs.drop_duplicates(["artist_id", "subgenre"])[
-        ["artist_id", "position", "subgenre"]
-    ]
+    artist_genres = pairs.drop_duplicates(["artist_id", "subgenre"])[["artist_id", "position", "subgenre"]]
     vote = resolve_artists(artist_genres, frame, ruleset.policy, ids).set_index("artist_id")
     first = resolve_artists(artist_genres, frame, Policy("first"), ids).set_index("artist_id")
     targets = {s: d.target for s, d in decisions.items()}
@@ -164,9 +162,7 @@ def report(path: Path, top: int) -> str:
     vote_labels = vote.loc[vote["status"] == "labelled", "target"]
     first_labels = first.loc[first["status"] == "labelled", "target"]
 
-    raw_tracks = pairs.drop_duplicates(["artist_id", "raw"]).assign(
-        tracks=lambda f: f["artist_id"].map(tracks)
-    )
+    raw_tracks = pairs.drop_duplicates(["artist_id", "raw"]).assign(tracks=lambda f: f["artist_id"].map(tracks))
     sub_tracks = raw_tracks.groupby("raw")["tracks"].sum()
     sub_artists = raw_tracks.groupby("raw")["artist_id"].nunique()
     canon_of = dict(zip(pairs["raw"], pairs["subgenre"], strict=True))
@@ -326,9 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEFAULT_DATA,
         help="the artists CSV (default: ../shared/data/spotify_artists_genres.csv)",
     )
-    parser.add_argument(
-        "--top", type=int, default=30, help="how many subgenres to list in each difference table"
-    )
+    parser.add_argument("--top", type=int, default=30, help="how many subgenres to list in each difference table")
     args = parser.parse_args(argv)
     sys.stdout.write(report(args.data, args.top))
     return 0

@@ -32,7 +32,17 @@ def _artist_counts(corpus: Path) -> Counter[str]:
 
 
 def test_shipped_rules_declare_the_seed_targets(compiled: CompiledRules) -> None:
-    assert list(compiled.ruleset.targets) == ["rock", "metal", "jazz", "blues", "disco", "house", "classical", "hip hop", "country"]
+    assert list(compiled.ruleset.targets) == [
+        "rock",
+        "metal",
+        "jazz",
+        "blues",
+        "disco",
+        "house",
+        "classical",
+        "hip hop",
+        "country",
+    ]
     assert compiled.ruleset.policy.name == "vote"
 
 

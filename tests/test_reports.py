@@ -201,7 +201,16 @@ def test_reports_need_an_existing_store(runner: CliRunner, tmp_path: Path, test_
 def test_explain_csv_has_one_row_per_match(runner: CliRunner, small_db: Path, test_rules_dir: Path) -> None:
     out = runner.invoke(app, ["explain", "soul jazz", "--rules", str(test_rules_dir), "--format", "csv"])
     rows = list(csv.DictReader(io.StringIO(out.stdout)))
-    assert {r["rule"]: r["outcome"] for r in rows} == {"soul jazz": "winner", "jazz": "lower priority", "soul": "lower priority"}
-    artist = runner.invoke(app, ["explain", "--artist", "Pop Star", "--db", str(small_db), "--rules", str(test_rules_dir), "-f", "csv"])
+    assert {r["rule"]: r["outcome"] for r in rows} == {
+        "soul jazz": "winner",
+        "jazz": "lower priority",
+        "soul": "lower priority",
+    }
+    artist = runner.invoke(
+        app, ["explain", "--artist", "Pop Star", "--db", str(small_db), "--rules", str(test_rules_dir), "-f", "csv"]
+    )
     rows = list(csv.DictReader(io.StringIO(artist.stdout)))
-    assert [(r["artist"], r["subgenre"], r["status"]) for r in rows] == [("Pop Star", "dance pop", "ignored"), ("Pop Star", "pop", "ignored")]
+    assert [(r["artist"], r["subgenre"], r["status"]) for r in rows] == [
+        ("Pop Star", "dance pop", "ignored"),
+        ("Pop Star", "pop", "ignored"),
+    ]
