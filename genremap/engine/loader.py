@@ -56,7 +56,7 @@ RULE_KEYS = (
     "note",
 )
 TOP_KEYS = ("targets", "rules", "ignore", "policy")
-IGNORE_KEYS = ("subgenre", "subgenres", "patterns", "kind", "reason")
+IGNORE_KEYS = ("subgenre", "subgenres", "patterns", "kind", "unless", "unless_kind", "reason")
 POLICY_KEYS = ("name", "min_share", "min_margin")
 IGNORE_KINDS = ("exact", "keyword", "contains", "regex")
 
@@ -865,7 +865,9 @@ def _build_ignore(doc: _Doc, state: _Building, errors: list[RuleFileError], path
     for key in ("subgenre", "subgenres", "patterns"):
         if key in raw:
             patterns += _normalized_patterns(_as_list(raw[key]), kind, doc, (*path, key), where, errors)
-    state.ruleset.ignore.append(IgnoreEntry(patterns, raw["reason"], doc.loc(path), kind))
+    unless_kind = raw.get("unless_kind", "keyword")
+    unless = _normalized_patterns(_as_list(raw.get("unless")), unless_kind, doc, (*path, "unless"), where, errors)
+    state.ruleset.ignore.append(IgnoreEntry(patterns, raw["reason"], doc.loc(path), kind, unless, unless_kind))
 
 
 def _check_targets(state: _Building, errors: list[RuleFileError]) -> None:

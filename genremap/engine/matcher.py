@@ -168,8 +168,11 @@ class CompiledRules:
 
     def _ignored_by(self, subgenre: str) -> IgnoreEntry | None:
         for entry in self.ruleset.ignore:
-            if _pattern_hits(subgenre, entry.patterns, entry.kind) is not None:
-                return entry
+            if _pattern_hits(subgenre, entry.patterns, entry.kind) is None:
+                continue
+            if entry.unless and _pattern_hits(subgenre, entry.unless, entry.unless_kind) is not None:
+                continue
+            return entry
         return None
 
     def decide_many(self, subgenres: Iterable[str]) -> dict[str, SubgenreDecision]:

@@ -50,6 +50,8 @@ class IgnoreEntry:
     reason: str
     location: Location
     kind: str = "exact"
+    unless: tuple[str, ...] = ()
+    unless_kind: str = "keyword"
 
 
 @dataclass(frozen=True)
