@@ -167,6 +167,20 @@ CASES = [
         None,
     ),
     (
+        "ignore unless spares",
+        "rules: [{name: p, target: rock, kind: keyword, patterns: [punk]}]\nignore: [{kind: keyword, patterns: [pop], unless: [punk], reason: pop}]",
+        "pop punk",
+        "rock",
+        "p",
+    ),
+    (
+        "ignore unless elsewhere",
+        "rules: [{name: p, target: rock, kind: keyword, patterns: [punk]}]\nignore: [{kind: keyword, patterns: [pop], unless: [punk], reason: pop}]",
+        "swedish pop",
+        IGNORED,
+        None,
+    ),
+    (
         "pattern spelled differently",
         "rules: [{name: h, target: hip hop, kind: keyword, patterns: [Hip-Hop]}]",
         "hiphop",
