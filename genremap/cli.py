@@ -18,7 +18,7 @@ from genremap.dataset.build import BuildOptions, build_dataset
 from genremap.dataset.labels import Labelling, choose_policy, label_store
 from genremap.diff import diff_labellings, rules_at_revision, temporary_folder
 from genremap.engine import RuleSet, default_rules_dir, load_rules, resolve_rules_dir
-from genremap.engine.loader import schema_path
+from genremap.engine.loader import display_path, schema_path
 from genremap.errors import GenremapError, RuleErrors, UsageError
 from genremap.lint import lint_rules
 from genremap.progress import counter, stages
@@ -493,7 +493,7 @@ def diff_command(
             before = _label(store, base_rules, policy, genre_source)
             after = _label(store, edited, policy, genre_source)
     data = diff_labellings(before, after)
-    data["base_dir"] = f"{rules}@{rev}" if rev else str(base_dir)
+    data["base_dir"] = f"{rules}@{rev}" if rev else display_path(base_dir)
     data["rules_dir"] = str(rules)
     if fmt == "json":
         write_json(data)

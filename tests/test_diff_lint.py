@@ -94,7 +94,7 @@ def test_diff_against_packaged_rules_by_default(runner: CliRunner, small_db: Pat
     copy = tmp_path / "copy"
     shutil.copytree(default_rules_dir(), copy)
     data = _diff(runner, small_db, copy)
-    assert data["subgenres"] == [] and data["base_dir"] == str(default_rules_dir())
+    assert data["subgenres"] == [] and Path(data["base_dir"]).resolve() == default_rules_dir().resolve()
 
 
 def test_lint_finds_dead_shadowed_duplicate_and_empty_targets(

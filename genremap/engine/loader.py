@@ -905,7 +905,7 @@ def rule_files(rules_dir: Path) -> list[Path]:
     return files
 
 
-def _display(path: Path) -> str:
+def display_path(path: Path) -> str:
     """The path as the user would type it: relative to the working folder when inside it."""
     relative = os.path.relpath(path.absolute(), Path.cwd())
     return _printable(relative if not relative.startswith("..") else str(path.absolute()))
@@ -933,7 +933,7 @@ def load_rules(rules_dir: Path, *, collect_all: bool = False) -> RuleSet:
     targets_known = True
     files = rule_files(rules_dir)
     for index, path in enumerate(files):
-        display = _display(path)
+        display = display_path(path)
         try:
             doc, file_errors = _parse_file(path, display)
         except RuleErrors as exc:
