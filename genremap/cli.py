@@ -552,7 +552,7 @@ def lint_command(
         with Store.open(db) as store:
             from genremap.normalize import normalize_many
 
-            subgenre_list = list(dict.fromkeys(normalize_many(store.artist_genres_frame()["genre"].tolist())))
+            subgenre_list = list(dict.fromkeys(normalize_many(store.genres_frame()["name"].tolist())))
     ruleset, findings = lint_rules(folder, subgenre_list)
     rows = [f.as_dict() for f in findings]
     errors = sum(f.severity == "error" for f in findings)

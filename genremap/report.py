@@ -23,7 +23,7 @@ def subgenre_counts(labelling: Labelling) -> dict[str, tuple[int, int]]:
     tracks = labelling.artists.set_index("artist_id")["tracks"]
     ag = labelling.artist_genres[["artist_id", "subgenre"]].copy()
     ag["tracks"] = ag["artist_id"].map(tracks).fillna(0).astype("int64")
-    counts = ag.groupby("subgenre").agg(artists=("artist_id", "size"), tracks=("tracks", "sum"))
+    counts = ag.groupby("subgenre", observed=True).agg(artists=("artist_id", "size"), tracks=("tracks", "sum"))
     return {
         str(s): (int(a), int(t))
         for s, a, t in zip(counts.index, counts["artists"].tolist(), counts["tracks"].tolist(), strict=True)
@@ -94,7 +94,7 @@ def coverage(labelling: Labelling) -> dict[str, Any]:
 def subgenres(labelling: Labelling) -> list[dict[str, Any]]:
     """Every distinct subgenre in the store with its decision and counts, most tracks first."""
     counts = subgenre_counts(labelling)
-    raw_forms = labelling.artist_genres.groupby("subgenre")["genre"].agg(lambda s: sorted(set(s)))
+    raw_forms = labelling.artist_genres.groupby("subgenre", observed=True)["genre"].agg(lambda s: sorted(set(s)))
     rows: list[dict[str, Any]] = []
     for subgenre, d in labelling.decisions.items():
         if subgenre not in counts:
@@ -143,7 +143,7 @@ def unmapped(labelling: Labelling, top: int | None = 50, min_share: float = 0.5)
         .drop_duplicates("subgenre")
         .set_index("subgenre")["name"]
     )
-    votes = carriers.dropna(subset=["target"]).groupby(["subgenre", "target"]).size()
+    votes = carriers.dropna(subset=["target"]).groupby(["subgenre", "target"], observed=True).size()
     patterns = [(p, r) for r in labelling.ruleset.rules if r.kind != "regex" for p in r.patterns]
     choices = [p for p, _ in patterns]
     rows: list[dict[str, Any]] = []

@@ -6,6 +6,7 @@ a run killed at any moment leaves the store consistent and a re-run duplicates n
 
 from __future__ import annotations
 
+import gc
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from genremap.errors import UsageError
@@ -25,35 +27,42 @@ DEFAULT_DB = Path("genremap.db")
 # Each migration takes the store from version i to i + 1. Never edit a released one: append.
 MIGRATIONS: list[str] = [
     """
+    -- Artists and genres have compact integer keys (artist_key, genre_key) so that labelling
+    -- a million tracks is integer array work; artist_id is the Spotify (or derived) id.
     CREATE TABLE artists (
-        artist_id   TEXT PRIMARY KEY,
+        artist_key  INTEGER PRIMARY KEY,
+        artist_id   TEXT NOT NULL UNIQUE,
         name        TEXT NOT NULL,
         track_count INTEGER,            -- declared by an import (e.g. a `count` column), else NULL
         origin      TEXT NOT NULL,      -- where the row came from: 'spotify', 'import:<file>', ...
         updated_at  TEXT NOT NULL
     );
-    CREATE INDEX artists_name ON artists(name);
+    CREATE INDEX artists_name ON artists(name COLLATE NOCASE);
+    CREATE TABLE genres (
+        genre_key INTEGER PRIMARY KEY,
+        name      TEXT NOT NULL UNIQUE  -- as the source spelled it, not normalised
+    );
     -- One row per (artist, genre source) that was consulted, even when it gave no genres:
     -- an artist Spotify leaves with [] is cached as such and never fetched again.
     CREATE TABLE artist_genre_sources (
-        artist_id  TEXT NOT NULL,
+        artist_key INTEGER NOT NULL REFERENCES artists(artist_key),
         source     TEXT NOT NULL,       -- 'spotify' or 'musicbrainz'
         origin     TEXT NOT NULL,
         fetched_at TEXT NOT NULL,
-        PRIMARY KEY (artist_id, source)
+        PRIMARY KEY (artist_key, source)
     );
     CREATE TABLE artist_genres (
-        artist_id TEXT NOT NULL,
-        source    TEXT NOT NULL,
-        position  INTEGER NOT NULL,     -- order as the source listed them
-        genre     TEXT NOT NULL,        -- as stored by the source, not normalised
-        votes     INTEGER,              -- MusicBrainz vote count, NULL for Spotify
-        PRIMARY KEY (artist_id, source, position)
+        artist_key INTEGER NOT NULL REFERENCES artists(artist_key),
+        source     TEXT NOT NULL,
+        position   INTEGER NOT NULL,    -- order as the source listed them
+        genre_key  INTEGER NOT NULL REFERENCES genres(genre_key),
+        votes      INTEGER,             -- MusicBrainz vote count, NULL for Spotify
+        PRIMARY KEY (artist_key, source, position)
     );
     CREATE TABLE tracks (
         track_id     TEXT PRIMARY KEY,
         name         TEXT NOT NULL,
-        artist_id    TEXT NOT NULL,     -- primary artist: the track takes its label
+        artist_key   INTEGER NOT NULL REFERENCES artists(artist_key),  -- primary artist: gives the label
         album        TEXT,
         release_date TEXT,
         duration_ms  INTEGER,
@@ -64,11 +73,11 @@ MIGRATIONS: list[str] = [
         origin       TEXT NOT NULL,
         added_at     TEXT NOT NULL
     );
-    CREATE INDEX tracks_artist ON tracks(artist_id);
+    CREATE INDEX tracks_artist ON tracks(artist_key);
     CREATE TABLE track_artists (
         track_id  TEXT NOT NULL,
         position  INTEGER NOT NULL,
-        artist_id TEXT NOT NULL,
+        artist_id TEXT NOT NULL,        -- every artist of the track, in credit order
         PRIMARY KEY (track_id, position)
     );
     CREATE TABLE search_progress (
@@ -86,10 +95,10 @@ MIGRATIONS: list[str] = [
         updated_at TEXT NOT NULL
     );
     CREATE TABLE request_counts (
-        endpoint TEXT PRIMARY KEY,
-        requests INTEGER NOT NULL DEFAULT 0,
+        endpoint  TEXT PRIMARY KEY,
+        requests  INTEGER NOT NULL DEFAULT 0,
         throttled INTEGER NOT NULL DEFAULT 0,
-        errors   INTEGER NOT NULL DEFAULT 0
+        errors    INTEGER NOT NULL DEFAULT 0
     );
     CREATE TABLE audio_features (
         track_id   TEXT PRIMARY KEY,
@@ -260,13 +269,27 @@ class Store:
         self.conn.execute("COMMIT")
 
     # --- writes ---------------------------------------------------------------------------
+    def _keys(self, table: str, text_column: str, key_column: str, values: Iterable[str]) -> dict[str, int]:
+        """text → integer key for the given values that exist in `table`."""
+        found: dict[str, int] = {}
+        unique = list(dict.fromkeys(values))
+        for start in range(0, len(unique), 900):
+            chunk = unique[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                self.conn.execute(
+                    f"SELECT {text_column}, {key_column} FROM {table} WHERE {text_column} IN ({marks})", chunk
+                ).fetchall()
+            )
+        return found
+
     def upsert_artists(self, artists: Iterable[ArtistRecord], origin: str) -> WriteCounts:
         """Insert or update artists; a record with genres replaces that source's genre list."""
-        counts = WriteCounts()
         stamp = now()
         rows = list(artists)
+        ids = {a.artist_id for a in rows}
         with self.transaction() as conn:
-            known = self._existing("artists", "artist_id", [a.artist_id for a in rows])
+            known = set(self._keys("artists", "artist_id", "artist_key", ids))
             conn.executemany(
                 """INSERT INTO artists(artist_id, name, track_count, origin, updated_at)
                    VALUES (?, ?, ?, ?, ?)
@@ -277,41 +300,54 @@ class Store:
                 [(a.artist_id, a.name, a.track_count, origin, stamp) for a in rows],
             )
             with_genres = [a for a in rows if a.genres is not None]
-            conn.executemany(
-                "DELETE FROM artist_genres WHERE artist_id = ? AND source = ?",
-                [(a.artist_id, a.genre_source) for a in with_genres],
-            )
-            conn.executemany(
-                "INSERT INTO artist_genres(artist_id, source, position, genre) VALUES (?, ?, ?, ?)",
-                [
-                    (a.artist_id, a.genre_source, i, g)
-                    for a in with_genres
-                    for i, g in enumerate(dict.fromkeys(a.genres or ()))
-                ],
-            )
-            conn.executemany(
-                """INSERT INTO artist_genre_sources(artist_id, source, origin, fetched_at) VALUES (?, ?, ?, ?)
-                   ON CONFLICT(artist_id, source) DO UPDATE SET origin = excluded.origin,
-                     fetched_at = excluded.fetched_at""",
-                [(a.artist_id, a.genre_source, origin, stamp) for a in with_genres],
-            )
-        counts.new = len({a.artist_id for a in rows} - known)
-        counts.updated = len({a.artist_id for a in rows} & known)
-        return counts
+            if with_genres:
+                key_of = self._keys("artists", "artist_id", "artist_key", (a.artist_id for a in with_genres))
+                names = {g for a in with_genres for g in a.genres or ()}
+                conn.executemany("INSERT OR IGNORE INTO genres(name) VALUES (?)", ((g,) for g in names))
+                genre_key = self._keys("genres", "name", "genre_key", names)
+                conn.executemany(
+                    "DELETE FROM artist_genres WHERE artist_key = ? AND source = ?",
+                    [(key_of[a.artist_id], a.genre_source) for a in with_genres],
+                )
+                conn.executemany(
+                    "INSERT INTO artist_genres(artist_key, source, position, genre_key) VALUES (?, ?, ?, ?)",
+                    [
+                        (key_of[a.artist_id], a.genre_source, i, genre_key[g])
+                        for a in with_genres
+                        for i, g in enumerate(dict.fromkeys(a.genres or ()))
+                    ],
+                )
+                conn.executemany(
+                    """INSERT INTO artist_genre_sources(artist_key, source, origin, fetched_at) VALUES (?, ?, ?, ?)
+                       ON CONFLICT(artist_key, source) DO UPDATE SET origin = excluded.origin,
+                         fetched_at = excluded.fetched_at""",
+                    [(key_of[a.artist_id], a.genre_source, origin, stamp) for a in with_genres],
+                )
+        return WriteCounts(new=len(ids - known), updated=len(ids & known))
 
     def upsert_tracks(self, tracks: Iterable[TrackRecord], origin: str) -> WriteCounts:
-        """Insert or update tracks and their artist lists; known fields are never blanked."""
+        """Insert or update tracks and their artist lists; known fields are never blanked.
+
+        A primary artist the store does not know yet is added (by id and name, no genres).
+        """
         rows = list(tracks)
         stamp = now()
+        ids = {t.track_id for t in rows}
         with self.transaction() as conn:
-            known = self._existing("tracks", "track_id", [t.track_id for t in rows])
+            known = set(self._keys("tracks", "track_id", "rowid", ids))
             conn.executemany(
-                """INSERT INTO tracks(track_id, name, artist_id, album, release_date, duration_ms,
+                "INSERT INTO artists(artist_id, name, origin, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(artist_id) DO NOTHING",
+                [(t.artist_id, t.artist_name, origin, stamp) for t in rows],
+            )
+            key_of = self._keys("artists", "artist_id", "artist_key", (t.artist_id for t in rows))
+            conn.executemany(
+                """INSERT INTO tracks(track_id, name, artist_key, album, release_date, duration_ms,
                                       preview_url, isrc, popularity, dedupe_key, origin, added_at)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT(track_id) DO UPDATE SET
                      name = excluded.name,
-                     artist_id = excluded.artist_id,
+                     artist_key = excluded.artist_key,
                      album = COALESCE(excluded.album, tracks.album),
                      release_date = COALESCE(excluded.release_date, tracks.release_date),
                      duration_ms = COALESCE(excluded.duration_ms, tracks.duration_ms),
@@ -323,7 +359,7 @@ class Store:
                     (
                         t.track_id,
                         t.name,
-                        t.artist_id,
+                        key_of.get(t.artist_id),
                         t.album,
                         t.release_date,
                         t.duration_ms,
@@ -343,17 +379,7 @@ class Store:
                 "INSERT INTO track_artists(track_id, position, artist_id) VALUES (?, ?, ?)",
                 [(t.track_id, i, a) for t in with_artists for i, a in enumerate(dict.fromkeys(t.artist_ids))],
             )
-        ids = {t.track_id for t in rows}
         return WriteCounts(new=len(ids - known), updated=len(ids & known))
-
-    def _existing(self, table: str, key: str, ids: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        unique = list(dict.fromkeys(ids))
-        for start in range(0, len(unique), 900):
-            chunk = unique[start : start + 900]
-            marks = ",".join("?" * len(chunk))
-            found.update(r[0] for r in self.conn.execute(f"SELECT {key} FROM {table} WHERE {key} IN ({marks})", chunk))
-        return found
 
     def start_run(self, command: str, details: dict[str, Any] | None = None) -> int:
         with self.transaction() as conn:
@@ -371,83 +397,145 @@ class Store:
             )
 
     # --- reads ----------------------------------------------------------------------------
+    def _frame(
+        self, sql: str, params: Sequence[Any] = (), ints: Sequence[str] = (), nullable_ints: Sequence[str] = ()
+    ) -> pd.DataFrame:
+        """Run a query into a DataFrame quickly: the garbage collector is paused while millions of
+        row tuples are built, and columns are converted one by one (`ints`: integer columns
+        without NULLs, `nullable_ints`: with NULLs; other columns are inferred, text as strings)."""
+        with _gc_paused():
+            cursor = self.conn.execute(sql, params)
+            names = [d[0] for d in cursor.description]
+            rows = cursor.fetchall()
+            columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+            data: dict[str, Any] = {}
+            for name, values in zip(names, columns, strict=True):
+                if name in ints:
+                    data[name] = np.fromiter(values, dtype=np.int64, count=len(values))
+                elif name in nullable_ints:
+                    data[name] = pd.array(values, dtype="Int64")
+                else:
+                    data[name] = pd.Series(values, dtype=_infer_dtype(values), name=name)
+            del rows, columns
+        return pd.DataFrame(data, columns=names)
+
     def summary(self) -> StoreSummary:
         one = self.conn.execute
-        sources = dict(one("SELECT source, count(DISTINCT artist_id) FROM artist_genres GROUP BY source").fetchall())
+        sources = dict(one("SELECT source, count(DISTINCT artist_key) FROM artist_genres GROUP BY source").fetchall())
         return StoreSummary(
             tracks=one("SELECT count(*) FROM tracks").fetchone()[0],
             artists=one("SELECT count(*) FROM artists").fetchone()[0],
-            artists_with_genres=one("SELECT count(DISTINCT artist_id) FROM artist_genres").fetchone()[0],
+            artists_with_genres=one("SELECT count(DISTINCT artist_key) FROM artist_genres").fetchone()[0],
             genre_sources=sources,
         )
 
     def artists_frame(self) -> pd.DataFrame:
-        """artist_id, name, tracks: the declared track count where an import gave one, else the tracks stored."""
-        return pd.read_sql_query(
-            """SELECT a.artist_id, a.name,
+        """artist_key, artist_id, name, tracks (the declared count where an import gave one, else
+        the tracks stored), stored_tracks; ordered by artist_key."""
+        frame = self._frame(
+            """SELECT a.artist_key, a.artist_id, a.name,
                       COALESCE(a.track_count, t.n, 0) AS tracks,
                       COALESCE(t.n, 0) AS stored_tracks
                FROM artists a
-               LEFT JOIN (SELECT artist_id, count(*) AS n FROM tracks GROUP BY artist_id) t USING (artist_id)
-               ORDER BY a.artist_id""",
-            self.conn,
-        ).astype({"tracks": "int64", "stored_tracks": "int64"})
+               LEFT JOIN (SELECT artist_key, count(*) AS n FROM tracks GROUP BY artist_key) t USING (artist_key)
+               ORDER BY a.artist_key""",
+            ints=("artist_key", "tracks", "stored_tracks"),
+        )
+        return frame
 
-    def artist_genres_frame(self) -> pd.DataFrame:
-        """artist_id, source, position, genre for every stored genre."""
-        return pd.read_sql_query(
-            "SELECT artist_id, source, position, genre FROM artist_genres ORDER BY artist_id, source, position",
-            self.conn,
+    def genres_frame(self) -> pd.DataFrame:
+        """genre_key, name: every genre string any source gave."""
+        return self._frame("SELECT genre_key, name FROM genres ORDER BY genre_key", ints=("genre_key",))
+
+    def genre_rows(self) -> pd.DataFrame:
+        """artist_key, source, position, genre_key: every stored genre of every artist (integers, fast)."""
+        return self._frame(
+            "SELECT artist_key, source, position, genre_key FROM artist_genres",
+            ints=("artist_key", "position", "genre_key"),
         )
 
+    def artist_genres_frame(self) -> pd.DataFrame:
+        """artist_id, source, position, genre for every stored genre (readable; for small stores)."""
+        return self._frame(
+            """SELECT a.artist_id, g.source, g.position, n.name AS genre
+               FROM artist_genres g JOIN artists a USING (artist_key) JOIN genres n USING (genre_key)
+               ORDER BY a.artist_id, g.source, g.position""",
+            ints=("position",),
+        )
+
+    def track_keys(self) -> pd.DataFrame:
+        """row, track_id, artist_key, dedupe_key, isrc for every track: what labelling and
+        balancing need, read in one pass (`row` finds the track again for export)."""
+        return self._frame(
+            "SELECT rowid AS row, track_id, artist_key, dedupe_key, isrc FROM tracks",
+            ints=("row", "artist_key"),
+        )
+
+    def track_details(self, rows: Sequence[int]) -> pd.DataFrame:
+        """row, track_name, duration_ms, preview_url for the given `row`s of `track_keys`."""
+        frames = []
+        wanted = [int(r) for r in rows]
+        for start in range(0, len(wanted), 900):
+            chunk = wanted[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            frames.append(
+                self._frame(
+                    f"SELECT rowid AS row, name AS track_name, duration_ms, preview_url FROM tracks "
+                    f"WHERE rowid IN ({marks})",
+                    chunk,
+                    ints=("row",),
+                    nullable_ints=("duration_ms",),
+                )
+            )
+        if not frames:
+            return pd.DataFrame(columns=["row", "track_name", "duration_ms", "preview_url"])
+        return pd.concat(frames, ignore_index=True)
+
     def tracks_frame(self, columns: Sequence[str] = ("track_id", "artist_id", "dedupe_key", "isrc")) -> pd.DataFrame:
+        """Chosen track columns (artist_id comes from the primary artist), ordered by track_id."""
         allowed = {
-            "track_id",
-            "name",
-            "artist_id",
-            "album",
-            "release_date",
-            "duration_ms",
-            "preview_url",
-            "isrc",
-            "popularity",
-            "dedupe_key",
-            "origin",
-        }
+            "track_id", "name", "artist_id", "album", "release_date", "duration_ms", "preview_url",
+            "isrc", "popularity", "dedupe_key", "origin",
+        }  # fmt: skip
         bad = set(columns) - allowed
         if bad:
             raise ValueError(f"unknown track columns: {sorted(bad)}")
-        return pd.read_sql_query(f"SELECT {', '.join(columns)} FROM tracks ORDER BY track_id", self.conn)
-
-    def tracks_by_id(self, track_ids: Sequence[str]) -> pd.DataFrame:
-        """Full rows of the given tracks (for export), via a temporary table join."""
-        with self.transaction() as conn:
-            conn.execute("CREATE TEMP TABLE IF NOT EXISTS wanted(track_id TEXT PRIMARY KEY)")
-            conn.execute("DELETE FROM wanted")
-            conn.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", ((t,) for t in track_ids))
-            frame = pd.read_sql_query(
-                """SELECT t.track_id, t.name AS track_name, t.artist_id, a.name AS artist_name,
-                          t.duration_ms, t.preview_url, t.isrc
-                   FROM wanted w JOIN tracks t USING (track_id) LEFT JOIN artists a USING (artist_id)""",
-                conn,
-            )
-            conn.execute("DELETE FROM wanted")
-        return frame
+        select = ", ".join("a.artist_id" if c == "artist_id" else f"t.{c}" for c in columns)
+        return self._frame(f"SELECT {select} FROM tracks t JOIN artists a USING (artist_key) ORDER BY t.track_id")
 
     def find_artists(self, name: str) -> pd.DataFrame:
-        """Artists whose name or id equals `name` (case-insensitive)."""
-        return pd.read_sql_query(
+        """Artists whose id, or name (case-insensitive), equals `name`."""
+        return self._frame(
             "SELECT artist_id, name FROM artists WHERE artist_id = ? OR name = ? COLLATE NOCASE ORDER BY artist_id",
-            self.conn,
-            params=(name, name),
+            (name, name),
         )
 
     def track(self, track_id: str) -> dict[str, Any] | None:
         row = self.conn.execute(
-            "SELECT t.track_id, t.name, t.artist_id, a.name FROM tracks t LEFT JOIN artists a USING (artist_id) "
+            "SELECT t.track_id, t.name, a.artist_id, a.name FROM tracks t JOIN artists a USING (artist_key) "
             "WHERE t.track_id = ?",
             (track_id,),
         ).fetchone()
         if row is None:
             return None
         return {"track_id": row[0], "track_name": row[1], "artist_id": row[2], "artist_name": row[3]}
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Building millions of row tuples triggers the cyclic GC over and over; none of them is cyclic."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _infer_dtype(values: Sequence[Any]) -> str | None:
+    """'str' for text columns (pandas' string dtype), None to let pandas infer numbers."""
+    for value in values:
+        if value is not None:
+            return "str" if isinstance(value, str) else None
+    return "str"

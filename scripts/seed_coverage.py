@@ -32,13 +32,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from genremap.engine import (  # noqa: E402
-    CompiledRules,
-    Policy,
-    decisions_frame,
-    load_rules,
-    resolve_artists,
-)
+from genremap.dataset.labels import label_artist_genres  # noqa: E402
+from genremap.engine import CompiledRules, Policy, load_rules  # noqa: E402
 from genremap.normalize import normalize_many  # noqa: E402
 
 Row = tuple[str, int, int, str, str]  # subgenre, artists, tracks, seed target, rules outcome
@@ -128,12 +123,13 @@ def label_rules(
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str | None], dict[str, str]]:
     """Artist labels under the rules' policy and under `first`, plus per-subgenre outcomes."""
     ruleset = load_rules(REPO / "genremap" / "rules")
-    decisions = CompiledRules.build(ruleset).decide_many(pairs["subgenre"])
-    frame = decisions_frame(decisions)
-    ids = list(artist_ids)
-    artist_genres = pairs.drop_duplicates(["artist_id", "subgenre"])[["artist_id", "position", "subgenre"]]
-    vote = resolve_artists(artist_genres, frame, ruleset.policy, ids).set_index("artist_id")
-    first = resolve_artists(artist_genres, frame, Policy("first"), ids).set_index("artist_id")
+    compiled = CompiledRules.build(ruleset)
+    decisions = compiled.decide_many(pairs["subgenre"])
+    artists = pd.DataFrame({"artist_id": list(dict.fromkeys(artist_ids))})
+    genres = pairs.assign(source="spotify").rename(columns={"raw": "genre"})[["artist_id", "source", "position", "genre"]]
+    vote = label_artist_genres(ruleset, genres, artists, ruleset.policy, compiled=compiled).artists
+    first = label_artist_genres(ruleset, genres, artists, Policy("first"), compiled=compiled).artists
+    vote, first = vote.set_index("artist_id"), first.set_index("artist_id")
     targets = {s: d.target for s, d in decisions.items()}
     status = {s: d.status for s, d in decisions.items()}
     return vote, first, targets, status

@@ -142,7 +142,7 @@ def test_balance_is_seeded_and_respects_classes() -> None:
     frame = pd.DataFrame(
         {
             "track_id": [f"t{i:03d}" for i in range(300)],
-            "artist_id": [f"a{i % 30}" for i in range(300)],
+            "artist": [f"a{i % 30}" for i in range(300)],
             "target": ["rock" if i % 30 < 20 else "jazz" for i in range(300)],
         }
     )
@@ -159,7 +159,7 @@ def test_warns_when_a_class_has_too_few_artists() -> None:
     frame = pd.DataFrame(
         {
             "track_id": ["t1", "t2", "t3", "t4"],
-            "artist_id": ["a", "a", "b", "c"],
+            "artist": ["a", "a", "b", "c"],
             "target": ["rock", "rock", "jazz", "jazz"],
         }
     )

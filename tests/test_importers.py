@@ -115,7 +115,7 @@ def test_json_jsonl_and_spotify_objects(store: Store, tmp_path: Path) -> None:
     }
     json_result = import_file(store, _write(tmp_path / "t.json", json.dumps(spotify_tracks)))
     assert (json_result.table, json_result.tracks_new) == ("tracks", 1)
-    row = store.conn.execute("SELECT artist_id, album, isrc FROM tracks").fetchone()
+    row = tuple(store.tracks_frame(("artist_id", "album", "isrc")).iloc[0])
     assert row == ("0k17h0D3J5VfsdmQ1iZtE9", "The Dark Side of the Moon", "GBN9Y1100088")
     lines = [
         json.dumps({"id": "0k17h0D3J5VfsdmQ1iZtE9", "name": "Pink Floyd", "genres": ["art rock", "progressive rock"]}),

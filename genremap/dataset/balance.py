@@ -66,19 +66,26 @@ def balance(
 ) -> BalanceResult:
     """Sample the same number of tracks per target, at most `max_per_artist` per artist, and split.
 
-    `tracks` needs columns track_id, artist_id, target. Undersamples every target to the
-    smallest class unless `per_class` is given.
+    `tracks` needs columns track_id, artist (any artist key) and target. Undersamples every
+    target to the smallest class unless `per_class` is given. Works on integer arrays: the
+    frame's other columns are carried along untouched.
     """
     rng = np.random.default_rng(seed)
-    frame = tracks[tracks["target"].isin(targets)].sort_values("track_id", kind="stable").reset_index(drop=True)
-    frame["_key"] = rng.random(len(frame))
+    frame = tracks[tracks["target"].isin(targets)]
+    if not frame["track_id"].is_monotonic_increasing:
+        frame = frame.sort_values("track_id", kind="stable")
+    frame = frame.reset_index(drop=True)
+    key = rng.random(len(frame))
+    target_code = pd.Index(targets).get_indexer(pd.Index(frame["target"].astype(object))).astype(np.int64)
+    artist_code = pd.factorize(frame["artist"])[0]
+    keep = np.ones(len(frame), dtype=bool)
     if max_per_artist is not None:
         if max_per_artist < 1:
             raise UsageError("--max-per-artist must be at least 1")
-        rank = frame.sort_values("_key", kind="stable").groupby("artist_id").cumcount()
-        frame = frame[rank.reindex(frame.index) < max_per_artist]
-    sizes = frame["target"].value_counts()
-    class_sizes = {t: int(sizes.get(t, 0)) for t in targets}
+        by_artist = np.lexsort((key, artist_code))
+        keep[by_artist] = _rank_in_groups(artist_code[by_artist]) < max_per_artist
+    counts = np.bincount(target_code[keep], minlength=len(targets))
+    class_sizes = {t: int(counts[i]) for i, t in enumerate(targets)}
     warnings: list[str] = []
     listing = ", ".join(f"{t} {n}" for t, n in sorted(class_sizes.items(), key=lambda kv: kv[1]))
     empty = [t for t, n in class_sizes.items() if n == 0]
@@ -106,11 +113,20 @@ def balance(
         if short:
             warnings.append("short classes kept as they are: " + ", ".join(f"{t} {n}" for t, n in short.items()))
         target_n = per_class
-    ordered = frame.sort_values(["target", "_key"], kind="stable")
-    picked = ordered[ordered.groupby("target").cumcount() < target_n]
-    picked = picked.drop(columns="_key").sort_values("track_id", kind="stable").reset_index(drop=True)
+    candidates = np.flatnonzero(keep)
+    by_class = candidates[np.lexsort((key[candidates], target_code[candidates]))]
+    chosen = np.sort(by_class[_rank_in_groups(target_code[by_class]) < target_n])
+    picked = frame.iloc[chosen].reset_index(drop=True)
     picked["split"] = assign_splits(picked, split, rng, warnings)
     return BalanceResult(picked, class_sizes, target_n, warnings)
+
+
+def _rank_in_groups(sorted_groups: np.ndarray) -> np.ndarray:
+    """0, 1, 2, ... within each run of equal values of a sorted array."""
+    if len(sorted_groups) == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]])
+    return np.arange(len(sorted_groups)) - np.repeat(starts, np.diff(np.r_[starts, len(sorted_groups)]))
 
 
 def assign_splits(
@@ -126,7 +142,7 @@ def assign_splits(
     goal_share = {s: r for s, r in zip(SPLITS, ratios, strict=True) if r > 0}
     assignment: dict[str, str] = {}
     for target in sorted(tracks["target"].unique()):
-        per_artist = tracks.loc[tracks["target"] == target, "artist_id"].value_counts().sort_index()
+        per_artist = tracks.loc[tracks["target"] == target, "artist"].value_counts().sort_index()
         shuffle = rng.random(len(per_artist))
         order = sorted(zip(per_artist.index, per_artist.to_numpy(), shuffle, strict=True), key=lambda a: (-a[1], a[2]))
         total = float(per_artist.sum())
@@ -153,4 +169,4 @@ def assign_splits(
         for split_name, artists in members.items():
             for artist, _ in artists:
                 assignment[artist] = split_name
-    return tracks["artist_id"].map(assignment)
+    return tracks["artist"].map(assignment)

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from genremap.dataset.balance import balance, dedupe
 from genremap.dataset.export import ExportResult, write_dataset
 from genremap.dataset.labels import Labelling, label_store, labelled_tracks
@@ -82,9 +84,24 @@ def build_dataset(
         split=options.split,
     )
     on_stage("exporting")
-    details = store.tracks_by_id(balanced.tracks["track_id"].tolist())
-    chosen = balanced.tracks[["track_id", "target", "subgenre", "rule", "split"]].merge(
-        details, on="track_id", how="left"
+    picked = balanced.tracks
+    details = store.track_details(picked["row"].tolist()).set_index("row").reindex(picked["row"])
+    artists = labelling.artists
+    artist = picked["artist"].to_numpy()
+    chosen = pd.DataFrame(
+        {
+            "track_id": picked["track_id"].to_numpy(dtype=object),
+            "track_name": details["track_name"].to_numpy(dtype=object),
+            "artist_id": artists["artist_id"].to_numpy(dtype=object)[artist],
+            "artist_name": artists["name"].to_numpy(dtype=object)[artist],
+            "target": picked["target"].astype(object).to_numpy(),
+            "subgenre": artists["genre"].to_numpy(dtype=object)[artist],
+            "rule": artists["rule"].to_numpy(dtype=object)[artist],
+            "split": picked["split"].to_numpy(dtype=object),
+            "duration_ms": details["duration_ms"].to_numpy(),
+            "preview_url": details["preview_url"].to_numpy(dtype=object),
+            "isrc": picked["isrc"].to_numpy(dtype=object),
+        }
     )
     manifest: dict[str, Any] = {
         "command": options.command,

@@ -6,7 +6,7 @@ It knows nothing of Spotify or of the store: it maps canonical subgenre strings.
 from genremap.engine.loader import default_rules_dir, load_rules, resolve_rules_dir
 from genremap.engine.matcher import IGNORED, MAPPED, UNMAPPED, CompiledRules, Match, SubgenreDecision
 from genremap.engine.model import IgnoreEntry, Policy, Rule, RuleSet, Target
-from genremap.engine.policy import AMBIGUOUS, LABELLED, UNLABELLED, decisions_frame, resolve_artists
+from genremap.engine.policy import AMBIGUOUS, LABELLED, UNLABELLED, decisions_frame, resolve
 
 __all__ = [
     "AMBIGUOUS",
@@ -26,6 +26,6 @@ __all__ = [
     "decisions_frame",
     "default_rules_dir",
     "load_rules",
-    "resolve_artists",
+    "resolve",
     "resolve_rules_dir",
 ]

@@ -19,12 +19,14 @@ import warnings
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from rapidfuzz import fuzz, process
 
 from genremap.engine.model import IgnoreEntry, Rule, RuleSet
 
 MAPPED, IGNORED, UNMAPPED = "mapped", "ignored", "unmapped"
+T = TypeVar("T")
 
 _SCORERS = {
     "ratio": fuzz.ratio,
@@ -89,10 +91,10 @@ class SubgenreDecision:
         return text
 
 
-def _phrase_hits(subgenre: str, index: dict[str, list[tuple[Rule, str]]], max_words: int) -> list[tuple[Rule, str]]:
+def _phrase_hits(subgenre: str, index: dict[str, list[tuple[T, str]]], max_words: int) -> list[tuple[T, str]]:
     """Every whole-word phrase of `subgenre` found in `index` (n-grams up to max_words)."""
     words = subgenre.split()
-    hits: list[tuple[Rule, str]] = []
+    hits: list[tuple[T, str]] = []
     for start in range(len(words)):
         for end in range(start + 1, min(len(words), start + max_words) + 1):
             found = index.get(" ".join(words[start:end]))
@@ -115,36 +117,58 @@ def _pattern_hits(subgenre: str, patterns: tuple[str, ...], kind: str) -> str | 
     return None
 
 
+class _PatternIndex(Generic[T]):
+    """Exact, keyword, contains and regex patterns of many items (rules or ignore entries),
+    indexed so that finding every item that matches a subgenre is a few dictionary lookups."""
+
+    def __init__(self) -> None:
+        self.exact: dict[str, list[tuple[T, str]]] = defaultdict(list)
+        self.keyword: dict[str, list[tuple[T, str]]] = defaultdict(list)
+        self.keyword_words = 1
+        self.contains: list[tuple[T, str]] = []
+        self.regex: list[tuple[T, str, re.Pattern[str]]] = []
+
+    def add(self, item: T, kind: str, patterns: tuple[str, ...]) -> None:
+        for pattern in patterns:
+            if kind == "exact":
+                self.exact[pattern].append((item, pattern))
+            elif kind == "keyword":
+                self.keyword[pattern].append((item, pattern))
+                self.keyword_words = max(self.keyword_words, len(pattern.split()))
+            elif kind == "contains":
+                self.contains.append((item, pattern))
+            elif kind == "regex":
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # the loader already reported them
+                    self.regex.append((item, pattern, re.compile(pattern)))
+
+    def hits(self, subgenre: str) -> list[tuple[T, str]]:
+        found: list[tuple[T, str]] = list(self.exact.get(subgenre, ()))
+        found += _phrase_hits(subgenre, self.keyword, self.keyword_words)
+        found += [(item, p) for item, p in self.contains if p in subgenre]
+        found += [(item, p) for item, p, rx in self.regex if rx.search(subgenre)]
+        return found
+
+
 @dataclass
 class CompiledRules:
     """Indexes over a RuleSet's patterns, built once, so that matching is a few lookups."""
 
     ruleset: RuleSet
-    exact: dict[str, list[tuple[Rule, str]]] = field(default_factory=lambda: defaultdict(list))
-    keyword: dict[str, list[tuple[Rule, str]]] = field(default_factory=lambda: defaultdict(list))
-    keyword_words: int = 1
-    contains: list[tuple[Rule, str]] = field(default_factory=list)
-    regex: list[tuple[Rule, str, re.Pattern[str]]] = field(default_factory=list)
+    rules: _PatternIndex[Rule] = field(default_factory=_PatternIndex)
     fuzzy: list[Rule] = field(default_factory=list)
+    ignore: _PatternIndex[int] = field(default_factory=_PatternIndex)  # items: positions in ruleset.ignore
 
     @classmethod
     def build(cls, ruleset: RuleSet) -> CompiledRules:
         compiled = cls(ruleset)
         for rule in ruleset.rules:
-            for pattern in rule.patterns:
-                if rule.kind == "exact":
-                    compiled.exact[pattern].append((rule, pattern))
-                elif rule.kind == "keyword":
-                    compiled.keyword[pattern].append((rule, pattern))
-                    compiled.keyword_words = max(compiled.keyword_words, len(pattern.split()))
-                elif rule.kind == "contains":
-                    compiled.contains.append((rule, pattern))
-                elif rule.kind == "regex":
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")  # the loader already reported them
-                        compiled.regex.append((rule, pattern, re.compile(pattern)))
             if rule.kind == "fuzzy":
                 compiled.fuzzy.append(rule)
+            else:
+                compiled.rules.add(rule, rule.kind, rule.patterns)
+        for position, entry in enumerate(ruleset.ignore):
+            compiled.ignore.add(position, entry.kind, entry.patterns)
         return compiled
 
     def _fuzzy_matches(self, subgenres: list[str]) -> dict[int, list[tuple[Rule, str, float]]]:
@@ -167,9 +191,9 @@ class CompiledRules:
         return hits
 
     def _ignored_by(self, subgenre: str) -> IgnoreEntry | None:
-        for entry in self.ruleset.ignore:
-            if _pattern_hits(subgenre, entry.patterns, entry.kind) is None:
-                continue
+        """The first ignore entry (in merge order) that matches and is not vetoed by its `unless`."""
+        for position in sorted({position for position, _ in self.ignore.hits(subgenre)}):
+            entry = self.ruleset.ignore[position]
             if entry.unless and _pattern_hits(subgenre, entry.unless, entry.unless_kind) is not None:
                 continue
             return entry
@@ -185,10 +209,7 @@ class CompiledRules:
         return self.decide_many([subgenre])[subgenre]
 
     def _decide(self, subgenre: str, fuzzy_hits: list[tuple[Rule, str, float]]) -> SubgenreDecision:
-        raw: list[tuple[Rule, str, float]] = [(r, p, 100.0) for r, p in self.exact.get(subgenre, ())]
-        raw += [(r, p, 100.0) for r, p in _phrase_hits(subgenre, self.keyword, self.keyword_words)]
-        raw += [(r, p, 100.0) for r, p in self.contains if p in subgenre]
-        raw += [(r, p, 100.0) for r, p, rx in self.regex if rx.search(subgenre)]
+        raw: list[tuple[Rule, str, float]] = [(r, p, 100.0) for r, p in self.rules.hits(subgenre)]
         raw += fuzzy_hits
         seen: set[str] = set()
         matches: list[Match] = []

@@ -1,30 +1,153 @@
-"""Resolve each artist's several subgenres to one target, vectorised with pandas.
+"""Resolve each artist's several subgenres to one target, with integer arrays (numpy).
 
 Policies:
 - `first`: the first subgenre in the artist's list that maps decides (the seed notebook).
 - `vote` (default): each mapped subgenre votes for its target with its rule's weight; the
   top target wins when its share of the votes is at least `min_share` and it leads the
-  runner-up by at least `min_margin` (as a share of all votes); otherwise the artist is
-  *ambiguous*.
+  runner-up by at least `min_margin` (as a share of all votes; a tie never passes);
+  otherwise the artist is *ambiguous*.
 - `priority`: the mapped subgenre whose rule has the highest priority decides; ties go to
   the earlier subgenre in the artist's list.
 Artists with no mapped subgenre are *ignored* when every subgenre they carry is ignored,
 else *unlabelled* (this includes artists with no genres at all).
+
+Inputs are rows of (artist, position, subgenre) as integer codes, sorted by artist then
+position, one row per distinct subgenre of an artist; every step is a vectorised array
+operation, so a million artists cost about as much as a few numpy sorts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from genremap.engine.matcher import MAPPED, SubgenreDecision
+from genremap.engine.matcher import IGNORED, MAPPED, SubgenreDecision
 from genremap.engine.model import Policy
 
 LABELLED, AMBIGUOUS, UNLABELLED, IGNORED_ARTIST = "labelled", "ambiguous", "unlabelled", "ignored"
+ARTIST_STATUSES = (LABELLED, AMBIGUOUS, UNLABELLED, IGNORED_ARTIST)  # index = status code
+_MAPPED, _IGNORED, _UNMAPPED = 0, 1, 2  # subgenre status codes
 
-ARTIST_LABEL_COLUMNS = ["artist_id", "status", "target", "subgenre", "rule", "share", "detail"]
+
+@dataclass(frozen=True)
+class DecisionArrays:
+    """Per subgenre code: status, target code (-1 for none), rule priority and vote weight."""
+
+    status: np.ndarray
+    target: np.ndarray
+    priority: np.ndarray
+    weight: np.ndarray
+
+    @classmethod
+    def build(cls, decisions: Sequence[SubgenreDecision], targets: Sequence[str]) -> DecisionArrays:
+        target_code = {t: i for i, t in enumerate(targets)}
+        status = np.full(len(decisions), _UNMAPPED, dtype=np.int8)
+        target = np.full(len(decisions), -1, dtype=np.int64)
+        priority = np.zeros(len(decisions), dtype=np.int64)
+        weight = np.zeros(len(decisions), dtype=np.float64)
+        for i, d in enumerate(decisions):
+            if d.status == MAPPED and d.rule is not None:
+                status[i], target[i] = _MAPPED, target_code[d.rule.target]
+                priority[i], weight[i] = d.rule.priority, d.rule.weight
+            elif d.status == IGNORED:
+                status[i] = _IGNORED
+        return cls(status, target, priority, weight)
+
+
+@dataclass(frozen=True)
+class ArtistLabels:
+    """Per artist: status code (index into ARTIST_STATUSES), target code (-1), the row that
+    decided (-1), the winning target's share of the votes (NaN when unlabelled), and a
+    readable vote breakdown for ambiguous artists ('' otherwise)."""
+
+    status: np.ndarray
+    target: np.ndarray
+    row: np.ndarray
+    share: np.ndarray
+    detail: np.ndarray
+
+
+def _first_per_group(groups: np.ndarray) -> np.ndarray:
+    """Indices of the first element of each run of equal values in a sorted array."""
+    if len(groups) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+
+
+def resolve(
+    n_artists: int,
+    artist: np.ndarray,
+    subgenre: np.ndarray,
+    decisions: DecisionArrays,
+    policy: Policy,
+    targets: Sequence[str],
+) -> ArtistLabels:
+    """Label `n_artists` artists from their rows (artist code, subgenre code), sorted by artist
+    then by position in the artist's list."""
+    n_targets = len(targets)
+    sub_status = decisions.status[subgenre] if len(subgenre) else np.zeros(0, dtype=np.int8)
+    mapped = np.flatnonzero(sub_status == _MAPPED)
+    m_artist = artist[mapped]
+    m_target = decisions.target[subgenre[mapped]]
+    votes = np.bincount(
+        m_artist * n_targets + m_target, weights=decisions.weight[subgenre[mapped]], minlength=n_artists * n_targets
+    ).reshape(n_artists, n_targets)
+    total = votes.sum(axis=1)
+    has_vote = total > 0
+
+    status = np.full(n_artists, 2, dtype=np.int8)  # unlabelled
+    target = np.full(n_artists, -1, dtype=np.int64)
+    row = np.full(n_artists, -1, dtype=np.int64)
+
+    if policy.name == "vote":
+        top = votes.argmax(axis=1)
+        ordered = np.sort(votes, axis=1)
+        top_votes = ordered[:, -1] if n_targets else np.zeros(n_artists)
+        second = ordered[:, -2] if n_targets > 1 else np.zeros(n_artists)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = top_votes / total
+            margin = (top_votes - second) / total
+        ambiguous = has_vote & ((share < policy.min_share) | (margin < policy.min_margin) | (margin <= 0))
+        winner = has_vote & ~ambiguous
+        # The deciding row: the artist's first subgenre (in list order) of the winning target.
+        of_winner = mapped[m_target == top[m_artist]]
+        firsts = of_winner[_first_per_group(artist[of_winner])]
+        row[artist[firsts]] = firsts
+        status[winner], target[winner] = 0, top[winner]
+        status[ambiguous] = 1
+        row[~winner] = -1
+    else:
+        if policy.name == "priority":
+            order = np.lexsort((np.arange(len(mapped)), -decisions.priority[subgenre[mapped]], m_artist))
+            candidates = mapped[order]
+        else:  # first
+            candidates = mapped
+        firsts = candidates[_first_per_group(artist[candidates])]
+        row[artist[firsts]] = firsts
+        target[artist[firsts]] = decisions.target[subgenre[firsts]]
+        status[artist[firsts]] = 0
+    winners = status == 0
+    share_out = np.full(n_artists, np.nan)
+    share_out[winners] = votes[winners, target[winners]] / total[winners]
+
+    # Artists without a label: ignored when every subgenre they carry is ignored.
+    carried = np.bincount(artist, minlength=n_artists)
+    ignored_rows = np.bincount(artist[sub_status == _IGNORED], minlength=n_artists)
+    all_ignored = (carried > 0) & (ignored_rows == carried) & ~has_vote
+    status[all_ignored] = 3
+
+    detail = np.full(n_artists, "", dtype=object)
+    detail[(status == 2) & (carried == 0)] = "no genres"
+    detail[(status == 2) & (carried > 0)] = "no subgenre maps"
+    detail[status == 3] = "every subgenre is ignored"
+    for a in np.flatnonzero(status == 1):
+        shares = votes[a] / total[a]
+        ranked = sorted(((s, t) for t, s in enumerate(shares) if s > 0), key=lambda st: (-st[0], st[1]))
+        detail[a] = " / ".join(f"{targets[t]} {s:.0%}" for s, t in ranked)
+    return ArtistLabels(status, target, row, share_out, detail)
 
 
 def decisions_frame(decisions: Mapping[str, SubgenreDecision]) -> pd.DataFrame:
@@ -52,110 +175,5 @@ def decisions_frame(decisions: Mapping[str, SubgenreDecision]) -> pd.DataFrame:
             "priority": "int64",
             "weight": "float64",
             "conflict": "bool",
-        }
-    )
-
-
-def resolve_artists(
-    artist_genres: pd.DataFrame,
-    decisions: pd.DataFrame,
-    policy: Policy,
-    artist_ids: Iterable[str] | None = None,
-) -> pd.DataFrame:
-    """Label every artist.
-
-    `artist_genres` has columns artist_id, position, subgenre (canonical); `decisions` comes
-    from `decisions_frame`. Returns one row per artist (those in `artist_ids`, or every
-    artist of `artist_genres`) with ARTIST_LABEL_COLUMNS.
-    """
-    joined = artist_genres.merge(decisions, on="subgenre", how="left")
-    joined["status"] = joined["status"].fillna("unmapped")
-    mapped = joined[joined["status"] == MAPPED]
-
-    if policy.name == "vote":
-        winners = _vote(mapped, policy)
-    elif policy.name == "first":
-        winners = _pick(mapped.sort_values(["artist_id", "position"], kind="stable"))
-    elif policy.name == "priority":
-        ordered = mapped.sort_values(
-            ["artist_id", "priority", "position"], ascending=[True, False, True], kind="stable"
-        )
-        winners = _pick(ordered)
-    else:  # pragma: no cover - the loader and CLI only admit the three names
-        raise ValueError(f"unknown policy {policy.name!r}")
-
-    everyone = pd.Index(
-        list(dict.fromkeys(artist_ids)) if artist_ids is not None else joined["artist_id"].unique(), name="artist_id"
-    )
-    result = winners.set_index("artist_id").reindex(everyone)
-    missing = result["status"].isna().to_numpy()
-    if missing.any():
-        # Whole columns are rebuilt (never assigned in place): string arrays may be read-only.
-        all_ignored = (joined["status"] == "ignored").groupby(joined["artist_id"]).all()
-        is_ignored = missing & result.index.isin(all_ignored[all_ignored].index)
-        has_genres = result.index.isin(joined["artist_id"].unique())
-        status = result["status"].to_numpy(dtype=object)
-        detail = result["detail"].to_numpy(dtype=object)
-        result["status"] = np.where(is_ignored, IGNORED_ARTIST, np.where(missing, UNLABELLED, status))
-        result["detail"] = np.select(
-            [is_ignored, missing & has_genres, missing],
-            ["every subgenre is ignored", "no subgenre maps", "no genres"],
-            default=detail,
-        )
-    return result.reset_index()[ARTIST_LABEL_COLUMNS]
-
-
-def _pick(ordered: pd.DataFrame) -> pd.DataFrame:
-    """First row per artist of an ordered frame of mapped subgenres, with its vote share."""
-    totals = ordered.groupby("artist_id")["weight"].sum()
-    first = ordered.drop_duplicates("artist_id")
-    target_votes = ordered.groupby(["artist_id", "target"])["weight"].sum()
-    votes = target_votes.reindex(pd.MultiIndex.from_frame(first[["artist_id", "target"]])).to_numpy()
-    out = first[["artist_id", "target", "subgenre", "rule"]].copy()
-    out["share"] = votes / totals.reindex(first["artist_id"]).to_numpy()
-    out["status"] = LABELLED
-    out["detail"] = ""
-    return out
-
-
-def _vote(mapped: pd.DataFrame, policy: Policy) -> pd.DataFrame:
-    """Weighted majority vote per artist; below the share or margin the artist is ambiguous."""
-    if mapped.empty:
-        return pd.DataFrame(columns=["artist_id", "target", "subgenre", "rule", "share", "status", "detail"])
-    first_pos = mapped.groupby(["artist_id", "target"])["position"].min().rename("first_position")
-    votes = mapped.groupby(["artist_id", "target"])["weight"].sum().rename("votes").to_frame().join(first_pos)
-    votes = votes.reset_index().sort_values(
-        ["artist_id", "votes", "first_position"], ascending=[True, False, True], kind="stable"
-    )
-    totals = votes.groupby("artist_id")["votes"].transform("sum")
-    votes["share"] = votes["votes"] / totals
-    rank = votes.groupby("artist_id").cumcount()
-    top = votes[rank == 0].set_index("artist_id")
-    second = votes[rank == 1].set_index("artist_id")["share"].reindex(top.index).fillna(0.0)
-    margin = top["share"] - second
-    ambiguous = (top["share"] < policy.min_share) | (margin < policy.min_margin) | (margin <= 0)
-
-    deciding = mapped.sort_values(["artist_id", "position"], kind="stable").drop_duplicates(["artist_id", "target"])
-    deciding = deciding.set_index(["artist_id", "target"])[["subgenre", "rule"]]
-    keyed = pd.MultiIndex.from_arrays([top.index, top["target"]])
-    amb = ambiguous.to_numpy()
-    ranked = votes[votes["artist_id"].isin(top.index[amb])]
-    parts = ranked["target"].astype(str) + " " + (ranked["share"] * 100).round().astype(int).astype(str) + "%"
-    detail = parts.groupby(ranked["artist_id"], sort=False).agg(" / ".join).reindex(top.index)
-
-    def unless_ambiguous(values: pd.Series) -> np.ndarray:
-        out = values.to_numpy(dtype=object).copy()
-        out[amb] = None
-        return out
-
-    return pd.DataFrame(
-        {
-            "artist_id": top.index,
-            "target": unless_ambiguous(top["target"]),
-            "subgenre": unless_ambiguous(deciding["subgenre"].reindex(keyed)),
-            "rule": unless_ambiguous(deciding["rule"].reindex(keyed)),
-            "share": top["share"].to_numpy(),
-            "status": np.where(amb, AMBIGUOUS, LABELLED),
-            "detail": np.where(amb, detail.fillna("").to_numpy(dtype=object), ""),
         }
     )
