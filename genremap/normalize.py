@@ -32,6 +32,8 @@ _SPACES = re.compile(r"\s+")
 
 def strip_accents(text: str) -> str:
     """`é` → `e`, `ø` → `o`: decompose, then drop the combining marks."""
+    if text.isascii():
+        return text
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return stripped.replace("ø", "o").replace("ß", "ss").replace("æ", "ae").replace("œ", "oe")

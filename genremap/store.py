@@ -7,6 +7,7 @@ a run killed at any moment leaves the store consistent and a re-run duplicates n
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -51,6 +52,7 @@ MIGRATIONS: list[str] = [
         fetched_at TEXT NOT NULL,
         PRIMARY KEY (artist_key, source)
     );
+    -- WITHOUT ROWID: rows are stored, and scanned, in primary-key order.
     CREATE TABLE artist_genres (
         artist_key INTEGER NOT NULL REFERENCES artists(artist_key),
         source     TEXT NOT NULL,
@@ -58,7 +60,7 @@ MIGRATIONS: list[str] = [
         genre_key  INTEGER NOT NULL REFERENCES genres(genre_key),
         votes      INTEGER,             -- MusicBrainz vote count, NULL for Spotify
         PRIMARY KEY (artist_key, source, position)
-    );
+    ) WITHOUT ROWID;
     CREATE TABLE tracks (
         track_id     TEXT PRIMARY KEY,
         name         TEXT NOT NULL,
@@ -70,16 +72,18 @@ MIGRATIONS: list[str] = [
         isrc         TEXT,
         popularity   INTEGER,
         dedupe_key   TEXT NOT NULL,     -- normalised primary artist + title without version suffixes
+        dedupe_hash  INTEGER NOT NULL,  -- 64-bit hash of dedupe_key (integer work when building)
+        isrc_hash    INTEGER,           -- 64-bit hash of isrc
         origin       TEXT NOT NULL,
         added_at     TEXT NOT NULL
-    );
+    ) WITHOUT ROWID;                    -- scanned in track_id order, which builds rely on
     CREATE INDEX tracks_artist ON tracks(artist_key);
     CREATE TABLE track_artists (
         track_id  TEXT NOT NULL,
         position  INTEGER NOT NULL,
         artist_id TEXT NOT NULL,        -- every artist of the track, in credit order
         PRIMARY KEY (track_id, position)
-    );
+    ) WITHOUT ROWID;
     CREATE TABLE search_progress (
         term        TEXT NOT NULL,
         market      TEXT NOT NULL DEFAULT '',
@@ -144,6 +148,11 @@ MIGRATIONS: list[str] = [
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def stable_hash(text: str) -> int:
+    """A 64-bit signed hash of `text` that is the same in every process (unlike `hash`)."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little", signed=True)
 
 
 def now() -> str:
@@ -334,7 +343,7 @@ class Store:
         stamp = now()
         ids = {t.track_id for t in rows}
         with self.transaction() as conn:
-            known = set(self._keys("tracks", "track_id", "rowid", ids))
+            known = set(self._keys("tracks", "track_id", "track_id", ids))
             conn.executemany(
                 "INSERT INTO artists(artist_id, name, origin, updated_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(artist_id) DO NOTHING",
@@ -343,8 +352,9 @@ class Store:
             key_of = self._keys("artists", "artist_id", "artist_key", (t.artist_id for t in rows))
             conn.executemany(
                 """INSERT INTO tracks(track_id, name, artist_key, album, release_date, duration_ms,
-                                      preview_url, isrc, popularity, dedupe_key, origin, added_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                      preview_url, isrc, popularity, dedupe_key, dedupe_hash, isrc_hash,
+                                      origin, added_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT(track_id) DO UPDATE SET
                      name = excluded.name,
                      artist_key = excluded.artist_key,
@@ -354,7 +364,9 @@ class Store:
                      preview_url = COALESCE(excluded.preview_url, tracks.preview_url),
                      isrc = COALESCE(excluded.isrc, tracks.isrc),
                      popularity = COALESCE(excluded.popularity, tracks.popularity),
-                     dedupe_key = excluded.dedupe_key""",
+                     dedupe_key = excluded.dedupe_key,
+                     dedupe_hash = excluded.dedupe_hash,
+                     isrc_hash = COALESCE(excluded.isrc_hash, tracks.isrc_hash)""",
                 [
                     (
                         t.track_id,
@@ -366,11 +378,14 @@ class Store:
                         t.preview_url,
                         t.isrc,
                         t.popularity,
-                        recording_key(t.artist_name, t.name),
+                        key,
+                        stable_hash(key),
+                        stable_hash(t.isrc) if t.isrc else None,
                         origin,
                         stamp,
                     )
                     for t in rows
+                    for key in (recording_key(t.artist_name, t.name),)
                 ],
             )
             with_artists = [t for t in rows if t.artist_ids]
@@ -429,10 +444,14 @@ class Store:
             genre_sources=sources,
         )
 
-    def artists_frame(self) -> pd.DataFrame:
-        """artist_key, artist_id, name, tracks (the declared count where an import gave one, else
-        the tracks stored), stored_tracks; ordered by artist_key."""
-        frame = self._frame(
+    def artists_frame(self, with_counts: bool = True) -> pd.DataFrame:
+        """artist_key, artist_id, name, and (with_counts) tracks (the declared count where an import
+        gave one, else the tracks stored) and stored_tracks; ordered by artist_key."""
+        if not with_counts:
+            return self._frame(
+                "SELECT artist_key, artist_id, name FROM artists ORDER BY artist_key", ints=("artist_key",)
+            )
+        return self._frame(
             """SELECT a.artist_key, a.artist_id, a.name,
                       COALESCE(a.track_count, t.n, 0) AS tracks,
                       COALESCE(t.n, 0) AS stored_tracks
@@ -441,17 +460,17 @@ class Store:
                ORDER BY a.artist_key""",
             ints=("artist_key", "tracks", "stored_tracks"),
         )
-        return frame
 
     def genres_frame(self) -> pd.DataFrame:
         """genre_key, name: every genre string any source gave."""
         return self._frame("SELECT genre_key, name FROM genres ORDER BY genre_key", ints=("genre_key",))
 
     def genre_rows(self) -> pd.DataFrame:
-        """artist_key, source, position, genre_key: every stored genre of every artist (integers, fast)."""
+        """artist_key, musicbrainz (1 for MusicBrainz genres, 0 for Spotify's), position,
+        genre_key: every stored genre of every artist, as integers, in (artist, source, position) order."""
         return self._frame(
-            "SELECT artist_key, source, position, genre_key FROM artist_genres",
-            ints=("artist_key", "position", "genre_key"),
+            "SELECT artist_key, source = 'musicbrainz' AS musicbrainz, position, genre_key FROM artist_genres",
+            ints=("artist_key", "musicbrainz", "position", "genre_key"),
         )
 
     def artist_genres_frame(self) -> pd.DataFrame:
@@ -464,31 +483,30 @@ class Store:
         )
 
     def track_keys(self) -> pd.DataFrame:
-        """row, track_id, artist_key, dedupe_key, isrc for every track: what labelling and
-        balancing need, read in one pass (`row` finds the track again for export)."""
+        """track_id, artist_key, dedupe_hash, isrc_hash (0 when unknown) for every track, in
+        track_id order: what labelling, de-duplication and balancing need, mostly integers."""
         return self._frame(
-            "SELECT rowid AS row, track_id, artist_key, dedupe_key, isrc FROM tracks",
-            ints=("row", "artist_key"),
+            "SELECT track_id, artist_key, dedupe_hash, COALESCE(isrc_hash, 0) AS isrc_hash FROM tracks",
+            ints=("artist_key", "dedupe_hash", "isrc_hash"),
         )
 
-    def track_details(self, rows: Sequence[int]) -> pd.DataFrame:
-        """row, track_name, duration_ms, preview_url for the given `row`s of `track_keys`."""
+    def track_details(self, track_ids: Sequence[str]) -> pd.DataFrame:
+        """track_id, track_name, duration_ms, preview_url, isrc of the given tracks (for export)."""
         frames = []
-        wanted = [int(r) for r in rows]
+        wanted = list(track_ids)
         for start in range(0, len(wanted), 900):
             chunk = wanted[start : start + 900]
             marks = ",".join("?" * len(chunk))
             frames.append(
                 self._frame(
-                    f"SELECT rowid AS row, name AS track_name, duration_ms, preview_url FROM tracks "
-                    f"WHERE rowid IN ({marks})",
+                    f"SELECT track_id, name AS track_name, duration_ms, preview_url, isrc FROM tracks "
+                    f"WHERE track_id IN ({marks})",
                     chunk,
-                    ints=("row",),
                     nullable_ints=("duration_ms",),
                 )
             )
         if not frames:
-            return pd.DataFrame(columns=["row", "track_name", "duration_ms", "preview_url"])
+            return pd.DataFrame(columns=["track_id", "track_name", "duration_ms", "preview_url", "isrc"])
         return pd.concat(frames, ignore_index=True)
 
     def tracks_frame(self, columns: Sequence[str] = ("track_id", "artist_id", "dedupe_key", "isrc")) -> pd.DataFrame:

@@ -126,7 +126,8 @@ def label_rules(
     compiled = CompiledRules.build(ruleset)
     decisions = compiled.decide_many(pairs["subgenre"])
     artists = pd.DataFrame({"artist_id": list(dict.fromkeys(artist_ids))})
-    genres = pairs.assign(source="spotify").rename(columns={"raw": "genre"})[["artist_id", "source", "position", "genre"]]
+    genres = pairs.assign(source="spotify").rename(columns={"raw": "genre"})
+    genres = genres[["artist_id", "source", "position", "genre"]]
     vote = label_artist_genres(ruleset, genres, artists, ruleset.policy, compiled=compiled).artists
     first = label_artist_genres(ruleset, genres, artists, Policy("first"), compiled=compiled).artists
     vote, first = vote.set_index("artist_id"), first.set_index("artist_id")

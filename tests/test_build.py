@@ -132,8 +132,7 @@ def test_duplicates_are_dropped_before_balancing(store: Store) -> None:
         ],
         "test",
     )
-    frame = store.tracks_frame(("track_id", "artist_id", "dedupe_key", "isrc"))
-    result = dedupe(frame)
+    result = dedupe(store.track_keys())
     assert sorted(result.tracks["track_id"]) == ["t1", "t4", "t5"]
     assert (result.dropped_isrc, result.dropped_title) == (1, 1)
 

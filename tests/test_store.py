@@ -52,7 +52,9 @@ def test_new_genre_list_replaces_the_old_and_empty_list_is_cached(store: Store) 
     store.upsert_artists([ArtistRecord("a1", "Band", ("metal",))], "x")
     assert store.artist_genres_frame()["genre"].tolist() == ["metal"]
     store.upsert_artists([ArtistRecord("a2", "Quiet", ())], "x")
-    consulted = {r[0] for r in store.conn.execute("SELECT artist_id FROM artist_genre_sources JOIN artists USING (artist_key)")}
+    consulted = {
+        r[0] for r in store.conn.execute("SELECT artist_id FROM artist_genre_sources JOIN artists USING (artist_key)")
+    }
     assert consulted == {"a1", "a2"}
     # A record without genres (a featured artist, say) keeps what is known.
     store.upsert_artists([ArtistRecord("a1", "Band", None)], "x")

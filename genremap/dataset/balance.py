@@ -45,12 +45,13 @@ def parse_split(text: str) -> tuple[float, float, float]:
 
 
 def dedupe(tracks: pd.DataFrame) -> DedupeResult:
-    """Drop repeated recordings: same ISRC, else same normalised primary artist + title."""
-    ordered = tracks.sort_values("track_id", kind="stable")
-    has_isrc = ordered["isrc"].notna() & (ordered["isrc"] != "")
-    dup_isrc = has_isrc & ordered.duplicated("isrc")
+    """Drop repeated recordings, keeping the first by track_id: same ISRC, else same normalised
+    primary artist + title. `tracks` has track_id, isrc_hash (0 = unknown) and dedupe_hash."""
+    ordered = tracks if tracks["track_id"].is_monotonic_increasing else tracks.sort_values("track_id", kind="stable")
+    isrc = ordered["isrc_hash"]
+    dup_isrc = ((isrc != 0) & isrc.duplicated()).to_numpy()
     kept = ordered[~dup_isrc]
-    dup_title = kept.duplicated("dedupe_key")
+    dup_title = kept["dedupe_hash"].duplicated().to_numpy()
     return DedupeResult(kept[~dup_title], int(dup_isrc.sum()), int(dup_title.sum()))
 
 

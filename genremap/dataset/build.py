@@ -62,7 +62,7 @@ def build_dataset(
             raise UsageError(f"--targets: unknown target(s) {', '.join(unknown)} (declared: {', '.join(targets)})")
         targets = list(options.targets)
     on_stage("labelling subgenres and artists")
-    labelling: Labelling = label_store(store, ruleset, policy, options.genre_source)
+    labelling: Labelling = label_store(store, ruleset, policy, options.genre_source, with_counts=False)
     on_stage("joining tracks")
     tracks = labelled_tracks(store, labelling)
     if tracks.empty:
@@ -85,22 +85,22 @@ def build_dataset(
     )
     on_stage("exporting")
     picked = balanced.tracks
-    details = store.track_details(picked["row"].tolist()).set_index("row").reindex(picked["row"])
-    artists = labelling.artists
-    artist = picked["artist"].to_numpy()
+    track_ids = picked["track_id"].to_numpy(dtype=object)
+    details = store.track_details(track_ids.tolist()).set_index("track_id").reindex(track_ids)
+    about = labelling.artist_columns(picked["artist"].to_numpy())
     chosen = pd.DataFrame(
         {
-            "track_id": picked["track_id"].to_numpy(dtype=object),
+            "track_id": track_ids,
             "track_name": details["track_name"].to_numpy(dtype=object),
-            "artist_id": artists["artist_id"].to_numpy(dtype=object)[artist],
-            "artist_name": artists["name"].to_numpy(dtype=object)[artist],
+            "artist_id": about["artist_id"],
+            "artist_name": about["artist_name"],
             "target": picked["target"].astype(object).to_numpy(),
-            "subgenre": artists["genre"].to_numpy(dtype=object)[artist],
-            "rule": artists["rule"].to_numpy(dtype=object)[artist],
+            "subgenre": about["subgenre"],
+            "rule": about["rule"],
             "split": picked["split"].to_numpy(dtype=object),
             "duration_ms": details["duration_ms"].to_numpy(),
             "preview_url": details["preview_url"].to_numpy(dtype=object),
-            "isrc": picked["isrc"].to_numpy(dtype=object),
+            "isrc": details["isrc"].to_numpy(dtype=object),
         }
     )
     manifest: dict[str, Any] = {

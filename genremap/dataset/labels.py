@@ -2,11 +2,13 @@
 
 Each distinct genre string is normalised and decided once; artists and tracks are then
 labelled with integer arrays (artist and subgenre codes), never by looping over rows.
+Readable frames for reports are built only when asked for.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -21,6 +23,18 @@ GENRE_SOURCES = ("both", "spotify", "musicbrainz")
 
 
 @dataclass
+class GenreRows:
+    """The genres labels use, one row per distinct subgenre of an artist, sorted by artist then
+    list position: artist (position in the artists frame), musicbrainz (source flag), genre
+    (index into genre_names) and subgenre (index into the canonical vocabulary)."""
+
+    artist: np.ndarray
+    musicbrainz: np.ndarray
+    genre: np.ndarray
+    subgenre: np.ndarray
+
+
+@dataclass
 class Labelling:
     """Everything a report or a build needs: decisions per subgenre, labels per artist."""
 
@@ -29,15 +43,78 @@ class Labelling:
     policy: Policy
     genre_source: str
     decisions: dict[str, SubgenreDecision]  # canonical subgenre → decision, for subgenres present
-    subgenres: pd.DataFrame  # decisions_frame: subgenre, status, target, rule, priority, weight, conflict
-    # The genres labels use, one row per distinct subgenre of an artist, in list order:
-    # artist (position in `artists`), artist_id, source, position, genre (as spelled), subgenre.
-    artist_genres: pd.DataFrame
-    # artist_id, name, tracks, ... as given, plus status, target, subgenre (canonical), rule,
-    # share, detail, genre (the deciding subgenre as the source spells it), genre_source.
-    artists: pd.DataFrame
-    labels: ArtistLabels  # the same per-artist result as integer arrays
-    artist_of_key: np.ndarray  # store artist_key → position in `artists` (-1 when absent)
+    labels: ArtistLabels  # per artist (position in `artists_in`), as integer arrays
+    artist_of_key: np.ndarray  # store artist_key → position in the artists frame (-1 when absent)
+    artists_in: pd.DataFrame  # the artists frame as given: artist_id, name, tracks, ...
+    genre_names: np.ndarray  # genre strings as the sources spell them
+    vocab: list[str]  # canonical subgenres present, in code order
+    rows: GenreRows = field(repr=False)
+
+    @cached_property
+    def subgenres(self) -> pd.DataFrame:
+        """decisions_frame: subgenre, status, target, rule, priority, weight, conflict."""
+        return decisions_frame(self.decisions)
+
+    @cached_property
+    def artist_genres(self) -> pd.DataFrame:
+        """artist (position), artist_id, source, position, genre (as spelled), subgenre (canonical)."""
+        rows = self.rows
+        return pd.DataFrame(
+            {
+                "artist": rows.artist,
+                "artist_id": self.artists_in["artist_id"].to_numpy(dtype=object)[rows.artist],
+                "source": np.where(rows.musicbrainz, "musicbrainz", "spotify").astype(object),
+                "position": np.arange(len(rows.artist)) - _group_starts(rows.artist),
+                "genre": pd.Categorical.from_codes(rows.genre, categories=pd.Index(self.genre_names, dtype=object)),
+                "subgenre": pd.Categorical.from_codes(rows.subgenre, categories=pd.Index(self.vocab, dtype=object)),
+            }
+        )
+
+    @cached_property
+    def artists(self) -> pd.DataFrame:
+        """The artists frame plus status, target, subgenre (canonical), rule, share, detail, genre
+        (the deciding subgenre as the source spells it) and genre_source."""
+        labels, rows = self.labels, self.rows
+        out = self.artists_in.copy()
+        out["status"] = np.array(ARTIST_STATUSES, dtype=object)[labels.status]
+        out["target"] = np.array([*self.ruleset.targets, None], dtype=object)[labels.target]  # -1 → None
+        rule_names = np.array([self.decisions[s].rule_name for s in self.vocab] + [None], dtype=object)
+        out["subgenre"] = self._from_deciding_row(np.array([*self.vocab, None], dtype=object), rows.subgenre)
+        out["rule"] = self._from_deciding_row(rule_names, rows.subgenre)
+        out["share"] = labels.share
+        out["detail"] = labels.detail
+        out["genre"] = self._from_deciding_row(np.array([*self.genre_names, None], dtype=object), rows.genre)
+        source = np.full(len(out), None, dtype=object)
+        starts = (
+            np.flatnonzero(np.r_[True, rows.artist[1:] != rows.artist[:-1]]) if len(rows.artist) else np.zeros(0, int)
+        )
+        source[rows.artist[starts]] = np.where(rows.musicbrainz[starts], "musicbrainz", "spotify")
+        out["genre_source"] = source
+        return out
+
+    def _from_deciding_row(self, values: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """values[codes[deciding row]] per artist; the trailing element of `values` (None) where none."""
+        row = self.labels.row
+        pick = np.full(len(row), len(values) - 1)
+        pick[row >= 0] = codes[row[row >= 0]]
+        return values[pick]
+
+    def artist_columns(self, artist: np.ndarray) -> dict[str, np.ndarray]:
+        """artist_id, artist_name, subgenre (as spelled) and rule of the given artists, without
+        building the whole artists frame (for exports)."""
+        row = self.labels.row[artist]
+        decided = row >= 0
+        genre = np.full(len(artist), None, dtype=object)
+        rule = np.full(len(artist), None, dtype=object)
+        genre[decided] = self.genre_names.astype(object)[self.rows.genre[row[decided]]]
+        rule_names = np.array([self.decisions[s].rule_name for s in self.vocab], dtype=object)
+        rule[decided] = rule_names[self.rows.subgenre[row[decided]]]
+        return {
+            "artist_id": self.artists_in["artist_id"].to_numpy(dtype=object)[artist],
+            "artist_name": self.artists_in["name"].to_numpy(dtype=object)[artist],
+            "subgenre": genre,
+            "rule": rule,
+        }
 
 
 def choose_policy(ruleset: RuleSet, name: str | None) -> Policy:
@@ -62,7 +139,7 @@ def label_rows(
     artists: pd.DataFrame,
     genre_names: np.ndarray,
     artist: np.ndarray,
-    source: np.ndarray,
+    musicbrainz: np.ndarray,
     position: np.ndarray,
     genre: np.ndarray,
     policy: Policy,
@@ -70,87 +147,57 @@ def label_rows(
     compiled: CompiledRules | None = None,
     artist_of_key: np.ndarray | None = None,
 ) -> Labelling:
-    """Label `artists` from genre rows given as arrays: artist (position in `artists`), source
-    (strings), position in the source's list, genre (index into `genre_names`)."""
+    """Label `artists` from genre rows given as arrays: artist (position in `artists`),
+    musicbrainz (source flag), position in the source's list, genre (index into `genre_names`)."""
     if genre_source not in GENRE_SOURCES:
         raise UsageError(f"unknown genre source '{genre_source}' (expected {', '.join(GENRE_SOURCES)})")
     compiled = compiled or CompiledRules.build(ruleset)
     n_artists = len(artists)
-    is_mb = np.asarray(source == "musicbrainz", dtype=bool)
+    is_mb = np.asarray(musicbrainz, dtype=bool)
     if genre_source == "spotify":
         keep = ~is_mb
     elif genre_source == "musicbrainz":
-        keep = is_mb
+        keep = is_mb.copy()
     else:  # Spotify's genres, and MusicBrainz's where Spotify has none
         has_primary = np.bincount(artist[~is_mb], minlength=n_artists) > 0
         keep = ~is_mb | ~has_primary[artist]
 
     canonical = np.array(normalize_many([str(g) for g in genre_names]), dtype=object)
     canon_code, canon_vocab = pd.factorize(canonical)
-    row_canon = canon_code[genre] if len(genre) else np.zeros(0, dtype=np.int64)
-    keep &= canonical[genre] != "" if len(genre) else keep
+    if len(genre):
+        keep &= canonical[genre] != ""
     idx = np.flatnonzero(keep)
-    idx = idx[np.lexsort((position[idx], is_mb[idx], artist[idx]))]
-    # One row per (artist, canonical subgenre): `hip-hop` and `hip hop` vote once.
-    _, first = np.unique(artist[idx] * max(len(canon_vocab), 1) + row_canon[idx], return_index=True)
-    idx = idx[np.sort(first)]
-    rows_artist = artist[idx]
+    # Rows usually arrive sorted (the store scans in key order); sort only when they do not.
+    order_key = artist[idx] * (int(position.max(initial=0)) + 1) + position[idx]
+    if len(idx) > 1 and not bool(np.all(order_key[1:] >= order_key[:-1])):
+        idx = idx[np.lexsort((position[idx], is_mb[idx], artist[idx]))]
+    row_canon = canon_code[genre[idx]] if len(idx) else np.zeros(0, dtype=np.int64)
+    if len(canon_vocab) < len(genre_names):
+        # Two spellings of one subgenre (`hip-hop`, `hip hop`) on one artist vote once.
+        _, first = np.unique(artist[idx] * len(canon_vocab) + row_canon, return_index=True)
+        keep_first = np.sort(first)
+        idx, row_canon = idx[keep_first], row_canon[keep_first]
 
-    present = np.unique(row_canon[idx])
+    present = np.unique(row_canon)
     vocab = [str(canon_vocab[c]) for c in present]
-    sub = np.searchsorted(present, row_canon[idx])
+    sub = np.searchsorted(present, row_canon)
     decided = compiled.decide_many(vocab)
     decision_list = [decided[s] for s in vocab]
     targets = list(ruleset.targets)
-    labels = resolve(n_artists, rows_artist, sub, DecisionArrays.build(decision_list, targets), policy, targets)
-
-    artist_genres = pd.DataFrame(
-        {
-            "artist": rows_artist,
-            "artist_id": artists["artist_id"].to_numpy(dtype=object)[rows_artist],
-            "source": np.asarray(source, dtype=object)[idx],
-            "position": np.arange(len(idx)) - _group_starts(rows_artist),
-            "genre": pd.Categorical.from_codes(genre[idx], categories=pd.Index(genre_names, dtype=object)),
-            "subgenre": pd.Categorical.from_codes(sub, categories=pd.Index(vocab, dtype=object)),
-        }
-    )
-    out = artists.copy()
-    decided_row = labels.row
-    has_row = decided_row >= 0
-    pick = np.where(has_row, decided_row, 0)
-
-    def from_row(values: np.ndarray) -> np.ndarray:
-        result = np.full(n_artists, None, dtype=object)
-        if len(values):
-            result[has_row] = values[pick[has_row]]
-        return result
-
-    rule_names = np.array([d.rule.name if d.rule is not None else None for d in decision_list], dtype=object)
-    vocab_arr = np.array(vocab, dtype=object)
-    genre_arr = np.asarray(genre_names, dtype=object)
-    out["status"] = np.array(ARTIST_STATUSES, dtype=object)[labels.status]
-    target_names = np.array([*targets, None], dtype=object)
-    out["target"] = target_names[labels.target]  # -1 picks the trailing None
-    out["subgenre"] = from_row(vocab_arr[sub]) if len(sub) else from_row(np.zeros(0, dtype=object))
-    out["rule"] = from_row(rule_names[sub]) if len(sub) else from_row(np.zeros(0, dtype=object))
-    out["share"] = labels.share
-    out["detail"] = labels.detail
-    out["genre"] = from_row(genre_arr[genre[idx]]) if len(idx) else from_row(np.zeros(0, dtype=object))
-    first_source = np.full(n_artists, None, dtype=object)
-    starts = np.flatnonzero(np.r_[True, rows_artist[1:] != rows_artist[:-1]]) if len(idx) else np.zeros(0, int)
-    first_source[rows_artist[starts]] = np.asarray(source, dtype=object)[idx[starts]]
-    out["genre_source"] = first_source
+    rows = GenreRows(artist[idx], is_mb[idx], genre[idx], sub)
+    labels = resolve(n_artists, rows.artist, sub, DecisionArrays.build(decision_list, targets), policy, targets)
     return Labelling(
         ruleset,
         compiled,
         policy,
         genre_source,
         decided,
-        decisions_frame(decided),
-        artist_genres,
-        out,
         labels,
         artist_of_key if artist_of_key is not None else np.arange(n_artists),
+        artists,
+        np.asarray(genre_names, dtype=object),
+        vocab,
+        rows,
     )
 
 
@@ -174,7 +221,7 @@ def label_artist_genres(
         artists.reset_index(drop=True),
         np.asarray(genre_names, dtype=object),
         artist.astype(np.int64),
-        artist_genres["source"].to_numpy(dtype=object),
+        (artist_genres["source"] == "musicbrainz").to_numpy(),
         artist_genres["position"].to_numpy(dtype=np.int64),
         genre.astype(np.int64),
         policy,
@@ -191,11 +238,30 @@ def _key_index(keys: np.ndarray) -> np.ndarray:
     return index
 
 
-def label_store(store: Store, ruleset: RuleSet, policy: Policy | None = None, genre_source: str = "both") -> Labelling:
-    """Label every artist of the store under `policy` (default: the rules' policy)."""
-    artists = store.artists_frame()
-    genres = store.genres_frame()
-    rows = store.genre_rows()
+def label_store(
+    store: Store,
+    ruleset: RuleSet,
+    policy: Policy | None = None,
+    genre_source: str = "both",
+    with_counts: bool = True,
+) -> Labelling:
+    """Label every artist of the store under `policy` (default: the rules' policy).
+
+    `with_counts=False` skips counting each artist's tracks (builds do not need it)."""
+    artists = store.artists_frame(with_counts=with_counts)
+    return label_frames(ruleset, artists, store.genres_frame(), store.genre_rows(), policy, genre_source)
+
+
+def label_frames(
+    ruleset: RuleSet,
+    artists: pd.DataFrame,
+    genres: pd.DataFrame,
+    rows: pd.DataFrame,
+    policy: Policy | None = None,
+    genre_source: str = "both",
+    compiled: CompiledRules | None = None,
+) -> Labelling:
+    """Label from the store's frames as read (artists_frame, genres_frame, genre_rows)."""
     artist_of_key = _key_index(artists["artist_key"].to_numpy())
     genre_of_key = _key_index(genres["genre_key"].to_numpy())
     return label_rows(
@@ -203,24 +269,33 @@ def label_store(store: Store, ruleset: RuleSet, policy: Policy | None = None, ge
         artists,
         genres["name"].to_numpy(dtype=object),
         artist_of_key[rows["artist_key"].to_numpy()],
-        rows["source"].to_numpy(dtype=object),
+        rows["musicbrainz"].to_numpy(),
         rows["position"].to_numpy(),
         genre_of_key[rows["genre_key"].to_numpy()],
         policy or ruleset.policy,
         genre_source,
+        compiled,
         artist_of_key=artist_of_key,
     )
 
 
+def track_targets(labelling: Labelling, artist_keys: np.ndarray) -> np.ndarray:
+    """Each track's target code (index into the rules' targets; -1 when its primary artist is
+    not labelled), from the store artist_key of its primary artist: two array lookups."""
+    artist = labelling.artist_of_key[artist_keys]
+    return np.where(labelling.labels.status[artist] == 0, labelling.labels.target[artist], -1)
+
+
 def labelled_tracks(store: Store, labelling: Labelling) -> pd.DataFrame:
-    """Tracks whose primary artist is labelled: row, track_id, artist (position in
-    labelling.artists), dedupe_key, isrc, target (categorical over the rules' targets)."""
+    """Tracks whose primary artist is labelled, in track_id order: track_id, artist (position in
+    the artists frame), dedupe_hash, isrc_hash (0 = unknown), target (categorical over the targets)."""
     tracks = store.track_keys()
-    artist = labelling.artist_of_key[tracks["artist_key"].to_numpy()]
-    ok = labelling.labels.status[artist] == 0
-    chosen = tracks.loc[ok, ["row", "track_id", "dedupe_key", "isrc"]].reset_index(drop=True)
-    chosen["artist"] = artist[ok]
+    keys = tracks["artist_key"].to_numpy()
+    target = track_targets(labelling, keys)
+    ok = target >= 0
+    chosen = tracks.loc[ok, ["track_id", "dedupe_hash", "isrc_hash"]].reset_index(drop=True)
+    chosen["artist"] = labelling.artist_of_key[keys[ok]]
     chosen["target"] = pd.Categorical.from_codes(
-        labelling.labels.target[artist[ok]], categories=pd.Index(list(labelling.ruleset.targets), dtype=object)
+        target[ok], categories=pd.Index(list(labelling.ruleset.targets), dtype=object)
     )
     return chosen

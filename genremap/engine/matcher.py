@@ -69,6 +69,11 @@ class SubgenreDecision:
         return self.rule.target if self.rule is not None and self.status == MAPPED else None
 
     @property
+    def rule_name(self) -> str | None:
+        """The deciding rule's name, None unless mapped."""
+        return self.rule.name if self.rule is not None and self.status == MAPPED else None
+
+    @property
     def is_conflict(self) -> bool:
         return bool(self.conflicts)
 
@@ -91,15 +96,13 @@ class SubgenreDecision:
         return text
 
 
-def _phrase_hits(subgenre: str, index: dict[str, list[tuple[T, str]]], max_words: int) -> list[tuple[T, str]]:
-    """Every whole-word phrase of `subgenre` found in `index` (n-grams up to max_words)."""
-    words = subgenre.split()
+def _phrase_hits(words: list[str], index: dict[str, list[tuple[tuple[str, ...], T, str]]]) -> list[tuple[T, str]]:
+    """Every whole-word phrase of `index` (keyed by its first word) found in `words`."""
     hits: list[tuple[T, str]] = []
-    for start in range(len(words)):
-        for end in range(start + 1, min(len(words), start + max_words) + 1):
-            found = index.get(" ".join(words[start:end]))
-            if found:
-                hits.extend(found)
+    for start, word in enumerate(words):
+        for phrase, item, pattern in index.get(word, ()):
+            if len(phrase) == 1 or tuple(words[start : start + len(phrase)]) == phrase:
+                hits.append((item, pattern))
     return hits
 
 
@@ -123,8 +126,7 @@ class _PatternIndex(Generic[T]):
 
     def __init__(self) -> None:
         self.exact: dict[str, list[tuple[T, str]]] = defaultdict(list)
-        self.keyword: dict[str, list[tuple[T, str]]] = defaultdict(list)
-        self.keyword_words = 1
+        self.keyword: dict[str, list[tuple[tuple[str, ...], T, str]]] = defaultdict(list)  # by first word
         self.contains: list[tuple[T, str]] = []
         self.regex: list[tuple[T, str, re.Pattern[str]]] = []
 
@@ -133,8 +135,8 @@ class _PatternIndex(Generic[T]):
             if kind == "exact":
                 self.exact[pattern].append((item, pattern))
             elif kind == "keyword":
-                self.keyword[pattern].append((item, pattern))
-                self.keyword_words = max(self.keyword_words, len(pattern.split()))
+                phrase = tuple(pattern.split())
+                self.keyword[phrase[0]].append((phrase, item, pattern))
             elif kind == "contains":
                 self.contains.append((item, pattern))
             elif kind == "regex":
@@ -142,9 +144,10 @@ class _PatternIndex(Generic[T]):
                     warnings.simplefilter("ignore")  # the loader already reported them
                     self.regex.append((item, pattern, re.compile(pattern)))
 
-    def hits(self, subgenre: str) -> list[tuple[T, str]]:
+    def hits(self, subgenre: str, words: list[str]) -> list[tuple[T, str]]:
+        """Every (item, pattern) matching `subgenre` (whose words are `words`)."""
         found: list[tuple[T, str]] = list(self.exact.get(subgenre, ()))
-        found += _phrase_hits(subgenre, self.keyword, self.keyword_words)
+        found += _phrase_hits(words, self.keyword)
         found += [(item, p) for item, p in self.contains if p in subgenre]
         found += [(item, p) for item, p, rx in self.regex if rx.search(subgenre)]
         return found
@@ -190,9 +193,9 @@ class CompiledRules:
                 hits[s].append((rule, pattern, score))
         return hits
 
-    def _ignored_by(self, subgenre: str) -> IgnoreEntry | None:
+    def _ignored_by(self, subgenre: str, words: list[str]) -> IgnoreEntry | None:
         """The first ignore entry (in merge order) that matches and is not vetoed by its `unless`."""
-        for position in sorted({position for position, _ in self.ignore.hits(subgenre)}):
+        for position in sorted({position for position, _ in self.ignore.hits(subgenre, words)}):
             entry = self.ruleset.ignore[position]
             if entry.unless and _pattern_hits(subgenre, entry.unless, entry.unless_kind) is not None:
                 continue
@@ -209,7 +212,8 @@ class CompiledRules:
         return self.decide_many([subgenre])[subgenre]
 
     def _decide(self, subgenre: str, fuzzy_hits: list[tuple[Rule, str, float]]) -> SubgenreDecision:
-        raw: list[tuple[Rule, str, float]] = [(r, p, 100.0) for r, p in self.rules.hits(subgenre)]
+        words = subgenre.split()
+        raw: list[tuple[Rule, str, float]] = [(r, p, 100.0) for r, p in self.rules.hits(subgenre, words)]
         raw += fuzzy_hits
         seen: set[str] = set()
         matches: list[Match] = []
@@ -219,7 +223,7 @@ class CompiledRules:
             seen.add(rule.name)
             veto = _pattern_hits(subgenre, rule.unless, rule.unless_kind) if rule.unless else None
             matches.append(Match(rule, pattern, score, veto))
-        ignored = self._ignored_by(subgenre)
+        ignored = self._ignored_by(subgenre, words)
         if ignored is not None:
             return SubgenreDecision(subgenre, IGNORED, matches=tuple(matches), ignored_by=ignored)
         live = [m for m in matches if not m.vetoed]
