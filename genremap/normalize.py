@@ -39,12 +39,19 @@ def strip_accents(text: str) -> str:
     return stripped.replace("ø", "o").replace("ß", "ss").replace("æ", "ae").replace("œ", "oe")
 
 
+_ALREADY_CANONICAL = re.compile(r"[a-z0-9]+(?: [a-z0-9]+)*")
+
+
 def normalize_genre(text: str) -> str:
     """Return the canonical form of a genre string (lowercase, no accents, single spaces).
 
     `&`, `'n'`, `n` and `+` between words become `and`; hyphens, underscores, apostrophes
     and other punctuation become spaces; a few one-word compounds are split.
     """
+    if _ALREADY_CANONICAL.fullmatch(text):
+        words = text.split(" ")
+        if "n" not in words and not any(w in COMPOUNDS for w in words):
+            return text  # most Spotify genres: nothing to do
     text = strip_accents(text.casefold())
     text = _AND_VARIANTS.sub(" and ", f" {text} ")
     text = text.replace("'", "").replace("’", "")

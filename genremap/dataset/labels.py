@@ -82,7 +82,7 @@ class Labelling:
         out["subgenre"] = self._from_deciding_row(np.array([*self.vocab, None], dtype=object), rows.subgenre)
         out["rule"] = self._from_deciding_row(rule_names, rows.subgenre)
         out["share"] = labels.share
-        out["detail"] = labels.detail
+        out["detail"] = labels.details(list(self.ruleset.targets))
         out["genre"] = self._from_deciding_row(np.array([*self.genre_names, None], dtype=object), rows.genre)
         source = np.full(len(out), None, dtype=object)
         starts = (
@@ -165,7 +165,7 @@ def label_rows(
     canonical = np.array(normalize_many([str(g) for g in genre_names]), dtype=object)
     canon_code, canon_vocab = pd.factorize(canonical)
     if len(genre):
-        keep &= canonical[genre] != ""
+        keep &= (canonical != "")[genre]
     idx = np.flatnonzero(keep)
     # Rows usually arrive sorted (the store scans in key order); sort only when they do not.
     order_key = artist[idx] * (int(position.max(initial=0)) + 1) + position[idx]
@@ -178,9 +178,11 @@ def label_rows(
         keep_first = np.sort(first)
         idx, row_canon = idx[keep_first], row_canon[keep_first]
 
-    present = np.unique(row_canon)
+    present = np.flatnonzero(np.bincount(row_canon, minlength=len(canon_vocab)))
     vocab = [str(canon_vocab[c]) for c in present]
-    sub = np.searchsorted(present, row_canon)
+    code_of = np.full(len(canon_vocab), -1, dtype=np.int64)
+    code_of[present] = np.arange(len(present))
+    sub = code_of[row_canon]
     decided = compiled.decide_many(vocab)
     decision_list = [decided[s] for s in vocab]
     targets = list(ruleset.targets)

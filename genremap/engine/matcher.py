@@ -37,7 +37,7 @@ _SCORERS = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Match:
     """One rule matching one subgenre through one pattern; `vetoed_by` names the `unless` hit."""
 
@@ -51,7 +51,7 @@ class Match:
         return self.vetoed_by is not None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SubgenreDecision:
     """What the rules decided for one canonical subgenre, and why."""
 
@@ -96,14 +96,6 @@ class SubgenreDecision:
         return text
 
 
-def _phrase_hits(words: list[str], index: dict[str, list[tuple[tuple[str, ...], T, str]]]) -> list[tuple[T, str]]:
-    """Every whole-word phrase of `index` (keyed by its first word) found in `words`."""
-    hits: list[tuple[T, str]] = []
-    for start, word in enumerate(words):
-        for phrase, item, pattern in index.get(word, ()):
-            if len(phrase) == 1 or tuple(words[start : start + len(phrase)]) == phrase:
-                hits.append((item, pattern))
-    return hits
 
 
 def _pattern_hits(subgenre: str, patterns: tuple[str, ...], kind: str) -> str | None:
@@ -121,12 +113,13 @@ def _pattern_hits(subgenre: str, patterns: tuple[str, ...], kind: str) -> str | 
 
 
 class _PatternIndex(Generic[T]):
-    """Exact, keyword, contains and regex patterns of many items (rules or ignore entries),
+    """Exact, keyword, contains and regex patterns of many items (rules and ignore entries),
     indexed so that finding every item that matches a subgenre is a few dictionary lookups."""
 
     def __init__(self) -> None:
         self.exact: dict[str, list[tuple[T, str]]] = defaultdict(list)
-        self.keyword: dict[str, list[tuple[tuple[str, ...], T, str]]] = defaultdict(list)  # by first word
+        self.word: dict[str, list[tuple[T, str]]] = defaultdict(list)  # one-word keywords
+        self.phrase: dict[str, list[tuple[tuple[str, ...], T, str]]] = defaultdict(list)  # by first word
         self.contains: list[tuple[T, str]] = []
         self.regex: list[tuple[T, str, re.Pattern[str]]] = []
 
@@ -136,7 +129,10 @@ class _PatternIndex(Generic[T]):
                 self.exact[pattern].append((item, pattern))
             elif kind == "keyword":
                 phrase = tuple(pattern.split())
-                self.keyword[phrase[0]].append((phrase, item, pattern))
+                if len(phrase) == 1:
+                    self.word[pattern].append((item, pattern))
+                else:
+                    self.phrase[phrase[0]].append((phrase, item, pattern))
             elif kind == "contains":
                 self.contains.append((item, pattern))
             elif kind == "regex":
@@ -146,10 +142,21 @@ class _PatternIndex(Generic[T]):
 
     def hits(self, subgenre: str, words: list[str]) -> list[tuple[T, str]]:
         """Every (item, pattern) matching `subgenre` (whose words are `words`)."""
-        found: list[tuple[T, str]] = list(self.exact.get(subgenre, ()))
-        found += _phrase_hits(words, self.keyword)
-        found += [(item, p) for item, p in self.contains if p in subgenre]
-        found += [(item, p) for item, p, rx in self.regex if rx.search(subgenre)]
+        found: list[tuple[T, str]] = []
+        word_index, phrase_index = self.word, self.phrase
+        for start, word in enumerate(words):
+            if word in word_index:
+                found += word_index[word]
+            if word in phrase_index:
+                for phrase, item, pattern in phrase_index[word]:
+                    if tuple(words[start : start + len(phrase)]) == phrase:
+                        found.append((item, pattern))
+        if subgenre in self.exact:
+            found += self.exact[subgenre]
+        if self.contains:
+            found += [(item, p) for item, p in self.contains if p in subgenre]
+        if self.regex:
+            found += [(item, p) for item, p, rx in self.regex if rx.search(subgenre)]
         return found
 
 
@@ -158,9 +165,9 @@ class CompiledRules:
     """Indexes over a RuleSet's patterns, built once, so that matching is a few lookups."""
 
     ruleset: RuleSet
-    rules: _PatternIndex[Rule] = field(default_factory=_PatternIndex)
+    # Rules, and ignore entries (as their position in ruleset.ignore), in one index: one pass.
+    index: _PatternIndex[Rule | int] = field(default_factory=_PatternIndex)
     fuzzy: list[Rule] = field(default_factory=list)
-    ignore: _PatternIndex[int] = field(default_factory=_PatternIndex)  # items: positions in ruleset.ignore
 
     @classmethod
     def build(cls, ruleset: RuleSet) -> CompiledRules:
@@ -169,9 +176,9 @@ class CompiledRules:
             if rule.kind == "fuzzy":
                 compiled.fuzzy.append(rule)
             else:
-                compiled.rules.add(rule, rule.kind, rule.patterns)
+                compiled.index.add(rule, rule.kind, rule.patterns)
         for position, entry in enumerate(ruleset.ignore):
-            compiled.ignore.add(position, entry.kind, entry.patterns)
+            compiled.index.add(position, entry.kind, entry.patterns)
         return compiled
 
     def _fuzzy_matches(self, subgenres: list[str]) -> dict[int, list[tuple[Rule, str, float]]]:
@@ -193,9 +200,9 @@ class CompiledRules:
                 hits[s].append((rule, pattern, score))
         return hits
 
-    def _ignored_by(self, subgenre: str, words: list[str]) -> IgnoreEntry | None:
-        """The first ignore entry (in merge order) that matches and is not vetoed by its `unless`."""
-        for position in sorted({position for position, _ in self.ignore.hits(subgenre, words)}):
+    def _ignored_by(self, subgenre: str, positions: list[int]) -> IgnoreEntry | None:
+        """The first matching ignore entry (in merge order) not vetoed by its `unless`."""
+        for position in sorted(set(positions)):
             entry = self.ruleset.ignore[position]
             if entry.unless and _pattern_hits(subgenre, entry.unless, entry.unless_kind) is not None:
                 continue
@@ -212,8 +219,13 @@ class CompiledRules:
         return self.decide_many([subgenre])[subgenre]
 
     def _decide(self, subgenre: str, fuzzy_hits: list[tuple[Rule, str, float]]) -> SubgenreDecision:
-        words = subgenre.split()
-        raw: list[tuple[Rule, str, float]] = [(r, p, 100.0) for r, p in self.rules.hits(subgenre, words)]
+        raw: list[tuple[Rule, str, float]] = []
+        ignore_hits: list[int] = []
+        for item, pattern in self.index.hits(subgenre, subgenre.split()):
+            if isinstance(item, int):
+                ignore_hits.append(item)
+            else:
+                raw.append((item, pattern, 100.0))
         raw += fuzzy_hits
         seen: set[str] = set()
         matches: list[Match] = []
@@ -223,7 +235,7 @@ class CompiledRules:
             seen.add(rule.name)
             veto = _pattern_hits(subgenre, rule.unless, rule.unless_kind) if rule.unless else None
             matches.append(Match(rule, pattern, score, veto))
-        ignored = self._ignored_by(subgenre, words)
+        ignored = self._ignored_by(subgenre, ignore_hits) if ignore_hits else None
         if ignored is not None:
             return SubgenreDecision(subgenre, IGNORED, matches=tuple(matches), ignored_by=ignored)
         live = [m for m in matches if not m.vetoed]

@@ -60,14 +60,27 @@ class DecisionArrays:
 @dataclass(frozen=True)
 class ArtistLabels:
     """Per artist: status code (index into ARTIST_STATUSES), target code (-1), the row that
-    decided (-1), the winning target's share of the votes (NaN when unlabelled), and a
-    readable vote breakdown for ambiguous artists ('' otherwise)."""
+    decided (-1), the winning target's share of the votes (NaN when unlabelled), the number of
+    subgenres carried, and the votes per target (artists × targets)."""
 
     status: np.ndarray
     target: np.ndarray
     row: np.ndarray
     share: np.ndarray
-    detail: np.ndarray
+    carried: np.ndarray
+    votes: np.ndarray
+
+    def details(self, targets: Sequence[str]) -> np.ndarray:
+        """Why each unlabelled artist is so, in words; the vote breakdown of ambiguous artists."""
+        detail = np.full(len(self.status), "", dtype=object)
+        detail[(self.status == 2) & (self.carried == 0)] = "no genres"
+        detail[(self.status == 2) & (self.carried > 0)] = "no subgenre maps"
+        detail[self.status == 3] = "every subgenre is ignored"
+        for a in np.flatnonzero(self.status == 1):
+            shares = self.votes[a] / self.votes[a].sum()
+            ranked = sorted(((s, t) for t, s in enumerate(shares) if s > 0), key=lambda st: (-st[0], st[1]))
+            detail[a] = " / ".join(f"{targets[t]} {s:.0%}" for s, t in ranked)
+        return detail
 
 
 def _first_per_group(groups: np.ndarray) -> np.ndarray:
@@ -139,15 +152,7 @@ def resolve(
     all_ignored = (carried > 0) & (ignored_rows == carried) & ~has_vote
     status[all_ignored] = 3
 
-    detail = np.full(n_artists, "", dtype=object)
-    detail[(status == 2) & (carried == 0)] = "no genres"
-    detail[(status == 2) & (carried > 0)] = "no subgenre maps"
-    detail[status == 3] = "every subgenre is ignored"
-    for a in np.flatnonzero(status == 1):
-        shares = votes[a] / total[a]
-        ranked = sorted(((s, t) for t, s in enumerate(shares) if s > 0), key=lambda st: (-st[0], st[1]))
-        detail[a] = " / ".join(f"{targets[t]} {s:.0%}" for s, t in ranked)
-    return ArtistLabels(status, target, row, share_out, detail)
+    return ArtistLabels(status, target, row, share_out, carried, votes)
 
 
 def decisions_frame(decisions: Mapping[str, SubgenreDecision]) -> pd.DataFrame:
