@@ -96,8 +96,6 @@ class SubgenreDecision:
         return text
 
 
-
-
 def _pattern_hits(subgenre: str, patterns: tuple[str, ...], kind: str) -> str | None:
     """The first pattern of `patterns` that matches `subgenre` under `kind`, else None."""
     for pattern in patterns:
