@@ -225,24 +225,29 @@ class CompiledRules:
             else:
                 raw.append((item, pattern, 100.0))
         raw += fuzzy_hits
+        if len(raw) > 1:
+            raw.sort(key=lambda m: (m[0].order, -m[2]))
         seen: set[str] = set()
         matches: list[Match] = []
-        for rule, pattern, score in sorted(raw, key=lambda m: (m[0].order, -m[2])):
+        winner: Match | None = None  # matches are in merge order: the first of the top priority wins
+        for rule, pattern, score in raw:
             if rule.name in seen:
                 continue
             seen.add(rule.name)
             veto = _pattern_hits(subgenre, rule.unless, rule.unless_kind) if rule.unless else None
-            matches.append(Match(rule, pattern, score, veto))
+            match = Match(rule, pattern, score, veto)
+            matches.append(match)
+            if veto is None and (winner is None or rule.priority > winner.rule.priority):
+                winner = match
         ignored = self._ignored_by(subgenre, ignore_hits) if ignore_hits else None
         if ignored is not None:
             return SubgenreDecision(subgenre, IGNORED, matches=tuple(matches), ignored_by=ignored)
-        live = [m for m in matches if not m.vetoed]
-        if not live:
+        if winner is None:
             return SubgenreDecision(subgenre, UNMAPPED, matches=tuple(matches))
-        top = max(m.rule.priority for m in live)
-        contenders = [m for m in live if m.rule.priority == top]
-        winner = min(contenders, key=lambda m: m.rule.order)
-        conflicts = tuple(m.rule for m in contenders if m.rule.target != winner.rule.target)
+        top, target = winner.rule.priority, winner.rule.target
+        conflicts = tuple(
+            m.rule for m in matches if m.vetoed_by is None and m.rule.priority == top and m.rule.target != target
+        )
         return SubgenreDecision(
             subgenre,
             MAPPED,
