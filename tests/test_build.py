@@ -182,3 +182,39 @@ def test_build_on_store_without_tracks_says_what_to_do(runner: CliRunner, tmp_pa
     result = runner.invoke(app, ["build", "--db", str(tmp_path / "empty.db"), "--rules", str(test_rules_dir)])
     assert result.exit_code == 2
     assert "no labelled tracks" in result.output and "--sample" in result.output
+
+
+def test_build_json_summary_is_the_manifest(runner: CliRunner, sample_db: Path, test_rules_dir: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["build", "--db", str(sample_db), "--rules", str(test_rules_dir), "--out", str(tmp_path / "ds"), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert printed == json.loads((tmp_path / "ds" / "manifest.json").read_text())
+    assert printed["counts"]["per_split"]["train"] > printed["counts"]["per_split"]["test"] > 0
+
+
+def test_interrupted_import_leaves_the_store_consistent(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = "\n".join(f"t{i},Song {i},Artist {i % 7}" for i in range(50))
+    (tmp_path / "t.csv").write_text("track_id,track_name,artist_name\n" + rows + "\n")
+    db = tmp_path / "s.db"
+    real = Store.upsert_tracks
+
+    def interrupted(self: Store, tracks: object, origin: str) -> object:
+        batch = list(tracks)  # type: ignore[call-overload]
+        with self.transaction() as conn:
+            conn.execute("INSERT INTO genres(name) VALUES ('written inside the interrupted transaction')")
+            raise KeyboardInterrupt
+        return real(self, batch, origin)  # pragma: no cover
+
+    monkeypatch.setattr(Store, "upsert_tracks", interrupted)
+    result = runner.invoke(app, ["import", str(tmp_path / "t.csv"), "--db", str(db)])
+    assert result.exit_code == 130
+    assert "interrupted: the store is consistent" in result.output and "Traceback" not in result.output
+    monkeypatch.setattr(Store, "upsert_tracks", real)
+    with Store.open(db) as store:
+        assert store.summary().tracks == 0
+        assert store.genres_frame().empty  # the interrupted transaction was rolled back
+        assert store.summary().artists == 7  # the artists' own transaction had committed
+    again = runner.invoke(app, ["import", str(tmp_path / "t.csv"), "--db", str(db)])
+    assert again.exit_code == 0
+    with Store.open(db) as store:
+        assert store.summary().tracks == 50 and store.summary().artists == 7

@@ -214,3 +214,14 @@ def test_explain_csv_has_one_row_per_match(runner: CliRunner, small_db: Path, te
         ("Pop Star", "dance pop", "ignored"),
         ("Pop Star", "pop", "ignored"),
     ]
+
+
+def test_subgenres_json(runner: CliRunner, small_db: Path, test_rules_dir: Path) -> None:
+    rows = _json(runner, "subgenres", "--db", str(small_db), "--rules", str(test_rules_dir))
+    assert isinstance(rows, list)
+    by_name = {r["subgenre"]: r for r in rows}
+    assert set(rows[0]) >= {"subgenre", "target", "status", "rule", "location", "artists", "tracks", "conflict"}
+    assert by_name["vancouver metal"]["target"] == "metal" and by_name["vancouver metal"]["tracks"] == 7
+    assert by_name["americanna"]["rule"] == "americana"  # fuzzy
+    only = _json(runner, "subgenres", "--db", str(small_db), "--rules", str(test_rules_dir), "--status", "ignored")
+    assert {r["subgenre"] for r in only} == {"pop", "dance pop"}  # type: ignore[union-attr]

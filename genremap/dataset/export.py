@@ -80,7 +80,7 @@ def write_dataset(out: Path, tracks: pd.DataFrame, manifest: dict[str, Any]) -> 
     full = {
         **manifest,
         "created_at": now(),
-        "files": result.files,
+        "files": [*result.files, "manifest.json"],
         "tracks_csv_sha256": hashlib.sha256(csv_path.read_bytes()).hexdigest(),
         "counts": {
             "tracks": len(frame),
