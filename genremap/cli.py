@@ -6,6 +6,7 @@ import functools
 import shlex
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -103,7 +104,8 @@ def _label(store: Store, ruleset: RuleSet, policy: str | None, genre_source: str
     return label_store(store, ruleset, choose_policy(ruleset, policy), genre_source)
 
 
-def _open_existing(db: Path) -> Any:
+def _open_existing(db: Path) -> AbstractContextManager[Store]:
+    """The store at `db`, which must exist (reports never create an empty one)."""
     return Store.open(db, create=False)
 
 
@@ -394,7 +396,8 @@ def explain_command(
         )
     for item in explained:
         console.print(
-            f"artist {item['name']} ({item['artist_id']}), {item['tracks']} tracks, genres from {item['genre_source']}",
+            f"artist {item['name']} ({item['artist_id']}), {item['tracks']} tracks, "
+            + (f"genres from {item['genre_source']}" if item["genre_source"] else "no genres in the store"),
             markup=False,
         )
         for sub in item["subgenres"]:
