@@ -10,7 +10,7 @@ import gc
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -168,6 +168,7 @@ class ArtistRecord:
     genres: tuple[str, ...] | None = None
     genre_source: str = "spotify"
     track_count: int | None = None
+    votes: tuple[int, ...] | None = None  # one per genre (MusicBrainz vote counts)
 
 
 @dataclass(frozen=True)
@@ -319,10 +320,11 @@ class Store:
                     [(key_of[a.artist_id], a.genre_source) for a in with_genres],
                 )
                 conn.executemany(
-                    "INSERT INTO artist_genres(artist_key, source, position, genre_key) VALUES (?, ?, ?, ?)",
+                    "INSERT INTO artist_genres(artist_key, source, position, genre_key, votes) VALUES (?, ?, ?, ?, ?)",
                     [
-                        (key_of[a.artist_id], a.genre_source, i, genre_key[g])
+                        (key_of[a.artist_id], a.genre_source, i, genre_key[g], votes.get(g))
                         for a in with_genres
+                        for votes in (dict(zip(a.genres or (), a.votes or (), strict=False)),)
                         for i, g in enumerate(dict.fromkeys(a.genres or ()))
                     ],
                 )
@@ -520,6 +522,161 @@ class Store:
             raise ValueError(f"unknown track columns: {sorted(bad)}")
         select = ", ".join("a.artist_id" if c == "artist_id" else f"t.{c}" for c in columns)
         return self._frame(f"SELECT {select} FROM tracks t JOIN artists a USING (artist_key) ORDER BY t.track_id")
+
+    # --- collection state -----------------------------------------------------------------
+    def get_state(self, key: str) -> str | None:
+        """A remembered fact about an API (e.g. 'spotify.search_limit'), None if never learnt."""
+        row = self.conn.execute("SELECT value FROM api_state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_state(self, key: str, value: str) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO api_state(key, value, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (key, value, now()),
+            )
+
+    def add_request_counts(
+        self, requests: Mapping[str, int], throttled: Mapping[str, int], errors: Mapping[str, int]
+    ) -> None:
+        """Add to the per-endpoint request counters (kept across runs for `status`)."""
+        endpoints = set(requests) | set(throttled) | set(errors)
+        if not endpoints:
+            return
+        with self.transaction() as conn:
+            conn.executemany(
+                """INSERT INTO request_counts(endpoint, requests, throttled, errors) VALUES (?, ?, ?, ?)
+                   ON CONFLICT(endpoint) DO UPDATE SET requests = requests + excluded.requests,
+                     throttled = throttled + excluded.throttled, errors = errors + excluded.errors""",
+                [(e, requests.get(e, 0), throttled.get(e, 0), errors.get(e, 0)) for e in sorted(endpoints)],
+            )
+
+    def request_counts(self) -> dict[str, dict[str, int]]:
+        rows = self.conn.execute("SELECT endpoint, requests, throttled, errors FROM request_counts ORDER BY endpoint")
+        return {e: {"requests": r, "throttled": t, "errors": x} for e, r, t, x in rows}
+
+    def search_checkpoint(self, term: str, market: str) -> tuple[int, int | None, bool]:
+        """(next offset, total as last reported, done) for a search term; (0, None, False) if new."""
+        row = self.conn.execute(
+            "SELECT next_offset, total, done FROM search_progress WHERE term = ? AND market = ?", (term, market)
+        ).fetchone()
+        return (0, None, False) if row is None else (int(row[0]), row[1], bool(row[2]))
+
+    def search_progress(self) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            "SELECT term, market, next_offset, total, done, updated_at FROM search_progress ORDER BY term, market"
+        ).fetchall()
+        keys = ("term", "market", "next_offset", "total", "done", "updated_at")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def save_search_page(
+        self,
+        term: str,
+        market: str,
+        tracks: Sequence[TrackRecord],
+        artists: Sequence[ArtistRecord],
+        next_offset: int,
+        total: int | None,
+        done: bool,
+        origin: str = "spotify",
+    ) -> WriteCounts:
+        """One page of search results and the term's checkpoint, in one transaction: a run
+        killed at any moment either has the page and its checkpoint, or neither."""
+        with self.transaction() as conn:
+            self.upsert_artists(artists, origin)
+            written = self.upsert_tracks(tracks, origin)
+            conn.execute(
+                """INSERT INTO search_progress(term, market, next_offset, total, done, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(term, market) DO UPDATE SET next_offset = excluded.next_offset,
+                     total = excluded.total, done = excluded.done, updated_at = excluded.updated_at""",
+                (term, market, next_offset, total, int(done), now()),
+            )
+        return written
+
+    def artists_without_genres(self, source: str, *, primary_only: bool = True) -> list[str]:
+        """Ids of artists of stored tracks (primary artists only, unless `primary_only` is False)
+        that `source` was never asked about, in a stable order."""
+        if primary_only:
+            sql = """SELECT DISTINCT a.artist_id FROM tracks t JOIN artists a USING (artist_key)
+                     WHERE NOT EXISTS (SELECT 1 FROM artist_genre_sources s
+                                       WHERE s.artist_key = a.artist_key AND s.source = ?)
+                     ORDER BY a.artist_id"""
+        else:
+            sql = """SELECT DISTINCT a.artist_id FROM track_artists ta JOIN artists a USING (artist_id)
+                     WHERE NOT EXISTS (SELECT 1 FROM artist_genre_sources s
+                                       WHERE s.artist_key = a.artist_key AND s.source = ?)
+                     UNION
+                     SELECT DISTINCT a.artist_id FROM tracks t JOIN artists a USING (artist_key)
+                     WHERE NOT EXISTS (SELECT 1 FROM artist_genre_sources s
+                                       WHERE s.artist_key = a.artist_key AND s.source = ?)
+                     ORDER BY 1"""
+        params = (source,) if primary_only else (source, source)
+        return [r[0] for r in self.conn.execute(sql, params)]
+
+    def artists_for_musicbrainz(self) -> list[tuple[str, str]]:
+        """(artist_id, name) of artists without Spotify genres (asked and given none, or never
+        asked) whose MusicBrainz lookup is not cached yet, in a stable order."""
+        rows = self.conn.execute(
+            """SELECT a.artist_id, a.name FROM artists a
+               WHERE NOT EXISTS (SELECT 1 FROM artist_genres g WHERE g.artist_key = a.artist_key AND g.source = 'spotify')
+                 AND NOT EXISTS (SELECT 1 FROM musicbrainz_lookups m WHERE m.artist_id = a.artist_id)
+               ORDER BY a.artist_id"""
+        ).fetchall()
+        return [(str(i), str(n)) for i, n in rows]
+
+    def save_musicbrainz_lookup(
+        self,
+        artist_id: str,
+        name: str,
+        *,
+        status: str,
+        mbid: str | None,
+        mb_name: str | None,
+        score: float | None,
+        candidates: Sequence[Mapping[str, Any]],
+        genres: Sequence[tuple[str, int]],
+        origin: str = "musicbrainz",
+    ) -> None:
+        """Cache one MusicBrainz answer ('matched' or 'no match') and, for a match, the artist's
+        genres with their vote counts, in one transaction."""
+        with self.transaction() as conn:
+            conn.execute(
+                """INSERT INTO musicbrainz_lookups(artist_id, status, mbid, mb_name, score, candidates, fetched_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(artist_id) DO UPDATE SET status = excluded.status, mbid = excluded.mbid,
+                     mb_name = excluded.mb_name, score = excluded.score, candidates = excluded.candidates,
+                     fetched_at = excluded.fetched_at""",
+                (artist_id, status, mbid, mb_name, score, json.dumps(list(candidates), ensure_ascii=False), now()),
+            )
+            if status == "matched":
+                record = ArtistRecord(
+                    artist_id,
+                    name,
+                    genres=tuple(g for g, _ in genres),
+                    genre_source="musicbrainz",
+                    votes=tuple(v for _, v in genres),
+                )
+                self.upsert_artists([record], origin)
+
+    def musicbrainz_lookup(self, artist_id: str) -> dict[str, Any] | None:
+        """The cached MusicBrainz answer for an artist (for `explain`), None if never looked up."""
+        row = self.conn.execute(
+            "SELECT status, mbid, mb_name, score, candidates, fetched_at FROM musicbrainz_lookups WHERE artist_id = ?",
+            (artist_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        status, mbid, mb_name, score, candidates, fetched_at = row
+        return {
+            "status": status,
+            "mbid": mbid,
+            "mb_name": mb_name,
+            "score": score,
+            "candidates": json.loads(candidates or "[]"),
+            "fetched_at": fetched_at,
+        }
 
     def find_artists(self, name: str) -> pd.DataFrame:
         """Artists whose id, or name (case-insensitive), equals `name`."""
