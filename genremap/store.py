@@ -620,7 +620,8 @@ class Store:
         asked) whose MusicBrainz lookup is not cached yet, in a stable order."""
         rows = self.conn.execute(
             """SELECT a.artist_id, a.name FROM artists a
-               WHERE NOT EXISTS (SELECT 1 FROM artist_genres g WHERE g.artist_key = a.artist_key AND g.source = 'spotify')
+               WHERE NOT EXISTS (SELECT 1 FROM artist_genres g
+                                 WHERE g.artist_key = a.artist_key AND g.source = 'spotify')
                  AND NOT EXISTS (SELECT 1 FROM musicbrainz_lookups m WHERE m.artist_id = a.artist_id)
                ORDER BY a.artist_id"""
         ).fetchall()
