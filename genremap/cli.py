@@ -14,6 +14,13 @@ import typer
 
 from genremap import __version__
 from genremap.collectors.importers import import_file
+from genremap.collectors.spotify import (
+    DEFAULT_API_BASE,
+    DEFAULT_AUTH_URL,
+    SpotifyCollector,
+    load_collect_config,
+    read_credentials,
+)
 from genremap.dataset.balance import parse_split
 from genremap.dataset.build import BuildOptions, build_dataset
 from genremap.dataset.labels import Labelling, choose_policy, label_store
@@ -21,8 +28,9 @@ from genremap.diff import diff_labellings, rules_at_revision, temporary_folder
 from genremap.engine import RuleSet, default_rules_dir, load_rules, resolve_rules_dir
 from genremap.engine.loader import display_path, schema_path
 from genremap.errors import GenremapError, RuleErrors, UsageError
+from genremap.http import Retrying, RetryPolicy
 from genremap.lint import lint_rules
-from genremap.progress import counter, stages
+from genremap.progress import collect_progress, counter, stages
 from genremap.render import FORMATS, emit, err_console, out_console, write_json
 from genremap.report import coverage, emit_rules_yaml, explain_artist, explain_subgenre, subgenres, unmapped
 from genremap.sample import load_sample
@@ -589,6 +597,154 @@ def lint_command(
         raise typer.Exit(2)
     if strict and warnings:
         raise typer.Exit(1)
+
+
+# --- collect and status ------------------------------------------------------------------------
+
+
+@app.command("collect")
+@handles_errors
+def collect_command(
+    terms: Annotated[
+        list[str] | None,
+        typer.Option("--term", metavar="TEXT", help="A search term (repeatable); replaces the config's terms."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="collect.yaml: terms, market, results per term, what to fetch. "
+            "Default: ./collect.yaml if it exists, else the original notebook's 33 terms.",
+        ),
+    ] = None,
+    env_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--env-file",
+            help="A .env file with SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET "
+            "(else they are read from the environment).",
+        ),
+    ] = None,
+    market: Annotated[str | None, typer.Option("--market", help="ISO country code for search results.")] = None,
+    all_artists: Annotated[bool, typer.Option("--all-artists", help="Also fetch featured artists' genres.")] = False,
+    audio_features: Annotated[
+        bool, typer.Option("--audio-features", help="Fetch Spotify audio features (extended-quota apps only).")
+    ] = False,
+    audio_analysis: Annotated[
+        bool, typer.Option("--audio-analysis", help="Fetch audio analysis pitches/timbres (extended-quota apps).")
+    ] = False,
+    max_wait: Annotated[
+        float,
+        typer.Option(
+            "--max-wait", help="Longest Retry-After (seconds) to honour; beyond it, stop and say when to resume."
+        ),
+    ] = 600.0,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds before a request times out.")] = 15.0,
+    api_base: Annotated[
+        str, typer.Option("--api-base", help="Spotify Web API base URL (for proxies and tests).")
+    ] = DEFAULT_API_BASE,
+    auth_url: Annotated[str, typer.Option("--auth-url", help="Spotify token endpoint URL.")] = DEFAULT_AUTH_URL,
+    db: DbOption = DEFAULT_DB,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Summary format: table or json.")] = "table",
+) -> None:
+    """Search Spotify for tracks and fetch their artists' genres into the store.
+
+    Resumable: every page of results commits with its checkpoint, so after an interruption
+    (Ctrl-C, kill, a long Retry-After) the same command carries on where it stopped. The app's
+    limits are detected (page size, batch artists, audio features) and remembered. Credentials
+    come from SPOTIPY_CLIENT_ID / SPOTIPY_CLIENT_SECRET and are never printed or stored.
+    """
+    _check_format(fmt, ("table", "json"))
+    settings = load_collect_config(config)
+    if terms:
+        settings.terms = [t.strip() for t in terms if t.strip()]
+    if market is not None:
+        settings.market = market
+    settings.all_artists = settings.all_artists or all_artists
+    settings.audio_features = settings.audio_features or audio_features
+    settings.audio_analysis = settings.audio_analysis or audio_analysis
+    if not settings.terms:
+        raise UsageError("no search terms: give --term TEXT or list terms in collect.yaml")
+    if max_wait < 0 or timeout <= 0:
+        raise UsageError("--max-wait must be >= 0 and --timeout > 0")
+    client_id, secret = read_credentials(env_file)
+    console = err_console()
+    retrying = Retrying(
+        "Spotify",
+        RetryPolicy(max_wait=max_wait, timeout=timeout),
+        on_wait=lambda endpoint, seconds, why: (
+            console.print(f"{why} from Spotify {endpoint}: waiting {seconds:.1f} s", markup=False)
+            if seconds >= 2
+            else None
+        ),
+    )
+    with Store.open(db) as store, collect_progress(console) as progress:
+        collector = SpotifyCollector(
+            store, client_id, secret, settings, retrying, api_base=api_base, auth_url=auth_url, progress=progress
+        )
+        result = collector.run()
+    data = {**result.as_dict(), **retrying.stats.summary(), "store": str(db)}
+    if fmt == "json":
+        write_json(data)
+        return
+    out = out_console()
+    for note in result.notes:
+        out.print(f"note: {note}", markup=False)
+    out.print(
+        f"collected {result.new_tracks:,} new tracks ({result.updated_tracks:,} seen again), "
+        f"{result.artists_fetched:,} artists fetched, {sum(retrying.stats.requests.values()):,} requests, "
+        f"{data['retries']:,} retries, {data['throttled']:,} rate-limited, {data['waited_seconds']:,} s waited"
+        + (f", errors: {data['errors']}" if data["errors"] else ""),
+        markup=False,
+    )
+
+
+@app.command("status")
+@handles_errors
+def status_command(db: DbOption = DEFAULT_DB, fmt: FormatOption = "table") -> None:
+    """Collection progress: tracks and artists in the store, progress per search term, artists
+    and features still pending, what the API allows this app, requests made and 429s seen."""
+    _check_format(fmt)
+    with _open_existing(db) as store:
+        data = store.status()
+    if fmt == "json":
+        write_json(data)
+        return
+    terms = [
+        {
+            **t,
+            "progress": f"{t['next_offset'] if not t['done'] else min(t['total'] or 0, 1000)}/"
+            f"{min(t['total'] or 0, 1000) if t['total'] is not None else '?'}",
+            "state": "done" if t["done"] else "in progress",
+        }
+        for t in data["terms"]
+    ]
+    if fmt == "csv":
+        emit("csv", data=None, rows=terms, columns=["term", "market", "next_offset", "total", "done"], title="")
+        return
+    out = out_console()
+    out.print(
+        f"{db}: {data['tracks']:,} tracks, {data['artists']:,} artists ({data['artists_with_genres']:,} with genres); "
+        f"pending: {data['artists_pending']:,} artists, {data['features_pending']:,} audio features",
+        markup=False,
+    )
+    if terms:
+        emit("table", data=None, rows=terms, columns=["term", "market", "progress", "state"], title="Search terms")
+    requests = [
+        {"endpoint": e, "requests": n, "throttled": data["throttled"].get(e, 0), "errors": data["errors"].get(e, 0)}
+        for e, n in data["requests"].items()
+    ]
+    if requests:
+        emit(
+            "table",
+            data=None,
+            rows=requests,
+            columns=["endpoint", "requests", "throttled", "errors"],
+            title="Requests",
+            numeric=["requests", "throttled", "errors"],
+        )
+    if data["api"]:
+        out.print("API: " + ", ".join(f"{k} = {v}" for k, v in data["api"].items()), markup=False)
 
 
 @app.command("schema")

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 
 @contextmanager
@@ -43,3 +52,32 @@ def counter(console: Console, title: str, total: int | None) -> Iterator[Callabl
     ) as progress:
         task = progress.add_task(title, total=total)
         yield lambda n: progress.advance(task, n)
+
+
+@contextmanager
+def collect_progress(console: Console) -> Iterator[Any]:
+    """A bar per search term and per stage, for `genremap collect` (a `Progress` of callbacks)."""
+    from genremap.collectors.spotify import Progress as Callbacks
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+        disable=not console.is_terminal,
+    ) as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def update(name: str, done: int, total: int | None) -> None:
+            if name not in tasks:
+                tasks[name] = progress.add_task(name, total=total)
+            progress.update(tasks[name], completed=done, total=total)
+
+        yield Callbacks(
+            term=lambda term, done, total: update(f"search '{term}'", done, total),
+            stage=lambda stage, done, total: update(stage, done, total),
+            note=lambda text: progress.console.print(f"note: {text}", markup=False),
+        )

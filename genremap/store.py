@@ -615,6 +615,40 @@ class Store:
         params = (source,) if primary_only else (source, source)
         return [r[0] for r in self.conn.execute(sql, params)]
 
+    def tracks_without(self, table: str) -> list[str]:
+        """Ids of tracks with no row yet in `table` ('audio_features' or 'audio_analysis')."""
+        if table not in ("audio_features", "audio_analysis"):
+            raise ValueError(table)
+        sql = f"SELECT track_id FROM tracks t WHERE NOT EXISTS (SELECT 1 FROM {table} x WHERE x.track_id = t.track_id)"
+        return [r[0] for r in self.conn.execute(sql + " ORDER BY track_id")]
+
+    def save_audio_features(self, rows: Sequence[tuple[str, Mapping[str, Any] | None]]) -> None:
+        """Spotify audio features per track (None: the API had none for it), in one transaction."""
+        stamp = now()
+        with self.transaction() as conn:
+            conn.executemany(
+                """INSERT INTO audio_features(track_id, status, features, fetched_at) VALUES (?, ?, ?, ?)
+                   ON CONFLICT(track_id) DO UPDATE SET status = excluded.status, features = excluded.features,
+                     fetched_at = excluded.fetched_at""",
+                [
+                    (t, "ok" if f else "missing", json.dumps(dict(f), sort_keys=True) if f else None, stamp)
+                    for t, f in rows
+                ],
+            )
+
+    def save_audio_analysis(
+        self, track_id: str, status: str, segments: int | None, pitches: Sequence[float], timbres: Sequence[float]
+    ) -> None:
+        """The first segments' pitches and timbres of one track ('ok'), or that it has none ('missing')."""
+        with self.transaction() as conn:
+            conn.execute(
+                """INSERT INTO audio_analysis(track_id, status, segments, pitches, timbres, fetched_at)
+                   VALUES (?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(track_id) DO UPDATE SET status = excluded.status, segments = excluded.segments,
+                     pitches = excluded.pitches, timbres = excluded.timbres, fetched_at = excluded.fetched_at""",
+                (track_id, status, segments, json.dumps(list(pitches)), json.dumps(list(timbres)), now()),
+            )
+
     def artists_for_musicbrainz(self) -> list[tuple[str, str]]:
         """(artist_id, name) of artists without Spotify genres (asked and given none, or never
         asked) whose MusicBrainz lookup is not cached yet, in a stable order."""
@@ -677,6 +711,36 @@ class Store:
             "score": score,
             "candidates": json.loads(candidates or "[]"),
             "fetched_at": fetched_at,
+        }
+
+    def status(self) -> dict[str, Any]:
+        """Collection progress for `genremap status`: counts, per-term progress, what is pending,
+        what the API allows this app, requests made."""
+        one = self.conn.execute
+        summary = self.summary()
+        counts = self.request_counts()
+        state = dict(one("SELECT key, value FROM api_state").fetchall())
+        lookups = dict(one("SELECT status, count(*) FROM musicbrainz_lookups GROUP BY status").fetchall())
+        return {
+            "tracks": summary.tracks,
+            "artists": summary.artists,
+            "artists_with_genres": summary.artists_with_genres,
+            "genre_sources": summary.genre_sources,
+            "requests": {endpoint: c["requests"] for endpoint, c in counts.items()},
+            "throttled": {endpoint: c["throttled"] for endpoint, c in counts.items() if c["throttled"]},
+            "errors": {endpoint: c["errors"] for endpoint, c in counts.items() if c["errors"]},
+            "terms": self.search_progress(),
+            "artists_pending": len(self.artists_without_genres("spotify")),
+            "features_pending": one(
+                "SELECT count(*) FROM tracks t "
+                "WHERE NOT EXISTS (SELECT 1 FROM audio_features f WHERE f.track_id = t.track_id)"
+            ).fetchone()[0],
+            "analysis_pending": one(
+                "SELECT count(*) FROM tracks t "
+                "WHERE NOT EXISTS (SELECT 1 FROM audio_analysis f WHERE f.track_id = t.track_id)"
+            ).fetchone()[0],
+            "api": {k: v for k, v in sorted(state.items())},
+            "musicbrainz": {"matched": lookups.get("matched", 0), "no_match": lookups.get("no match", 0)},
         }
 
     def find_artists(self, name: str) -> pd.DataFrame:

@@ -1,0 +1,354 @@
+"""Fill the genres Spotify leaves empty from MusicBrainz's web service.
+
+For every artist without Spotify genres whose MusicBrainz answer is not cached yet, search
+MusicBrainz by name (`/ws/2/artist?query=...`), accept the best candidate only when the
+rapidfuzz score of the normalised names (or of one of its aliases) reaches a threshold, and
+then fetch that artist's genres with their vote counts (`/ws/2/artist/{mbid}?inc=genres`).
+Every answer, "no match" included, is cached in the store with the candidates it rejected,
+one transaction per artist, so a second run sends no request and an interrupted run resumes.
+
+All requests share one rate limiter (MusicBrainz allows one request per second per client)
+and identify genremap in the `User-Agent`, as MusicBrainz requires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from rapidfuzz import fuzz
+
+from genremap import __version__
+from genremap.errors import GenremapError, UsageError
+from genremap.http import HttpStatusError, JsonClient, Retrying, Stats
+from genremap.normalize import normalize_name
+from genremap.store import Store
+
+DEFAULT_MB_API = "https://musicbrainz.org/ws/2"
+PROJECT_URL = "https://github.com/genremap/genremap"
+SERVICE = "MusicBrainz"
+SEARCH_ENDPOINT = "musicbrainz.search"  # keys of Stats and of the store's request counters
+LOOKUP_ENDPOINT = "musicbrainz.lookup"
+SEARCH_LIMIT = 10  # candidates asked for per search
+DEFAULT_THRESHOLD = 90.0
+OFFICIAL_HOST = "musicbrainz.org"  # and its subdomains: never faster than one request per second
+
+MATCHED, NO_MATCH = "matched", "no match"
+
+# Characters with a meaning in Lucene's query syntax (`&&` and `||` are covered by `&` and `|`).
+_LUCENE_SPECIAL = frozenset('+-&|!(){}[]^"~*?:\\/')
+
+
+def user_agent(contact: str | None = None) -> str:
+    """The User-Agent MusicBrainz asks for: application/version ( contact URL or e-mail )."""
+    contact = (contact or "").strip() or PROJECT_URL
+    return f"genremap/{__version__} ( {contact} )"
+
+
+def lucene_escape(text: str) -> str:
+    """`text` with every Lucene special character backslash-escaped (safe inside a phrase)."""
+    return "".join(f"\\{ch}" if ch in _LUCENE_SPECIAL else ch for ch in text)
+
+
+def search_query(name: str) -> str:
+    """The Lucene query for an artist name: its name or one of its aliases, as a phrase."""
+    phrase = lucene_escape(" ".join(name.split()))
+    return f'artist:"{phrase}" OR alias:"{phrase}"'
+
+
+@dataclass
+class MusicBrainzMatch:
+    """What MusicBrainz said about one artist of the store."""
+
+    artist_id: str
+    name: str
+    status: str  # MATCHED or NO_MATCH
+    mbid: str | None = None
+    mb_name: str | None = None
+    score: float = 0.0  # rapidfuzz score of the accepted candidate, else of the best rejected one
+    candidates: list[dict[str, Any]] = field(default_factory=list)  # rejected: mbid, name, score, reason
+    genres: list[tuple[str, int]] = field(default_factory=list)  # (genre, votes), most votes first
+
+
+@dataclass
+class EnrichResult:
+    """What an enrichment run did."""
+
+    looked_up: int = 0  # artists answered (and cached) in this run
+    matched: int = 0
+    no_match: int = 0
+    genres_added: int = 0  # genre rows stored for matched artists
+    requests: int = 0  # HTTP requests sent, retries included
+    skipped_cached: int = 0  # artists without Spotify genres whose answer was already cached
+    pending: int = 0  # artists still to look up after this run (left over by --limit)
+    stats: Stats = field(default_factory=Stats)
+
+    def summary(self) -> dict[str, Any]:
+        """The counts and the HTTP layer's summary, as plain JSON-ready values."""
+        return {
+            "looked_up": self.looked_up,
+            "matched": self.matched,
+            "no_match": self.no_match,
+            "genres_added": self.genres_added,
+            "requests": self.requests,
+            "skipped_cached": self.skipped_cached,
+            "pending": self.pending,
+            "stats": self.stats.summary(),
+        }
+
+
+# --- matching ------------------------------------------------------------------------------
+
+
+def _match_key(name: str) -> str:
+    """The normalised form names are compared in; names made only of punctuation ("!!!") keep it."""
+    return normalize_name(name) or " ".join(name.casefold().split())
+
+
+def name_score(a: str, b: str) -> float:
+    """Similarity (0–100, one decimal) of two names after normalisation: case, accents,
+    punctuation, a leading "The"; spaces are also ignored once (`AC/DC` meets `ACDC`)."""
+    left, right = _match_key(a), _match_key(b)
+    score = fuzz.ratio(left, right)
+    if " " in left or " " in right:
+        score = max(score, fuzz.ratio(left.replace(" ", ""), right.replace(" ", "")))
+    return round(float(score), 1)
+
+
+def _alias_names(candidate: Mapping[str, Any]) -> list[str]:
+    aliases = candidate.get("aliases")
+    if not isinstance(aliases, list):
+        return []
+    names = []
+    for alias in aliases:
+        name = alias.get("name") if isinstance(alias, Mapping) else alias
+        if isinstance(name, str) and name.strip():
+            names.append(name)
+    return names
+
+
+def _mb_score(candidate: Mapping[str, Any]) -> float:
+    try:
+        return float(candidate.get("score") or 0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def best_match(
+    name: str, candidates: Sequence[Mapping[str, Any]], threshold: float = DEFAULT_THRESHOLD
+) -> tuple[dict[str, Any] | None, float, list[dict[str, Any]]]:
+    """Choose the MusicBrainz candidate that is `name`, if any.
+
+    Each candidate (a search result: `id`, `name`, `score`, `aliases`) is scored by rapidfuzz
+    on normalised names, the best of its name and its aliases. Ties go to the higher rapidfuzz
+    score, then MusicBrainz's own score, then the smaller mbid. The best candidate is accepted
+    only when its score is at least `threshold`.
+
+    Returns (accepted candidate or None, its score or else the best rejected score (0 when
+    there is no candidate), the rejected candidates as {"mbid", "name", "score", "reason"}).
+    """
+    scored: list[tuple[float, float, str, str, str | None, Mapping[str, Any]]] = []
+    for candidate in candidates:
+        mbid, mb_name = candidate.get("id"), candidate.get("name")
+        if not isinstance(mbid, str) or not mbid or not isinstance(mb_name, str):
+            continue
+        score, via = name_score(name, mb_name), None
+        for alias in _alias_names(candidate):
+            alias_score = name_score(name, alias)
+            if alias_score > score:
+                score, via = alias_score, alias
+        scored.append((score, _mb_score(candidate), mbid, mb_name, via, candidate))
+    scored.sort(key=lambda s: (-s[0], -s[1], s[2]))
+
+    accepted: dict[str, Any] | None = None
+    rejected: list[dict[str, Any]] = []
+    for score, _, mbid, mb_name, via, candidate in scored:
+        if accepted is None and score >= threshold:
+            accepted = dict(candidate)
+            continue
+        by = f" (alias {via!r})" if via else ""
+        if score < threshold:
+            reason = f"score {score:g}{by} below threshold {threshold:g}"
+        else:
+            reason = f"score {score:g}{by} passes, but {accepted and accepted['id']} ranks higher"
+        rejected.append({"mbid": mbid, "name": mb_name, "score": score, "reason": reason})
+    best = scored[0][0] if scored else 0.0
+    return accepted, best, rejected
+
+
+def parse_genres(body: Any) -> list[tuple[str, int]]:
+    """(genre, votes) from an artist lookup with `inc=genres`, most votes first, then by name.
+
+    Genres without a positive vote count (voted down to nothing) are dropped."""
+    if not isinstance(body, Mapping):
+        raise GenremapError(f"{SERVICE} artist lookup answered {type(body).__name__}, not an object")
+    votes: dict[str, int] = {}
+    for genre in body.get("genres") or []:
+        if not isinstance(genre, Mapping):
+            continue
+        name, count = genre.get("name"), genre.get("count")
+        if not isinstance(name, str) or not name.strip():
+            continue
+        try:
+            count = int(count or 0)
+        except (TypeError, ValueError):
+            count = 0
+        if count > 0:
+            votes[name.strip()] = max(count, votes.get(name.strip(), 0))
+    return sorted(votes.items(), key=lambda item: (-item[1], item[0]))
+
+
+# --- talking to MusicBrainz ---------------------------------------------------------------
+
+
+def _check_api(api: str) -> str:
+    parts = urlsplit(api)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--mb-api {api!r}: expected an http(s) URL such as {DEFAULT_MB_API}")
+    return api.rstrip("/")
+
+
+def _is_official(api: str) -> bool:
+    host = (urlsplit(api).hostname or "").lower()
+    return host == OFFICIAL_HOST or host.endswith("." + OFFICIAL_HOST)
+
+
+def musicbrainz_client(
+    api: str = DEFAULT_MB_API,
+    *,
+    contact: str | None = None,
+    retrying: Retrying | None = None,
+    min_interval: float = 1.0,
+) -> JsonClient:
+    """A JsonClient for MusicBrainz: one rate limiter for every call, genremap's User-Agent.
+
+    Against musicbrainz.org the interval is never below one second, whatever is asked."""
+    api = _check_api(api)
+    if _is_official(api):
+        min_interval = max(min_interval, 1.0)
+    return JsonClient(
+        api,
+        service=SERVICE,
+        user_agent=user_agent(contact),
+        retrying=retrying or Retrying(SERVICE),
+        min_interval=min_interval,
+    )
+
+
+def _get(client: JsonClient, path: str, params: Mapping[str, Any], endpoint: str, artist: str) -> Any:
+    """get_json, with an HTTP status nothing should be retried on turned into a user error."""
+    try:
+        return client.get_json(path, params, endpoint)
+    except HttpStatusError as exc:
+        raise GenremapError(
+            f"{SERVICE} answered HTTP {exc.status} to {endpoint.split('.')[-1]} for artist {artist!r} "
+            f"({exc}); nothing was recorded for this artist, earlier ones are saved"
+        ) from exc
+
+
+def lookup_artist(
+    client: JsonClient, artist_id: str, name: str, threshold: float = DEFAULT_THRESHOLD
+) -> MusicBrainzMatch:
+    """Search MusicBrainz for one artist (one request) and, when a candidate passes, fetch its
+    genres (a second request). Writes nothing."""
+    if not name.strip():
+        return MusicBrainzMatch(artist_id, name, NO_MATCH)
+    params = {"query": search_query(name), "fmt": "json", "limit": SEARCH_LIMIT}
+    body = _get(client, "artist", params, SEARCH_ENDPOINT, name)
+    artists = body.get("artists") if isinstance(body, Mapping) else None
+    if not isinstance(artists, list):
+        raise GenremapError(f"{SERVICE} search answered without an `artists` list for artist {name!r}")
+    accepted, score, rejected = best_match(name, [a for a in artists if isinstance(a, Mapping)], threshold)
+    if accepted is None:
+        return MusicBrainzMatch(artist_id, name, NO_MATCH, score=score, candidates=rejected)
+    mbid = str(accepted["id"])
+    details = _get(client, f"artist/{quote(mbid, safe='')}", {"inc": "genres", "fmt": "json"}, LOOKUP_ENDPOINT, name)
+    return MusicBrainzMatch(
+        artist_id,
+        name,
+        MATCHED,
+        mbid=mbid,
+        mb_name=str(accepted.get("name")),
+        score=score,
+        candidates=rejected,
+        genres=parse_genres(details),
+    )
+
+
+def _cached_without_spotify(store: Store, pending: int) -> int:
+    """How many artists without Spotify genres already have a cached MusicBrainz answer."""
+    artists = len(store.artists_frame(with_counts=False))
+    rows = store.genre_rows()
+    with_spotify = rows.loc[rows["musicbrainz"] == 0, "artist_key"].nunique()
+    return max(0, artists - int(with_spotify) - pending)
+
+
+def enrich_musicbrainz(
+    store: Store,
+    *,
+    api: str = DEFAULT_MB_API,
+    contact: str | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    limit: int | None = None,
+    retrying: Retrying | None = None,
+    min_interval: float = 1.0,
+    on_artist: Callable[[int, int], None] = lambda done, total: None,
+    on_match: Callable[[MusicBrainzMatch], None] | None = None,
+) -> EnrichResult:
+    """Fill genres from MusicBrainz for artists that Spotify left without any.
+
+    Only artists with no Spotify genres (Spotify answered [] or was never asked) whose
+    MusicBrainz answer is not cached yet are searched. Names are compared after normalisation
+    (case, accents, punctuation, a leading "The"), by rapidfuzz against each candidate's name
+    and aliases; a match needs a score of at least --threshold (default 90), and its genres
+    are stored, with their vote counts, under the source `musicbrainz`. Every answer is
+    cached, "no match" included (with the rejected candidates and their scores, for
+    `explain`), one artist at a time: a second run sends no request, and an interrupted run
+    resumes where it stopped. MusicBrainz allows one request per second (each artist costs one
+    search, plus one lookup when matched) and asks for a User-Agent with a contact
+    (--contact, default the project URL). A 503 is waited out (its Retry-After exactly, up to
+    --max-wait), other failures are retried with backoff.
+
+    `on_artist(done, total)` is called before the first artist and after each one;
+    `on_match` receives each artist's answer once it is saved. On an exception, the answers
+    saved so far stay saved, and `retrying.stats` (when given) tells what was sent.
+    """
+    if not 0 <= threshold <= 100:
+        raise UsageError(f"--threshold {threshold:g}: expected a score between 0 and 100")
+    if limit is not None and limit < 0:
+        raise UsageError(f"--limit {limit}: expected a number of artists, 0 or more")
+    retrying = retrying or Retrying(SERVICE)
+    client = musicbrainz_client(api, contact=contact, retrying=retrying, min_interval=min_interval)
+    before = sum(retrying.stats.requests.values())
+
+    todo = store.artists_for_musicbrainz()
+    result = EnrichResult(stats=retrying.stats, skipped_cached=_cached_without_spotify(store, len(todo)))
+    chosen = todo if limit is None else todo[:limit]
+    result.pending = len(todo) - len(chosen)
+    on_artist(0, len(chosen))
+    for done, (artist_id, name) in enumerate(chosen, start=1):
+        match = lookup_artist(client, artist_id, name, threshold)
+        result.requests = sum(retrying.stats.requests.values()) - before
+        store.save_musicbrainz_lookup(
+            artist_id,
+            name,
+            status=match.status,
+            mbid=match.mbid,
+            mb_name=match.mb_name,
+            score=match.score,
+            candidates=match.candidates,
+            genres=match.genres,
+        )
+        result.looked_up += 1
+        if match.status == MATCHED:
+            result.matched += 1
+            result.genres_added += len(match.genres)
+        else:
+            result.no_match += 1
+        if on_match is not None:
+            on_match(match)
+        on_artist(done, len(chosen))
+    result.requests = sum(retrying.stats.requests.values()) - before
+    return result
