@@ -14,6 +14,8 @@ import typer
 
 from genremap import __version__
 from genremap.collectors.importers import import_file
+from genremap.collectors.musicbrainz import DEFAULT_MB_API, DEFAULT_THRESHOLD, enrich_musicbrainz
+from genremap.collectors.musicbrainz import SERVICE as MB_SERVICE
 from genremap.collectors.spotify import (
     DEFAULT_API_BASE,
     DEFAULT_AUTH_URL,
@@ -388,7 +390,7 @@ def explain_command(
             artist_ids = matches["artist_id"].tolist()
             found = None
         labelling = _label(store, ruleset, policy, genre_source)
-    explained = [explain_artist(labelling, a) for a in artist_ids]
+        explained = [{**explain_artist(labelling, a), "musicbrainz": store.musicbrainz_lookup(a)} for a in artist_ids]
     if fmt == "csv":
         _explain_csv([(item["name"], sub) for item in explained for sub in item["subgenres"]])
         return
@@ -410,6 +412,14 @@ def explain_command(
         )
         for sub in item["subgenres"]:
             _print_decision(sub, indent="  ", raw=sub["genre"])
+        lookup = item["musicbrainz"]
+        if lookup is not None:
+            rejected = ", ".join(f"'{c['name']}' {c['score']:g}" for c in lookup["candidates"][:3])
+            matched = f"'{lookup['mb_name']}' (score {lookup['score']:g})" if lookup["status"] == "matched" else ""
+            console.print(
+                f"  MusicBrainz: {lookup['status']} {matched}" + (f"; rejected {rejected}" if rejected else ""),
+                markup=False,
+            )
         policy_text = item["policy"]
         votes = ", ".join(f"{v['target']} {v['votes']:g} ({v['share']:.0%})" for v in item["votes"]) or "none"
         console.print(
@@ -695,6 +705,77 @@ def collect_command(
         f"{result.artists_fetched:,} artists fetched, {sum(retrying.stats.requests.values()):,} requests, "
         f"{data['retries']:,} retries, {data['throttled']:,} rate-limited, {data['waited_seconds']:,} s waited"
         + (f", errors: {data['errors']}" if data["errors"] else ""),
+        markup=False,
+    )
+
+
+@app.command("enrich")
+@handles_errors
+def enrich_command(
+    source: Annotated[str, typer.Option("--source", help="Where to look genres up: musicbrainz.")] = "musicbrainz",
+    mb_api: Annotated[str, typer.Option("--mb-api", help="MusicBrainz web service base URL.")] = DEFAULT_MB_API,
+    contact: Annotated[
+        str | None,
+        typer.Option("--contact", help="Contact (e-mail or URL) for the User-Agent MusicBrainz asks for."),
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option("--threshold", help="Minimum name-match score (0-100) to accept an artist.")
+    ] = DEFAULT_THRESHOLD,
+    limit: Annotated[int | None, typer.Option("--limit", help="Look up at most N artists in this run.")] = None,
+    max_wait: Annotated[
+        float, typer.Option("--max-wait", help="Longest Retry-After (seconds) to honour before stopping.")
+    ] = 600.0,
+    db: DbOption = DEFAULT_DB,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Summary format: table or json.")] = "table",
+) -> None:
+    """Fill genres from MusicBrainz for the artists Spotify left without any.
+
+    Only artists with no Spotify genres are searched; names must match (after normalising
+    case, accents, punctuation and a leading "The") with a score of at least --threshold.
+    Every answer is cached, "no match" included, so a second run sends no request. One
+    request per second, as MusicBrainz asks. Labels then use these genres where Spotify has
+    none (see --genre-source on the reports).
+    """
+    _check_format(fmt, ("table", "json"))
+    if source != "musicbrainz":
+        raise UsageError(f"--source {source!r}: only musicbrainz is supported")
+    console = err_console()
+    retrying = Retrying(
+        MB_SERVICE,
+        RetryPolicy(max_wait=max_wait),
+        on_wait=lambda endpoint, seconds, why: (
+            console.print(f"{why} from MusicBrainz: waiting {seconds:.0f} s", markup=False) if seconds >= 2 else None
+        ),
+    )
+    with _open_existing(db) as store:
+        try:
+            with counter(console, "MusicBrainz lookups", None) as advance:
+                done_before = [0]
+
+                def on_artist(done: int, total: int) -> None:
+                    advance(done - done_before[0])
+                    done_before[0] = done
+
+                result = enrich_musicbrainz(
+                    store,
+                    api=mb_api,
+                    contact=contact,
+                    threshold=threshold,
+                    limit=limit,
+                    retrying=retrying,
+                    on_artist=on_artist,
+                )
+        finally:
+            stats = retrying.stats
+            store.add_request_counts(stats.requests, stats.throttled, stats.errors)
+    data = {**result.summary(), "store": str(db)}
+    if fmt == "json":
+        write_json(data)
+        return
+    out_console().print(
+        f"MusicBrainz: {result.looked_up:,} artists looked up, {result.matched:,} matched "
+        f"({result.genres_added:,} genres stored), {result.no_match:,} without a match; "
+        f"{result.skipped_cached:,} answered before, {result.pending:,} left; {result.requests:,} requests",
         markup=False,
     )
 

@@ -146,9 +146,8 @@ class Retrying:
 
     def run(self, endpoint: str, call: Callable[[], T], judge: Callable[[BaseException], Verdict]) -> T:
         """Call `call()` until it succeeds; `judge` turns each exception into a Verdict."""
-        attempt = 0
+        failures = 0  # consecutive failures that are not a server-directed wait
         while True:
-            attempt += 1
             self.stats.requests[endpoint] += 1
             try:
                 return call()
@@ -165,12 +164,13 @@ class Retrying:
                         raise TooLongToWait(self.service, verdict.seconds, self.policy.max_wait) from None
                     delay = verdict.seconds
                 else:
-                    if attempt >= self.policy.max_attempts:
+                    failures += 1
+                    if failures >= self.policy.max_attempts:
                         raise GaveUp(
-                            f"{self.service} {endpoint}: {verdict.kind} on {attempt} attempts in a row; "
+                            f"{self.service} {endpoint}: failed {failures} times in a row (last: {verdict.kind}); "
                             "progress is saved, run the same command again later"
                         ) from None
-                    delay = self.policy.backoff(attempt, self._rng)
+                    delay = self.policy.backoff(failures, self._rng)
                 self.stats.retries[endpoint] += 1
                 self.stats.waited += delay
                 self.on_wait(endpoint, delay, verdict.kind)

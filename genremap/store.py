@@ -695,6 +695,17 @@ class Store:
                 )
                 self.upsert_artists([record], origin)
 
+    def musicbrainz_cached_count(self) -> int:
+        """Artists without Spotify genres whose MusicBrainz answer is already cached."""
+        return int(
+            self.conn.execute(
+                """SELECT count(*) FROM artists a
+                   WHERE NOT EXISTS (SELECT 1 FROM artist_genres g
+                                     WHERE g.artist_key = a.artist_key AND g.source = 'spotify')
+                     AND EXISTS (SELECT 1 FROM musicbrainz_lookups m WHERE m.artist_id = a.artist_id)"""
+            ).fetchone()[0]
+        )
+
     def musicbrainz_lookup(self, artist_id: str) -> dict[str, Any] | None:
         """The cached MusicBrainz answer for an artist (for `explain`), None if never looked up."""
         row = self.conn.execute(

@@ -277,14 +277,6 @@ def lookup_artist(
     )
 
 
-def _cached_without_spotify(store: Store, pending: int) -> int:
-    """How many artists without Spotify genres already have a cached MusicBrainz answer."""
-    artists = len(store.artists_frame(with_counts=False))
-    rows = store.genre_rows()
-    with_spotify = rows.loc[rows["musicbrainz"] == 0, "artist_key"].nunique()
-    return max(0, artists - int(with_spotify) - pending)
-
-
 def enrich_musicbrainz(
     store: Store,
     *,
@@ -324,7 +316,7 @@ def enrich_musicbrainz(
     before = sum(retrying.stats.requests.values())
 
     todo = store.artists_for_musicbrainz()
-    result = EnrichResult(stats=retrying.stats, skipped_cached=_cached_without_spotify(store, len(todo)))
+    result = EnrichResult(stats=retrying.stats, skipped_cached=store.musicbrainz_cached_count())
     chosen = todo if limit is None else todo[:limit]
     result.pending = len(todo) - len(chosen)
     on_artist(0, len(chosen))

@@ -438,7 +438,7 @@ class SpotifyCollector:
         return _expect(self.client._get("audio-features", ids=ids), "audio_features")
 
     def _analysis(self, track_id: str) -> dict[str, Any]:
-        return _expect(self.client.audio_analysis(track_id), "segments")
+        return _expect(self.client._get(f"audio-analysis/{track_id}"), "segments")
 
     def fetch_audio_features(self) -> None:
         key = "spotify.audio_features"
