@@ -258,6 +258,9 @@ def report_command(
         f" · {totals['conflicts']:,} conflicts"
         f" · {data['unlabelled']['without_genres']['artists']:,} artists have no genres"
     )
+    from_mb = sum(t["artists_from_musicbrainz"] for t in data["targets"])
+    if from_mb:
+        caption += f" · {from_mb:,} labelled from MusicBrainz genres"
     emit(
         fmt,
         data=data,

@@ -45,6 +45,7 @@ def coverage(labelling: Labelling) -> dict[str, Any]:
     labelled = artists[artists["status"] == "labelled"]
     by_target = labelled.groupby("target").agg(artists=("artist_id", "size"), tracks=("tracks", "sum"))
     subs_by_target = sub[sub["status"] == MAPPED].groupby("target")["subgenre"].nunique()
+    from_mb = labelled[labelled["genre_source"] == "musicbrainz"].groupby("target").size()
     for name in labelling.ruleset.targets:
         a = int(by_target["artists"].get(name, 0))
         t = int(by_target["tracks"].get(name, 0))
@@ -55,6 +56,7 @@ def coverage(labelling: Labelling) -> dict[str, Any]:
                 "tracks": t,
                 "share": share(t),
                 "subgenres": int(subs_by_target.get(name, 0)),
+                "artists_from_musicbrainz": int(from_mb.get(name, 0)),
             }
         )
 
