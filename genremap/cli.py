@@ -770,7 +770,7 @@ def enrich_command(
                 )
         finally:
             stats = retrying.stats
-            store.add_request_counts(stats.requests, stats.throttled, stats.errors)
+            store.add_request_counts(stats.requests, stats.throttled, stats.failed)
     data = {**result.summary(), "store": str(db)}
     if fmt == "json":
         write_json(data)
@@ -809,7 +809,12 @@ def status_command(db: DbOption = DEFAULT_DB, fmt: FormatOption = "table") -> No
     out = out_console()
     out.print(
         f"{db}: {data['tracks']:,} tracks, {data['artists']:,} artists ({data['artists_with_genres']:,} with genres); "
-        f"pending: {data['artists_pending']:,} artists, {data['features_pending']:,} audio features",
+        f"pending: {data['artists_pending']:,} artists"
+        + (
+            f", {data['features_pending']:,} audio features"
+            if data["api"].get("spotify.audio_features") == "ok"
+            else ""
+        ),
         markup=False,
     )
     if terms:

@@ -69,7 +69,8 @@ class Stats:
     requests: Counter[str] = field(default_factory=Counter)
     retries: Counter[str] = field(default_factory=Counter)
     throttled: Counter[str] = field(default_factory=Counter)  # 429 / 503 with Retry-After
-    errors: Counter[str] = field(default_factory=Counter)  # attempts that failed, by kind
+    errors: Counter[str] = field(default_factory=Counter)  # failed attempts, by kind ("http 503", "timeout")
+    failed: Counter[str] = field(default_factory=Counter)  # failed attempts, by endpoint
     waited: float = 0.0  # seconds spent honouring Retry-After and backing off
 
     def summary(self) -> dict[str, Any]:
@@ -156,6 +157,7 @@ class Retrying:
                     raise
                 verdict = judge(exc)
                 self.stats.errors[verdict.kind] += 1
+                self.stats.failed[endpoint] += 1
                 if verdict.action == FAIL:
                     raise
                 if verdict.action == WAIT:

@@ -299,8 +299,13 @@ def test_cli_collect_status_and_a_secret_that_never_shows(fake: FakeSpotify, cat
     assert not (Path.cwd() / ".cache").exists()
 
 
-def test_cli_rejected_credentials_exit_2_without_the_secret(fake: FakeSpotify, tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, _cli_args(fake, tmp_path / "s.db", "jazz"), env=_cli_env(fake, "wrong-secret-123"))
+@pytest.mark.parametrize("status", [400, 401])
+def test_cli_rejected_credentials_exit_2_without_the_secret(catalog: Catalog, tmp_path: Path, status: int) -> None:
+    with FakeSpotify(catalog, token_error_status=status) as fake:
+        result = CliRunner().invoke(
+            app, _cli_args(fake, tmp_path / "s.db", "jazz"), env=_cli_env(fake, "wrong-secret-123")
+        )
+    assert f"HTTP {status}" in result.output
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "SPOTIPY_CLIENT_ID" in lines[0] and "SPOTIPY_CLIENT_SECRET" in lines[0]

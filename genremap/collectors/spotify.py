@@ -294,7 +294,7 @@ class SpotifyCollector:
     def flush_counts(self) -> None:
         """Write the request counters gathered since the last flush into the store."""
         stats = self.retrying.stats
-        current = {"requests": dict(stats.requests), "throttled": dict(stats.throttled), "errors": dict(stats.errors)}
+        current = {"requests": dict(stats.requests), "throttled": dict(stats.throttled), "errors": dict(stats.failed)}
         delta = {
             name: {
                 k: v - self._flushed[name].get(k, 0) for k, v in counts.items() if v != self._flushed[name].get(k, 0)
