@@ -1,0 +1,1 @@
+"""Stages that work on a dataset folder alone: previews (audio/), features, evaluation."""
