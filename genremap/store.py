@@ -649,6 +649,30 @@ class Store:
                 (track_id, status, segments, json.dumps(list(pitches)), json.dumps(list(timbres)), now()),
             )
 
+    def _rows_for(self, sql: str, track_ids: Sequence[str]) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = []
+        wanted = list(track_ids)
+        for start in range(0, len(wanted), 900):
+            chunk = wanted[start : start + 900]
+            rows += self.conn.execute(sql.format(marks=",".join("?" * len(chunk))), chunk).fetchall()
+        return rows
+
+    def audio_features_for(self, track_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Spotify audio features stored for the given tracks (those that have them)."""
+        rows = self._rows_for(
+            "SELECT track_id, features FROM audio_features WHERE status = 'ok' AND track_id IN ({marks})", track_ids
+        )
+        return {t: json.loads(f) for t, f in rows}
+
+    def audio_analysis_for(self, track_ids: Sequence[str]) -> dict[str, tuple[int, list[float], list[float]]]:
+        """(segments, pitches, timbres) stored for the given tracks (those with an analysis)."""
+        rows = self._rows_for(
+            "SELECT track_id, segments, pitches, timbres FROM audio_analysis WHERE status = 'ok' "
+            "AND track_id IN ({marks})",
+            track_ids,
+        )
+        return {t: (int(n), json.loads(p), json.loads(m)) for t, n, p, m in rows}
+
     def artists_for_musicbrainz(self) -> list[tuple[str, str]]:
         """(artist_id, name) of artists without Spotify genres (asked and given none, or never
         asked) whose MusicBrainz lookup is not cached yet, in a stable order."""

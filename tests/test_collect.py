@@ -367,3 +367,29 @@ def test_kill_9_at_random_points_then_resume_gives_the_same_store(catalog: Catal
         # a kill costs at most the requests in flight: committed pages and artists are never fetched again
         assert sum(fake.requests.values()) <= total_requests + 4 * 3
     assert snapshot(db) == snapshot(reference)
+
+
+def test_build_exports_spotify_audio_in_the_notebooks_layout(catalog: Catalog, tmp_path: Path) -> None:
+    import csv
+
+    db = tmp_path / "s.db"
+    with FakeSpotify(catalog, mode="extended") as fake:
+        collect(fake, db, terms=["rock", "jazz", "hip hop", "metal"], audio_features=True, audio_analysis=True)
+    out = tmp_path / "ds"
+    result = CliRunner().invoke(app, ["build", "--db", str(db), "--out", str(out), "--allow-short"])
+    assert result.exit_code == 0, result.output
+    manifest = __import__("json").loads((out / "manifest.json").read_text())
+    with (out / "spotify_features.csv").open() as handle:
+        header = next(csv.reader(handle))
+    assert header[:3] == ["track_name", "track_artists", "genre"]
+    assert {"danceability", "energy", "tempo", "id"} <= set(header) and not {"type", "uri", "analysis_url"} & set(
+        header
+    )
+    with (out / "tracksPitches.csv").open() as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0][0] == "" and rows[0][1:4] == ["0", "1", "2"] and rows[0][-1] == "genre" and len(rows[0]) == 1502
+    tracks = {r["track_id"]: r for r in csv.DictReader((out / "tracks.csv").open())}
+    assert all(r[0] in tracks and r[-1] == tracks[r[0]]["target"] for r in rows[1:])
+    assert {"spotify_features.csv", "tracksPitches.csv", "tracksTimbres.csv", "tracksMeta.csv"} <= set(
+        manifest["files"]
+    )

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from genremap.dataset.balance import balance, dedupe
-from genremap.dataset.export import ExportResult, write_dataset
+from genremap.dataset.export import ExportResult, prepare_out, write_dataset, write_spotify_audio
 from genremap.dataset.labels import Labelling, label_store, labelled_tracks
 from genremap.engine import Policy, RuleSet
 from genremap.errors import UsageError
@@ -119,7 +119,12 @@ def build_dataset(
         "class_sizes": balanced.class_sizes,
         "warnings": balanced.warnings,
     }
-    exported = write_dataset(options.out, chosen, manifest)
+    prepare_out(options.out)
+    ids = chosen["track_id"].tolist()
+    spotify_files = write_spotify_audio(
+        options.out, chosen, store.audio_features_for(ids), store.audio_analysis_for(ids)
+    )
+    exported = write_dataset(options.out, chosen, manifest, spotify_files)
     return BuildResult(
         exported,
         len(tracks),

@@ -10,6 +10,7 @@ import hashlib
 import json
 import platform
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,11 +53,79 @@ def _versions() -> dict[str, str]:
     return versions
 
 
-def write_dataset(out: Path, tracks: pd.DataFrame, manifest: dict[str, Any]) -> ExportResult:
-    """Write tracks.csv (+ tracks.parquet when pyarrow is there) and manifest.json into `out`."""
+SPOTIFY_FEATURES_DROPPED = ("type", "uri", "track_href", "analysis_url")  # as the notebook dropped them
+
+
+def prepare_out(out: Path) -> None:
+    """Create the dataset folder (a usage error if `out` is a file)."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out must be a folder, not a file: {out}")
     out.mkdir(parents=True, exist_ok=True)
+
+
+def write_spotify_audio(
+    out: Path,
+    tracks: pd.DataFrame,
+    features: dict[str, dict[str, Any]],
+    analysis: dict[str, tuple[int, list[float], list[float]]],
+    segments: int = 125,
+) -> list[str]:
+    """Spotify's own audio features and analysis of the dataset's tracks, where the store has
+    them (extended-quota apps), in the original notebook's layout: spotify_features.csv, and
+    tracksPitches.csv / tracksTimbres.csv / tracksMeta.csv indexed by track id with `genre` last.
+    Only tracks with at least `segments` analysed segments get pitch/timbre rows, as in the notebook."""
+    written: list[str] = []
+    ordered = tracks.sort_values("track_id", kind="stable")
+    records = [
+        {"track_id": str(t), "track_name": n, "artist_name": a, "target": g}
+        for t, n, a, g in zip(
+            ordered["track_id"], ordered["track_name"], ordered["artist_name"], ordered["target"], strict=True
+        )
+    ]
+    rows = [
+        {
+            "track_name": r["track_name"],
+            "track_artists": r["artist_name"],
+            "genre": r["target"],
+            **{k: v for k, v in features[r["track_id"]].items() if k not in SPOTIFY_FEATURES_DROPPED},
+        }
+        for r in records
+        if r["track_id"] in features
+    ]
+    if rows:
+        pd.DataFrame(rows).to_csv(out / "spotify_features.csv", index=False, lineterminator="\n")
+        written.append("spotify_features.csv")
+    width = 12 * segments
+    full = [r for r in records if r["track_id"] in analysis and analysis[r["track_id"]][0] >= segments]
+    if full:
+        ids = [str(r["track_id"]) for r in full]
+        genres = [r["target"] for r in full]
+        pitches = [analysis[i][1][:width] for i in ids]
+        timbres = [analysis[i][2][:width] for i in ids]
+        for name, matrix in (("tracksPitches.csv", pitches), ("tracksTimbres.csv", timbres)):
+            values = pd.DataFrame(matrix, index=pd.Index(ids), columns=list(range(width)))
+            values["genre"] = genres
+            values.to_csv(out / name, lineterminator="\n")
+            written.append(name)
+        meta = pd.DataFrame(
+            {
+                "track_name": [r["track_name"] for r in full],
+                "track_artists": [r["artist_name"] for r in full],
+                "genre": genres,
+            },
+            index=pd.Index(ids),
+        )
+        meta.to_csv(out / "tracksMeta.csv", lineterminator="\n")
+        written.append("tracksMeta.csv")
+    return written
+
+
+def write_dataset(
+    out: Path, tracks: pd.DataFrame, manifest: dict[str, Any], extra_files: Sequence[str] = ()
+) -> ExportResult:
+    """Write tracks.csv (+ tracks.parquet when pyarrow is there) and manifest.json into `out`
+    (`extra_files`: files already written there, listed in the manifest)."""
+    prepare_out(out)
     frame = tracks.copy()
     split_rank = {s: i for i, s in enumerate(SPLITS)}
     frame["_split_rank"] = frame["split"].map(split_rank)
@@ -80,7 +149,7 @@ def write_dataset(out: Path, tracks: pd.DataFrame, manifest: dict[str, Any]) -> 
     full = {
         **manifest,
         "created_at": now(),
-        "files": [*result.files, "manifest.json"],
+        "files": [*result.files, *extra_files, "manifest.json"],
         "tracks_csv_sha256": hashlib.sha256(csv_path.read_bytes()).hexdigest(),
         "counts": {
             "tracks": len(frame),
