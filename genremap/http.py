@@ -73,6 +73,18 @@ class Stats:
     failed: Counter[str] = field(default_factory=Counter)  # failed attempts, by endpoint
     waited: float = 0.0  # seconds spent honouring Retry-After and backing off
 
+    def merge(self, other: Stats) -> None:
+        """Add another run's counts (e.g. from a worker thread) into these."""
+        for mine, theirs in (
+            (self.requests, other.requests),
+            (self.retries, other.retries),
+            (self.throttled, other.throttled),
+            (self.errors, other.errors),
+            (self.failed, other.failed),
+        ):
+            mine.update(theirs)
+        self.waited += other.waited
+
     def summary(self) -> dict[str, Any]:
         return {
             "requests": dict(self.requests),
@@ -225,6 +237,8 @@ def judge_http(exc: BaseException) -> Verdict:
         return Verdict(RETRY, "timeout")
     if isinstance(exc, requests.ConnectionError):
         return Verdict(RETRY, "connection")
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
+        return Verdict(RETRY, "truncated")
     if isinstance(exc, MalformedBody | ValueError):
         return Verdict(RETRY, "malformed")
     return Verdict(FAIL, type(exc).__name__)
@@ -260,7 +274,11 @@ class JsonClient:
 
         def attempt() -> Any:
             self.limiter.wait()
-            with self.session.get(url, params=params, timeout=self.retrying.policy.timeout, stream=True) as answer:
+            with self.session.get(
+                url, params=params, timeout=self.retrying.policy.timeout, stream=True, allow_redirects=False
+            ) as answer:
+                if answer.is_redirect:
+                    raise GenremapError(f"{self.service} redirected {url} elsewhere; not followed")
                 if answer.status_code >= 400:
                     raise HttpStatusError(answer.status_code, answer.headers, url)
                 body = bytearray()
