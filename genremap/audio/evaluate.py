@@ -44,6 +44,7 @@ class FeatureTable:
     artist: np.ndarray  # artist_id per track (str)
     feature_names: list[str]
     classes: list[str]
+    path: Path  # the features.csv read
     warnings: list[str] = field(default_factory=list)
 
     def rows(self, split: str) -> np.ndarray:
@@ -128,14 +129,21 @@ def load_features(folder: DatasetFolder) -> FeatureTable:
     classes = sorted(set(y.tolist()))
     if len(classes) < 2:
         raise UsageError(
-            f"{path}: only {len(classes)} class ({', '.join(classes) or 'none'}); evaluation needs at least 2 targets"
+            f"{path}: only {len(classes)} class ({', '.join(classes) or 'none'}); evaluation needs at least 2 targets: "
+            f"build the folder with more (genremap build), then {_rerun(folder)}"
         )
     for name in ("train", "test"):
         if not (split == name).any():
-            raise UsageError(f"{path}: the {name} split is empty; rebuild with genremap build --split (train,val,test)")
+            raise UsageError(
+                f"{path}: the {name} split is empty; rebuild with `genremap build --split` giving it a share, "
+                f"then {_rerun(folder)}"
+            )
     train_classes = set(y[split == "train"].tolist())
     if len(train_classes) < 2:
-        raise UsageError(f"{path}: the train split holds only {len(train_classes)} class; evaluation needs at least 2")
+        raise UsageError(
+            f"{path}: the train split holds only {len(train_classes)} class; evaluation needs at least 2: "
+            f"rebuild with genremap build, then {_rerun(folder)}"
+        )
 
     table = FeatureTable(
         x=x,
@@ -144,6 +152,7 @@ def load_features(folder: DatasetFolder) -> FeatureTable:
         artist=artist,
         feature_names=feature_names,
         classes=classes,
+        path=path,
     )
     _check_table(table, n_tracks=len(tracks), path=path)
     return table
@@ -213,7 +222,8 @@ def score(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]) -> dic
     from sklearn.metrics import confusion_matrix, f1_score
 
     labels = list(classes)
-    present = [c for c in labels if c in set(y_true.tolist())]
+    seen = set(y_true.tolist())
+    present = [c for c in labels if c in seen]
     per_class = f1_score(y_true, y_pred, labels=present, average=None, zero_division=0)
     by_class = dict(zip(present, per_class, strict=True))
     matrix = confusion_matrix(y_true, y_pred, labels=labels)
@@ -225,7 +235,9 @@ def score(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]) -> dic
     }
 
 
-def _fit_predict(name: str, seed: int, table: FeatureTable, train: np.ndarray, test: np.ndarray, notes: list[str]) -> Any:
+def _fit_predict(
+    name: str, seed: int, table: FeatureTable, train: np.ndarray, test: np.ndarray, notes: list[str]
+) -> Any:
     from sklearn.exceptions import ConvergenceWarning
 
     model = make_model(name, seed)
@@ -255,7 +267,7 @@ def mixed_split(table: FeatureTable, seed: int, notes: list[str]) -> tuple[np.nd
         notes.append("too few tracks per class to stratify the mixed split: it is a plain random split")
         train, test = train_test_split(pool, test_size=n_test, random_state=seed)
     if len(set(table.y[train].tolist())) < 2:
-        raise UsageError("too few tracks to evaluate: the mixed training split holds a single class")
+        raise UsageError(f"{table.path}: too few tracks to evaluate (the mixed training split holds a single class)")
     return np.sort(train), np.sort(test)
 
 
@@ -289,7 +301,9 @@ def plot_confusion(path: Path, report: dict[str, Any], title: str) -> None:
     fig.savefig(path, format="png")
 
 
-def plot_per_class_f1(path: Path, classes: Sequence[str], disjoint: dict[str, Any], mixed: dict[str, Any], title: str) -> None:
+def plot_per_class_f1(
+    path: Path, classes: Sequence[str], disjoint: dict[str, Any], mixed: dict[str, Any], title: str
+) -> None:
     """Per-class F1 bars, artist-disjoint next to mixed (no bar where a class is absent from a test split)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -307,10 +321,11 @@ def plot_per_class_f1(path: Path, classes: Sequence[str], disjoint: dict[str, An
         values = [np.nan if result["per_class_f1"][c] is None else result["per_class_f1"][c] for c in classes]
         ax.bar(where + offset, values, width=width, label=label, color=colour)
     ax.set_xticks(where, labels=list(classes), rotation=45, ha="right", rotation_mode="anchor")
-    ax.set_ylim(0.0, 1.0)
+    ax.set_ylim(0.0, 1.15)  # head room for the legend above the bars
+    ax.set_yticks(np.linspace(0.0, 1.0, 6))
     ax.set_ylabel("F1")
     ax.set_title(title)
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper center", ncol=2, frameon=False)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, format="png")
@@ -382,8 +397,7 @@ def evaluate_dataset(
             "per_class_f1": results[kind][best]["per_class_f1"],
             "confusion_matrix": results[kind][best]["confusion_matrix"],
             "by_model": {
-                m: {"accuracy": results[kind][m]["accuracy"], "macro_f1": results[kind][m]["macro_f1"]}
-                for m in chosen
+                m: {"accuracy": results[kind][m]["accuracy"], "macro_f1": results[kind][m]["macro_f1"]} for m in chosen
             },
         }
 
@@ -408,7 +422,12 @@ def evaluate_dataset(
         title = f"{best}, artist-disjoint test (accuracy {sections['artist_disjoint']['accuracy']:.2f})"
         plot_confusion(folder.root / CONFUSION_PNG, sections["artist_disjoint"], title)
         plot_per_class_f1(
-            folder.root / PER_CLASS_PNG, classes, sections["artist_disjoint"], sections["mixed"], f"per-class F1, {best}"
+            folder.root / PER_CLASS_PNG,
+            classes,
+            sections["artist_disjoint"],
+            sections["mixed"],
+            f"per-class F1, {best}\naccuracy {sections['artist_disjoint']['accuracy']:.2f} artist-disjoint, "
+            f"{sections['mixed']['accuracy']:.2f} mixed",
         )
         report["files"] = [EVALUATION_JSON, CONFUSION_PNG, PER_CLASS_PNG]
         _write_json(folder.root / EVALUATION_JSON, report)
