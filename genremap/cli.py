@@ -13,6 +13,17 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from genremap import __version__
+from genremap.audio.evaluate import evaluate_dataset
+from genremap.audio.features import DEFAULT_FRAME_SECONDS, DEFAULT_SEGMENTS, compute_features
+from genremap.audio.previews import (
+    DEFAULT_ALLOWED_HOSTS,
+    DEFAULT_DEEZER_API,
+    DEFAULT_DURATION_TOLERANCE,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MIN_SCORE,
+    DEFAULT_WORKERS,
+    fetch_previews,
+)
 from genremap.collectors.importers import import_file
 from genremap.collectors.musicbrainz import DEFAULT_MB_API, DEFAULT_THRESHOLD, enrich_musicbrainz
 from genremap.collectors.musicbrainz import SERVICE as MB_SERVICE
@@ -834,6 +845,201 @@ def status_command(db: DbOption = DEFAULT_DB, fmt: FormatOption = "table") -> No
         )
     if data["api"]:
         out.print("API: " + ", ".join(f"{k} = {v}" for k, v in data["api"].items()), markup=False)
+
+
+# --- dataset folder stages: audio, features, evaluate --------------------------------------------
+
+DatasetOption = Annotated[Path, typer.Option("--dataset", help="Dataset folder written by `genremap build --out`.")]
+
+
+@app.command("audio")
+@handles_errors
+def audio_command(
+    dataset: DatasetOption,
+    deezer_api: Annotated[str, typer.Option("--deezer-api", help="Deezer API base URL.")] = DEFAULT_DEEZER_API,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host",
+            metavar="HOST",
+            help="Also allow this host (repeatable; plain http only for loopback hosts named here). "
+            f"Always allowed: {', '.join(DEFAULT_ALLOWED_HOSTS)}.",
+        ),
+    ] = None,
+    max_bytes: Annotated[
+        int, typer.Option("--max-bytes", help="Size cap per file, enforced while downloading.")
+    ] = DEFAULT_MAX_BYTES,
+    workers: Annotated[int, typer.Option("--workers", help="Downloads in parallel.")] = DEFAULT_WORKERS,
+    min_score: Annotated[
+        float, typer.Option("--min-score", help="Minimum artist and title match score (0-100) for a Deezer result.")
+    ] = DEFAULT_MIN_SCORE,
+    duration_tolerance: Annotated[
+        float, typer.Option("--duration-tolerance", help="Seconds a Deezer track's duration may differ from Spotify's.")
+    ] = DEFAULT_DURATION_TOLERANCE,
+    retry_missing: Annotated[
+        bool, typer.Option("--retry-missing", help="Ask again for tracks that ended missing, rejected or failed.")
+    ] = False,
+    max_wait: Annotated[
+        float, typer.Option("--max-wait", help="Longest wait (seconds) for a rate limit before stopping.")
+    ] = 600.0,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds before a request times out.")] = 15.0,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Summary format: table or json.")] = "table",
+) -> None:
+    """Download a 30-second MP3 preview for every track of a dataset folder into
+    DIR/audio/<target>/<track_id>.mp3, with DIR/audio/manifest.csv (one row per track:
+    status found/missing/rejected/failed, source, match score, bytes, sha256, duration).
+
+    The track's Spotify preview_url when tracks.csv has one, else Deezer (by ISRC, then by a
+    search with both artist and title; covers, karaoke and other songs are rejected). Only
+    https and allowed hosts, a size cap while streaming, MP3 checks, no partial files;
+    resumable: files already found (checked by sha256) are not fetched again.
+    """
+    _check_format(fmt, ("table", "json"))
+    console = err_console()
+    retrying = Retrying(
+        "Deezer",
+        RetryPolicy(max_wait=max_wait, timeout=timeout),
+        on_wait=lambda endpoint, seconds, why: (
+            console.print(f"{why}: waiting {seconds:.0f} s", markup=False) if seconds >= 2 else None
+        ),
+    )
+    with counter(console, "previews", None) as advance:
+        seen = [0]
+
+        def on_track(done: int, total: int) -> None:
+            advance(done - seen[0])
+            seen[0] = done
+
+        result = fetch_previews(
+            dataset,
+            deezer_api=deezer_api,
+            allow_hosts=allow_host or (),
+            max_bytes=max_bytes,
+            workers=workers,
+            min_score=min_score,
+            duration_tolerance=duration_tolerance,
+            retry_missing=retry_missing,
+            retrying=retrying,
+            on_track=on_track,
+        )
+    if fmt == "json":
+        write_json(result.summary())
+        return
+    out_console().print(result.describe(), markup=False)
+
+
+@app.command("features")
+@handles_errors
+def features_command(
+    dataset: DatasetOption,
+    segments: Annotated[
+        int, typer.Option("--segments", help="Segments kept per clip in pitches.csv/timbres.csv (12 values each).")
+    ] = DEFAULT_SEGMENTS,
+    segmentation: Annotated[
+        str, typer.Option("--segmentation", help="onset (segments between note onsets) or frames (fixed length).")
+    ] = "onset",
+    frame_seconds: Annotated[
+        float, typer.Option("--frame-seconds", help="Segment length with --segmentation frames.")
+    ] = DEFAULT_FRAME_SECONDS,
+    workers: Annotated[int | None, typer.Option("--workers", help="Processes (default: one per core).")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Summary format: table or json.")] = "table",
+) -> None:
+    """Compute audio features of every clip under DIR/audio/ (mp3, wav, flac, ogg; file name =
+    track id) with librosa, and write pitches.csv and timbres.csv (the notebook's layout: the
+    first N segments x 12 chroma / MFCC-timbre values, zero-padded, with a `segments` column)
+    and features.csv (per-track summaries; starts track_id,target,split). Needs the [audio]
+    extra: pip install 'genremap[audio]'. A file that does not decode is reported and skipped."""
+    _check_format(fmt, ("table", "json"))
+    with counter(err_console(), "features", None) as advance:
+        seen = [0]
+
+        def on_file(done: int, total: int) -> None:
+            advance(done - seen[0])
+            seen[0] = done
+
+        result = compute_features(
+            dataset, segments=segments, segmentation=segmentation, frame_seconds=frame_seconds, workers=workers,
+            on_file=on_file,
+        )  # fmt: skip
+    data = {
+        "processed": result.processed,
+        "padded": result.padded,
+        "failed": [{"file": f, "reason": r} for f, r in result.failed],
+        "skipped_unknown": result.skipped_unknown,
+        "skipped_duplicate": result.skipped_duplicate,
+        "no_audio": result.no_audio,
+        "files": result.files_written,
+        "seconds": round(result.seconds, 2),
+        "workers": result.workers,
+    }
+    if fmt == "json":
+        write_json(data)
+        return
+    out = out_console()
+    out.print(
+        f"features of {result.processed:,} clips ({result.padded:,} shorter than {segments} segments, padded) "
+        f"in {result.seconds:.1f} s with {result.workers} worker(s); wrote {', '.join(result.files_written)}",
+        markup=False,
+    )
+    errors = err_console()
+    for name, reason in result.failed[:10]:
+        errors.print(f"skipped {name}: {reason}", markup=False)
+    if result.skipped_unknown:
+        errors.print(f"{len(result.skipped_unknown)} file(s) not in tracks.csv were skipped", markup=False)
+    if result.skipped_duplicate:
+        errors.print(f"{len(result.skipped_duplicate)} second file(s) for the same track were skipped", markup=False)
+    if result.no_audio:
+        errors.print(f"{result.no_audio:,} track(s) of tracks.csv have no audio file", markup=False)
+    if result.failed or result.skipped_unknown or result.skipped_duplicate:
+        errors.print(f"details: {dataset / 'features_errors.csv'}", markup=False)
+
+
+@app.command("evaluate")
+@handles_errors
+def evaluate_command(
+    dataset: DatasetOption,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the models and of the mixed split.")] = 0,
+    threads: Annotated[
+        int, typer.Option("--threads", help="Threads for the models (1 is fastest on small data and busy machines).")
+    ] = 1,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Output format: table or json.")] = "table",
+) -> None:
+    """Train quick baselines (logistic regression, gradient boosted trees) on features.csv with
+    the dataset's artist-disjoint splits, and beside them on a random split that ignores
+    artists, to show how much artist leakage inflates scores. Writes DIR/evaluation.json,
+    confusion_matrix.png and per_class_f1.png."""
+    _check_format(fmt, ("table", "json"))
+    if threads < 1:
+        raise UsageError("--threads must be at least 1")
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # scikit-learn missing: evaluate_dataset says what to install
+        report = evaluate_dataset(dataset, seed=seed)
+    else:
+        with threadpool_limits(limits=threads):
+            report = evaluate_dataset(dataset, seed=seed)
+    if fmt == "json":
+        write_json(report)
+        return
+    rows = [
+        {"split": name.replace("_", "-"), "model": report[name]["model"], "accuracy": report[name]["accuracy"],
+         "macro_f1": report[name]["macro_f1"]}
+        for name in ("artist_disjoint", "mixed")
+    ]  # fmt: skip
+    emit("table", data=None, rows=rows, columns=["split", "model", "accuracy", "macro_f1"],
+         title=f"Baseline on {dataset} (chance {report['chance']:.1%})", numeric=["accuracy", "macro_f1"],
+         headers={"macro_f1": "macro-F1"})  # fmt: skip
+    matrix = report["artist_disjoint"]["confusion_matrix"]
+    labels = [str(label) for label in matrix["labels"]]
+    cm_rows = [
+        {"true": label, **dict(zip(labels, values, strict=True))}
+        for label, values in zip(labels, matrix["matrix"], strict=True)
+    ]
+    title = "Confusion matrix (artist-disjoint test set; rows: true)"
+    emit("table", data=None, rows=cm_rows, columns=["true", *labels], title=title, numeric=labels)
+    for warning in report.get("warnings", []):
+        err_console().print(f"warning: {warning}", markup=False)
+    out_console().print(f"wrote {', '.join(report.get('files', []))} in {dataset}", markup=False)
 
 
 @app.command("schema")

@@ -1,0 +1,673 @@
+"""Audio features computed locally from the clips in DIR/audio/ (the `features` stage).
+
+Every audio file under `DIR/audio/` (any folder depth; mp3, wav, flac, ogg... anything
+librosa reads) is one track: its file stem is the track id, joined to `DIR/tracks.csv`
+(`target` and `split` come from there). Three CSV files are written into `DIR`:
+
+- `pitches.csv`: `track_id, segments, p0 … p{12N-1}`. The seed notebook's layout, one row per
+  track: the first N segments (default 125) × 12 chroma values, segment after segment
+  (`p0..p11` are segment 0's C, C#, … B). Each segment's chroma is the mean of its frames'
+  chroma (`librosa.feature.chroma_stft` on the clip's STFT), scaled so that its largest
+  pitch class is 1, as Spotify's `pitches` are.
+- `timbres.csv`: `track_id, segments, t0 … t{12N-1}`, the same layout for timbre: the first
+  12 MFCCs (`n_mfcc=12`, coefficient 0 kept) of a 128-band log-mel spectrogram, averaged
+  per segment. Coefficient 0 is the segment's overall level, as Spotify's first timbre
+  dimension is loudness; 1-11 describe the spectral shape (brightness, flatness, ...).
+- `features.csv`: `track_id, target, split` then per-track summaries (see SUMMARY_COLUMNS).
+
+`segments` is how many segments of the row are real. Clips with fewer than N segments are
+padded with zeros (never NaN, never an empty cell) and counted as padded in the result.
+
+Segmentation (`segmentation=`):
+
+- `onset` (default): `librosa.onset.onset_detect` on the onset-strength envelope of the
+  log-mel spectrogram, backtracked to the preceding RMS-energy minimum. A segment is the span
+  from one onset to the next; the span before the first onset is segment 0, as Spotify's
+  segments cover the clip from its start. Rhythmic music gives more, shorter segments.
+- `frames`: fixed spans of `frame_seconds` (default 0.24 s, so 125 segments cover a 30 s
+  preview exactly). Every clip gets the same time grid, whatever its content.
+
+Audio is read with `librosa.load(sr=22050, mono=True, duration=30)`; STFT frames are 2048
+samples, hop 512 (23 ms).
+
+Files are analysed in worker processes (`workers`, default one per CPU; even with one worker,
+so a decoder that crashes its process fails that file only). A file that cannot be decoded
+or analysed is reported (in the result and in `features_errors.csv`) and skipped; it never
+stops the run. Output is deterministic: rows sorted by track id, floats written with `%.6g`,
+so the same files give byte-identical CSVs whatever the number of workers. Each CSV is
+written to a temporary file and renamed into place.
+
+numba: librosa caches its numba-compiled functions on disk (`cache=True`). Processes that
+compile them at the same time on an empty cache can write mismatched cache files, after which
+every run crashes (numba/numba#10128, librosa/librosa#1998). So before any worker starts, the
+whole per-file pipeline runs once on a short synthetic clip, alone in a child process and then
+in the parent: the cache is complete before workers exist (see `_prepare_workers`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from genremap.audio.dataset import DatasetFolder, open_dataset, read_tracks, safe_name
+from genremap.errors import GenremapError, UsageError
+
+SAMPLE_RATE = 22050
+CLIP_SECONDS = 30.0
+N_FFT = 2048
+HOP = 512
+N_MELS = 128
+N_COEFFS = 12  # values per segment, in pitches and in timbres
+DEFAULT_SEGMENTS = 125  # the notebook's 1500 values = 125 segments × 12
+DEFAULT_FRAME_SECONDS = 0.24  # 125 × 0.24 s = a 30 s preview
+SEGMENTATIONS = ("onset", "frames")
+
+# Suffixes taken as audio (case-insensitive). Anything else under audio/ (manifest.csv...) is ignored.
+AUDIO_SUFFIXES = frozenset(
+    {".mp3", ".wav", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".aifc", ".au", ".m4a", ".aac", ".wma"}
+)
+
+PITCHES_CSV = "pitches.csv"
+TIMBRES_CSV = "timbres.csv"
+FEATURES_CSV = "features.csv"
+ERRORS_CSV = "features_errors.csv"
+
+_STATS = ("centroid", "bandwidth", "rolloff", "zcr", "rms")
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "duration_s",  # seconds of audio analysed (at most 30)
+    "segment_count",  # segments found in the whole clip (pitches/timbres keep the first N)
+    "tempo",  # beats per minute, librosa.feature.tempo on the onset envelope
+    *(f"{name}_{stat}" for name in _STATS for stat in ("mean", "std")),  # Hz for the first three
+    *(f"mfcc{i}_mean" for i in range(N_COEFFS)),
+    *(f"mfcc{i}_var" for i in range(N_COEFFS)),
+    *(f"chroma{i}_mean" for i in range(N_COEFFS)),  # 0 = C, 1 = C#, … 11 = B
+)
+FEATURES_HEADER: tuple[str, ...] = ("track_id", "target", "split", *SUMMARY_COLUMNS)
+ERRORS_HEADER = ("file", "problem", "detail")
+
+Float32Array = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class ClipFeatures:
+    """Features of one clip: per-segment pitches and timbres (first N segments) and summaries."""
+
+    pitches: Float32Array  # (real segments, 12), each row's max is 1 (or all 0 for silence)
+    timbres: Float32Array  # (real segments, 12)
+    segment_count: int  # segments in the whole clip, before keeping the first N
+    summary: dict[str, float]  # SUMMARY_COLUMNS -> value, all finite
+    load_seconds: float = 0.0  # time to decode and resample
+    feature_seconds: float = 0.0  # time to compute the features
+
+    @property
+    def segments(self) -> int:
+        """How many segments of the N kept are real (the rest of the row is zero padding)."""
+        return int(self.pitches.shape[0])
+
+
+@dataclass
+class FeaturesResult:
+    """What `compute_features` did; files are named relative to the dataset folder."""
+
+    processed: int = 0  # tracks written to the CSVs
+    padded: int = 0  # of those, clips with fewer than N segments (rows padded with zeros)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (file, reason): not decoded or analysed
+    skipped_unknown: list[str] = field(default_factory=list)  # files whose stem is not in tracks.csv
+    skipped_duplicate: list[str] = field(default_factory=list)  # a second file for an id already taken
+    no_audio: int = 0  # tracks of tracks.csv with no audio file
+    files_written: list[str] = field(default_factory=list)
+    seconds: float = 0.0  # wall time of the whole run
+    load_seconds: float = 0.0  # summed over files (and workers): decode + resample
+    feature_seconds: float = 0.0  # summed over files (and workers): feature computation
+    workers: int = 1
+
+
+@dataclass(frozen=True)
+class _Job:
+    track_id: str
+    target: str
+    split: str
+    path: Path
+    name: str  # path relative to the dataset folder, posix, for messages
+
+
+def _require_librosa() -> ModuleType:
+    """librosa, imported on first use; a UsageError naming the extra when it is missing."""
+    try:
+        import librosa
+    except ImportError:
+        raise UsageError("audio features need librosa: pip install 'genremap[audio]'") from None
+    return librosa
+
+
+def _check_options(segments: int, segmentation: str, frame_seconds: float, workers: int | None) -> None:
+    if segments < 1:
+        raise UsageError(f"segments must be 1 or more (got {segments})")
+    if segmentation not in SEGMENTATIONS:
+        raise UsageError(f"segmentation {segmentation!r}: expected one of {', '.join(SEGMENTATIONS)}")
+    if not frame_seconds * SAMPLE_RATE >= HOP:  # also refuses NaN
+        raise UsageError(f"frame seconds must be at least {HOP / SAMPLE_RATE:.3f} (got {frame_seconds})")
+    if workers is not None and workers < 1:
+        raise UsageError(f"workers must be 1 or more (got {workers})")
+
+
+# --------------------------------------------------------------------------- one clip
+
+
+def load_clip(path: Path) -> Float32Array:
+    """The first 30 s of `path`, mono, at 22050 Hz, as librosa decodes it."""
+    librosa = _require_librosa()
+    with warnings.catch_warnings():
+        # librosa warns before falling back from soundfile to audioread; failures are reported anyway.
+        warnings.simplefilter("ignore")
+        y, _ = librosa.load(path, sr=SAMPLE_RATE, mono=True, duration=CLIP_SECONDS)
+    if y.size == 0:
+        raise ValueError("no audio samples decoded")
+    if not np.all(np.isfinite(y)):
+        raise ValueError("decoded audio holds NaN or infinite samples")
+    return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def segment_bounds(
+    n_frames: int, onsets: npt.NDArray[np.integer[Any]] | None, frame_seconds: float, seconds: float
+) -> list[int]:
+    """Segment boundaries in STFT frames: from 0, strictly increasing, ending at `n_frames`.
+
+    With `onsets` (onset frames), a segment runs from one onset to the next. Without, segments
+    are fixed spans of `frame_seconds`: ceil(seconds / frame_seconds) of them, the last one
+    possibly shorter (a 30 s clip gives 125 spans of 0.24 s)."""
+    if onsets is not None:
+        starts = {0, *(int(f) for f in onsets if 0 < f < n_frames)}
+    else:
+        count = max(1, int(np.ceil(round(seconds / frame_seconds, 6))))
+        step = frame_seconds * SAMPLE_RATE / HOP
+        starts = {s for s in (int(round(k * step, 6)) for k in range(count)) if s < n_frames}
+    return [*sorted(starts), n_frames]
+
+
+def _segment_means(values: npt.NDArray[np.floating[Any]], bounds: list[int]) -> npt.NDArray[np.float64]:
+    """(n_coeffs, frames) -> (segments, n_coeffs): the mean of each segment's frames."""
+    sums = np.add.reduceat(values.astype(np.float64), bounds[:-1], axis=1)
+    lengths = np.diff(bounds).astype(np.float64)
+    return np.asarray((sums / lengths).T)
+
+
+def _finite32(values: npt.ArrayLike) -> Float32Array:
+    """float32, NaN/inf replaced by 0 and -0 by 0 (so formatting never prints 'nan' or '-0')."""
+    return np.nan_to_num(np.asarray(values, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0) + np.float32(0.0)
+
+
+def analyse_clip(
+    y: Float32Array,
+    *,
+    segments: int = DEFAULT_SEGMENTS,
+    segmentation: str = "onset",
+    frame_seconds: float = DEFAULT_FRAME_SECONDS,
+) -> ClipFeatures:
+    """Features of a decoded clip (mono, 22050 Hz): see the module docstring for each value."""
+    librosa = _require_librosa()
+    sr = SAMPLE_RATE
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. "n_fft too large" on clips shorter than 93 ms
+        spectrum = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP))
+        power = spectrum**2
+        log_mel = librosa.power_to_db(librosa.feature.melspectrogram(S=power, sr=sr, n_mels=N_MELS))
+        mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=N_COEFFS)
+        chroma = librosa.feature.chroma_stft(S=power, sr=sr, n_fft=N_FFT, hop_length=HOP)
+        rms = librosa.feature.rms(S=spectrum, frame_length=N_FFT, hop_length=HOP)[0]
+        envelope = librosa.onset.onset_strength(S=log_mel, sr=sr, hop_length=HOP)
+        tempo = librosa.feature.tempo(onset_envelope=envelope, sr=sr, hop_length=HOP)
+        centroid = librosa.feature.spectral_centroid(S=spectrum, sr=sr, n_fft=N_FFT, hop_length=HOP)[0]
+        bandwidth = librosa.feature.spectral_bandwidth(S=spectrum, sr=sr, n_fft=N_FFT, hop_length=HOP)[0]
+        rolloff = librosa.feature.spectral_rolloff(S=spectrum, sr=sr, n_fft=N_FFT, hop_length=HOP)[0]
+        zcr = librosa.feature.zero_crossing_rate(y, frame_length=N_FFT, hop_length=HOP)[0]
+        onsets = None
+        if segmentation == "onset":
+            onsets = librosa.onset.onset_detect(
+                onset_envelope=envelope, sr=sr, hop_length=HOP, backtrack=True, energy=rms, units="frames"
+            )
+
+    n_frames = spectrum.shape[1]
+    bounds = segment_bounds(n_frames, onsets, frame_seconds, y.size / sr)
+    pitches = _segment_means(chroma, bounds)
+    peaks = pitches.max(axis=1, keepdims=True)
+    pitches = np.divide(pitches, peaks, out=np.zeros_like(pitches), where=peaks > 0)
+    timbres = _segment_means(mfcc, bounds)
+
+    summary: dict[str, float] = {
+        "duration_s": y.size / sr,
+        "segment_count": float(len(bounds) - 1),
+        # no onset at all (silence, a steady tone): no tempo, rather than the estimator's prior
+        "tempo": float(np.asarray(tempo).ravel()[0]) if envelope.any() else 0.0,
+    }
+    for name, series in zip(_STATS, (centroid, bandwidth, rolloff, zcr, rms), strict=True):
+        series64 = series.astype(np.float64)
+        summary[f"{name}_mean"] = float(series64.mean())
+        summary[f"{name}_std"] = float(series64.std())
+    mfcc64 = mfcc.astype(np.float64)
+    for i, (mean, var) in enumerate(zip(mfcc64.mean(axis=1), mfcc64.var(axis=1), strict=True)):
+        summary[f"mfcc{i}_mean"] = float(mean)
+        summary[f"mfcc{i}_var"] = float(var)
+    for i, mean in enumerate(chroma.astype(np.float64).mean(axis=1)):
+        summary[f"chroma{i}_mean"] = float(mean)
+    summary = {key: float(np.nan_to_num(summary[key], nan=0.0, posinf=0.0, neginf=0.0)) for key in SUMMARY_COLUMNS}
+
+    return ClipFeatures(
+        pitches=_finite32(pitches[:segments]),
+        timbres=_finite32(timbres[:segments]),
+        segment_count=len(bounds) - 1,
+        summary=summary,
+    )
+
+
+def clip_features(
+    path: Path,
+    segments: int = DEFAULT_SEGMENTS,
+    segmentation: str = "onset",
+    frame_seconds: float = DEFAULT_FRAME_SECONDS,
+) -> ClipFeatures:
+    """Decode `path` and compute its features (pure: reads the file, writes nothing).
+
+    Raises whatever decoding or analysis raises; `compute_features` reports such files."""
+    _check_options(segments, segmentation, frame_seconds, None)
+    started = time.perf_counter()
+    y = load_clip(path)
+    loaded = time.perf_counter()
+    clip = analyse_clip(y, segments=segments, segmentation=segmentation, frame_seconds=frame_seconds)
+    done = time.perf_counter()
+    return ClipFeatures(
+        clip.pitches, clip.timbres, clip.segment_count, clip.summary, load_seconds=loaded - started,
+        feature_seconds=done - loaded,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- workers
+
+# (index, path, relative name, segments, segmentation, frame_seconds)
+_Task = tuple[int, str, str, int, str, float]
+# (index, features or None, problem, detail)
+_Outcome = tuple[int, ClipFeatures | None, str, str]
+
+
+def _reason(exc: BaseException, path: str, name: str) -> str:
+    """One line: the exception (and what it interrupted, when it says nothing), path made relative."""
+    parts: list[str] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(parts) < 3:
+        text = str(seen).strip()
+        parts.append(f"{type(seen).__name__}: {text}" if text else type(seen).__name__)
+        if text:
+            break
+        seen = seen.__cause__ or seen.__context__
+    return " <- ".join(parts).replace(path, name).replace("\n", " ")
+
+
+def _work(task: _Task) -> _Outcome:
+    """Run in a worker: one file's features, or the reason it failed (never raises)."""
+    index, path, name, segments, segmentation, frame_seconds = task
+    started = time.perf_counter()
+    try:
+        with _quiet_stderr():
+            y = load_clip(Path(path))
+    except Exception as exc:
+        return index, None, "decode_failed", _reason(exc, path, name)
+    loaded = time.perf_counter()
+    try:
+        clip = analyse_clip(y, segments=segments, segmentation=segmentation, frame_seconds=frame_seconds)
+    except Exception as exc:
+        return index, None, "analysis_failed", _reason(exc, path, name)
+    done = time.perf_counter()
+    timed = ClipFeatures(clip.pitches, clip.timbres, clip.segment_count, clip.summary, loaded - started, done - loaded)
+    return index, timed, "", ""
+
+
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 (in a worker): the decoders print notes such as mpg123's
+    "Illegal Audio-MPEG-Header ... Trying to resync" straight to it, over the progress bar.
+    A file that fails is reported with its reason anyway."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable stderr: nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _single_threaded() -> AbstractContextManager[Any]:
+    """BLAS limited to one thread (processes are the parallelism; also keeps sums identical)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn, in [audio]
+        return nullcontext()
+    return threadpool_limits(limits=1)
+
+
+def _init_worker() -> None:
+    _single_threaded()  # the limit stays for the life of the worker
+
+
+def _warm_up() -> None:
+    """Run the whole per-file pipeline once, in this process, on a short synthetic file."""
+    import soundfile
+
+    rate = 44100  # not 22050, so resampling is exercised too
+    t = np.arange(rate, dtype=np.float64) / rate
+    signal = 0.3 * np.sin(2 * np.pi * 440.0 * t) + 0.2 * (np.sin(2 * np.pi * 3.0 * t) > 0.9)
+    with tempfile.TemporaryDirectory(prefix="genremap-warm-") as tmp:
+        path = Path(tmp) / "warm.wav"
+        soundfile.write(path, signal.astype(np.float32), rate)
+        with _single_threaded():
+            clip_features(path, DEFAULT_SEGMENTS, "onset", DEFAULT_FRAME_SECONDS)  # onset runs every librosa call
+
+
+_warmed = False  # _prepare_workers has run in this process
+
+
+def _prepare_workers() -> None:
+    """Fill numba's on-disk cache before any worker exists (once per process).
+
+    librosa's numba functions are cached on disk; processes compiling them at the same time on
+    an empty cache can write mismatched files, and every later run then crashes
+    (numba/numba#10128, librosa/librosa#1998; reproduced here with two workers on a fresh
+    NUMBA_CACHE_DIR). So the pipeline first runs alone in one child process: it compiles and
+    writes the cache with no one racing it, and if an already corrupt cache crashes it, the run
+    stops with a message rather than a segfault. It then runs here, so forked workers inherit
+    the compiled code (spawned ones read the complete cache and write nothing)."""
+    global _warmed
+    if _warmed:
+        return
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        try:
+            pool.submit(_warm_up).result()
+        except BrokenProcessPool:
+            raise GenremapError(
+                "librosa crashed on a test tone before any file was read. The usual cause is a corrupt numba "
+                f"cache (numba/numba#10128): delete the *.nbi and *.nbc files under {_numba_cache_dir()}, or set "
+                "NUMBA_CACHE_DIR to an empty folder, and run again"
+            ) from None
+        except Exception as exc:
+            raise GenremapError(f"audio features do not work here: librosa failed on a test tone ({exc})") from exc
+    _warm_up()
+    _warmed = True
+
+
+def _numba_cache_dir() -> str:
+    """Where numba caches librosa's compiled functions."""
+    configured = os.environ.get("NUMBA_CACHE_DIR")
+    if configured:
+        return configured
+    return str(Path(_require_librosa().__file__ or "librosa").parent / "**" / "__pycache__")
+
+
+def _suspects(pending: list[int], workers: int) -> list[int]:
+    """Tasks that may have been running when a pool broke: the earliest not finished.
+
+    A ProcessPoolExecutor hands tasks out in submission order and holds at most
+    workers + 1 beyond those running, so the culprit is among the first 2 × workers + 1."""
+    return sorted(pending)[: 2 * workers + 1]
+
+
+def _run_pool(tasks: dict[int, _Task], workers: int) -> Generator[_Outcome, None, None]:
+    """Run `tasks` over `workers` processes, yielding outcomes as they finish.
+
+    If a worker dies (a decoder crashing the process), the tasks that may have been running
+    are rerun one process each, so the one that kills its process is reported as failed,
+    and the rest go on in a fresh pool."""
+    pending = dict(tasks)
+    while pending:
+        lost: list[int] = []
+        size = min(workers, len(pending))
+        pool = ProcessPoolExecutor(max_workers=size, initializer=_init_worker)
+        try:
+            futures: dict[Future[_Outcome], int] = {pool.submit(_work, pending[i]): i for i in sorted(pending)}
+            waiting = set(futures)
+            while waiting:
+                finished, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+                for future in sorted(finished, key=futures.__getitem__):
+                    try:
+                        outcome = future.result()
+                    except BrokenProcessPool:
+                        lost.append(futures[future])
+                        continue
+                    del pending[outcome[0]]
+                    yield outcome
+        finally:
+            # Stopped early (an error, Ctrl-C, the caller closing us): drop the queued files.
+            pool.shutdown(wait=True, cancel_futures=True)
+        if not lost:
+            continue
+        for index in _suspects(lost, size):
+            yield _run_alone(pending.pop(index))
+
+
+def _run_alone(task: _Task) -> _Outcome:
+    """One task in a process of its own: a crash fails this file only."""
+    with ProcessPoolExecutor(max_workers=1, initializer=_init_worker) as pool:
+        try:
+            return pool.submit(_work, task).result()
+        except BrokenProcessPool:
+            return task[0], None, "worker_crashed", "the process decoding this file died (a crash in the decoder?)"
+
+
+# --------------------------------------------------------------------------- dataset
+
+
+def _audio_files(audio_dir: Path) -> list[Path]:
+    """Audio files under audio/, any depth, hidden files and folders left out, sorted."""
+    found = []
+    for path in audio_dir.rglob("*"):
+        relative = path.relative_to(audio_dir)
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        if path.suffix.lower() in AUDIO_SUFFIXES and path.is_file():
+            found.append(path)
+    return sorted(found, key=lambda p: p.relative_to(audio_dir).as_posix())
+
+
+def _plan(folder: DatasetFolder, files: list[Path]) -> tuple[list[_Job], list[str], list[str], int]:
+    """Jobs sorted by track id; files not in tracks.csv; duplicate files; tracks with no file.
+
+    A stem matches a track id as is, or as `safe_name(id)` (the file name `genremap audio`
+    gives it). When an id has several files, the one in its target's folder wins, then the
+    first by path; the others are reported as duplicates."""
+    tracks = read_tracks(folder)
+    by_stem: dict[str, tuple[str, str, str]] = {}
+    for track_id, target, split in zip(tracks["track_id"], tracks["target"], tracks["split"], strict=True):
+        row = (str(track_id), str(target), str(split))
+        by_stem.setdefault(row[0], row)
+        with suppress(UsageError):  # an id no file can be named after: matched as is only
+            by_stem.setdefault(safe_name(row[0]), row)
+    candidates: dict[str, list[tuple[bool, str, Path]]] = {}
+    unknown: list[str] = []
+    for path in files:
+        name = path.relative_to(folder.root).as_posix()
+        match = by_stem.get(path.stem)
+        if match is None:
+            unknown.append(name)
+            continue
+        elsewhere = path.parent.name != match[1] and not _same_folder(path.parent.name, match[1])
+        candidates.setdefault(match[0], []).append((elsewhere, name, path))
+    jobs: list[_Job] = []
+    duplicates: list[str] = []
+    rows = {row[0]: row for row in by_stem.values()}
+    for track_id in sorted(candidates):
+        ranked = sorted(candidates[track_id], key=lambda c: (c[0], c[1]))
+        _, name, path = ranked[0]
+        _, target, split = rows[track_id]
+        jobs.append(_Job(track_id, target, split, path, name))
+        duplicates.extend(c[1] for c in ranked[1:])
+    no_audio = len(set(tracks["track_id"].astype(str))) - len(jobs)
+    return jobs, unknown, sorted(duplicates), no_audio
+
+
+def _same_folder(folder_name: str, target: str) -> bool:
+    try:
+        return folder_name == safe_name(target)
+    except UsageError:
+        return False
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _fmt(value: float) -> str:
+    return format(value, ".6g")
+
+
+class _Outputs:
+    """The CSV files, written to temporary files beside their final names, renamed at the end."""
+
+    def __init__(self, root: Path, segments: int) -> None:
+        self.root = root
+        self.segments = segments
+        self.padding = ["0"] * (segments * N_COEFFS)
+        self.temps: dict[str, Path] = {}
+        self.handles: dict[str, io.TextIOWrapper] = {}
+        self.writers: dict[str, Any] = {}
+        width = range(segments * N_COEFFS)
+        self._open(PITCHES_CSV, ["track_id", "segments", *(f"p{i}" for i in width)])
+        self._open(TIMBRES_CSV, ["track_id", "segments", *(f"t{i}" for i in width)])
+        self._open(FEATURES_CSV, list(FEATURES_HEADER))
+        self._open(ERRORS_CSV, list(ERRORS_HEADER))
+
+    def _open(self, name: str, header: list[str]) -> None:
+        temp = self.root / f".{name}.{os.getpid()}.tmp"
+        self.temps[name] = temp
+        self.handles[name] = temp.open("w", encoding="utf-8", newline="")
+        self.writers[name] = csv.writer(self.handles[name], lineterminator="\n")
+        self.writers[name].writerow(header)
+
+    def _values(self, values: Float32Array) -> list[str]:
+        cells = [_fmt(v) for v in values.ravel().tolist()]
+        return cells + self.padding[len(cells) :]
+
+    def track(self, job: _Job, clip: ClipFeatures) -> None:
+        self.writers[PITCHES_CSV].writerow([job.track_id, clip.segments, *self._values(clip.pitches)])
+        self.writers[TIMBRES_CSV].writerow([job.track_id, clip.segments, *self._values(clip.timbres)])
+        summary = [_fmt(clip.summary[c]) for c in SUMMARY_COLUMNS]
+        self.writers[FEATURES_CSV].writerow([job.track_id, job.target, job.split, *summary])
+
+    def problems(self, rows: list[tuple[str, str, str]]) -> None:
+        self.writers[ERRORS_CSV].writerows(sorted(rows))
+
+    def close(self) -> None:
+        for handle in self.handles.values():
+            handle.close()
+
+    def commit(self) -> list[str]:
+        """Close and move every file into place; the names written."""
+        self.close()
+        for name, temp in self.temps.items():
+            os.replace(temp, self.root / name)
+        return list(self.temps)
+
+    def discard(self) -> None:
+        self.close()
+        for temp in self.temps.values():
+            temp.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def compute_features(
+    dataset: Path,
+    *,
+    segments: int = DEFAULT_SEGMENTS,
+    segmentation: str = "onset",
+    frame_seconds: float = DEFAULT_FRAME_SECONDS,
+    workers: int | None = None,
+    on_file: Callable[[int, int], None] = lambda done, total: None,
+) -> FeaturesResult:
+    """Compute audio features of every clip in DIR/audio/ and write pitches.csv, timbres.csv
+    and features.csv into DIR.
+
+    Each audio file (mp3, wav, flac, ogg... its name is the track id) gives one row per CSV,
+    joined to tracks.csv for target and split. pitches.csv and timbres.csv hold the first N
+    segments × 12 chroma / MFCC values (the original notebook's layout) with a `segments`
+    column counting the real ones (shorter clips are zero-padded); features.csv holds per-track
+    summaries (tempo, spectral centroid, bandwidth, rolloff, zero-crossing rate, RMS, MFCC means
+    and variances, chroma means). Segments come from onset detection or from fixed frames.
+    Files that cannot be decoded, and files whose name is not a track of tracks.csv, are listed
+    in features_errors.csv and skipped. Needs the [audio] extra.
+
+    `on_file(done, total)` is called as files finish (and once with done=0 before the first).
+    """
+    started = time.perf_counter()
+    _require_librosa()
+    _check_options(segments, segmentation, frame_seconds, workers)
+    folder = open_dataset(dataset)
+    if not folder.audio_dir.is_dir():
+        raise UsageError(f"{folder.audio_dir} not found: fetch clips with `genremap audio` or put audio files there")
+    files = _audio_files(folder.audio_dir)
+    if not files:
+        raise UsageError(f"no audio files under {folder.audio_dir} ({', '.join(sorted(AUDIO_SUFFIXES))})")
+    jobs, unknown, duplicates, no_audio = _plan(folder, files)
+
+    wanted = workers if workers is not None else (os.cpu_count() or 1)
+    size = max(1, min(wanted, len(jobs)))
+    result = FeaturesResult(skipped_unknown=unknown, skipped_duplicate=duplicates, no_audio=no_audio, workers=size)
+    tasks: dict[int, _Task] = {
+        i: (i, str(job.path), job.name, segments, segmentation, frame_seconds) for i, job in enumerate(jobs)
+    }
+    problems = [(name, "unknown_track", "file name is not a track_id of tracks.csv") for name in unknown]
+    problems += [(name, "duplicate_track", "another file for this track id was used") for name in duplicates]
+
+    if tasks:
+        _prepare_workers()
+    outcomes = _run_pool(tasks, size)
+    outputs = _Outputs(folder.root, segments)
+    try:
+        on_file(0, len(jobs))
+        waiting: dict[int, ClipFeatures | None] = {}  # finished but not written: rows go out in track-id order
+        next_row = 0
+        for finished, (index, clip, problem, detail) in enumerate(outcomes, start=1):
+            waiting[index] = clip
+            if clip is None:
+                result.failed.append((jobs[index].name, f"{problem}: {detail}"))
+                problems.append((jobs[index].name, problem, detail))
+            else:
+                result.load_seconds += clip.load_seconds
+                result.feature_seconds += clip.feature_seconds
+            while next_row in waiting:
+                ready = waiting.pop(next_row)
+                if ready is not None:
+                    outputs.track(jobs[next_row], ready)
+                    result.processed += 1
+                    result.padded += ready.segments < segments
+                next_row += 1
+            on_file(finished, len(jobs))
+        outputs.problems(problems)
+        result.files_written = outputs.commit()
+    except BaseException:
+        outcomes.close()  # stops the workers before the files are dropped
+        outputs.discard()
+        raise
+    result.failed.sort()
+    result.seconds = time.perf_counter() - started
+    return result

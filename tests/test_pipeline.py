@@ -1,0 +1,99 @@
+"""The whole folder pipeline through the CLI: build → audio (loopback Deezer) → features → evaluate."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fakes.deezer import FakeDeezer, FakeTrack
+from typer.testing import CliRunner
+
+from genremap.cli import app
+
+soundfile = pytest.importorskip("soundfile", reason="the [audio] extra (soundfile) is needed to write test MP3s")
+pytest.importorskip("librosa", reason="the [audio] extra (librosa) is needed for features")
+pytest.importorskip("sklearn", reason="the [audio] extra (scikit-learn) is needed for evaluate")
+
+SR = 22050
+
+
+def clip(target: str, seed: int, seconds: float = 4.0) -> bytes:
+    """A short MP3 whose spectrum depends on the class: bass and kicks, bright noise, or harmonic tones."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(SR * seconds)) / SR
+    if target == "hip hop":
+        signal = 0.5 * np.sin(2 * np.pi * (55 + 10 * rng.random()) * t)
+        signal += 0.4 * (np.sin(2 * np.pi * 1.5 * t) > 0.95) * rng.normal(0, 1, t.size)
+    elif target == "rock":
+        signal = 0.3 * rng.normal(0, 1, t.size) * (1 + np.sign(np.sin(2 * np.pi * 4 * t))) / 2
+        signal += 0.2 * np.sign(np.sin(2 * np.pi * (330 + 40 * rng.random()) * t))
+    else:  # classical
+        base = 440 + 50 * rng.random()
+        signal = sum(0.3 / k * np.sin(2 * np.pi * base * k * t) for k in (1, 2, 3))
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.clip(signal, -1, 1).astype(np.float32), SR, format="MP3")
+    return buffer.getvalue()
+
+
+def test_build_audio_features_evaluate(
+    runner: CliRunner, sample_db: Path, test_rules_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "ds"
+    built = runner.invoke(
+        app,
+        ["build", "--db", str(sample_db), "--rules", str(test_rules_dir), "--out", str(out), "--targets",
+         "rock,hip hop,classical", "--per-class", "15", "--split", "0.6,0.2,0.2", "--seed", "3"],
+    )  # fmt: skip
+    assert built.exit_code == 0, built.output
+    tracks = list(csv.DictReader((out / "tracks.csv").open()))
+    catalog = [
+        FakeTrack(
+            id=i + 1,
+            artist=t["artist_name"],
+            title=t["track_name"],
+            duration=round(int(t["duration_ms"]) / 1000),
+            audio=clip(t["target"], i),
+        )
+        for i, t in enumerate(tracks)
+    ]
+    with FakeDeezer(catalog) as deezer:
+        fetched = runner.invoke(
+            app,
+            ["audio", "--dataset", str(out), "--deezer-api", deezer.api, "--allow-host", "127.0.0.1", "--format", "json"],
+        )  # fmt: skip
+        assert fetched.exit_code == 0, fetched.output
+        summary = json.loads(fetched.stdout)
+        assert summary["found"] == len(tracks) == 45
+        again = runner.invoke(
+            app, ["audio", "--dataset", str(out), "--deezer-api", deezer.api, "--allow-host", "127.0.0.1"]
+        )
+        assert again.exit_code == 0 and sum(deezer.requests.values()) == 2 * len(tracks)  # search + preview, once each
+    manifest = list(csv.DictReader((out / "audio" / "manifest.csv").open()))
+    assert [r["track_id"] for r in manifest] == [t["track_id"] for t in tracks]
+    served = {t.title: hashlib.sha256(t.audio).hexdigest() for t in catalog}
+    for track, row in zip(tracks, manifest, strict=True):
+        path = out / "audio" / track["target"] / f"{track['track_id']}.mp3"
+        assert row["status"] == "found" and row["sha256"] == served[track["track_name"]]
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == row["sha256"]  # exactly the bytes served
+
+    features = runner.invoke(app, ["features", "--dataset", str(out), "--workers", "2"])
+    assert features.exit_code == 0, features.output
+    with (out / "features.csv").open() as handle:
+        assert handle.readline().startswith("track_id,target,split,")
+    with (out / "pitches.csv").open() as handle:
+        header = next(csv.reader(handle))
+    assert header[:2] == ["track_id", "segments"] and len(header) == 2 + 1500
+
+    evaluated = runner.invoke(app, ["evaluate", "--dataset", str(out)])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "artist-disjoint" in evaluated.stdout and "Confusion matrix" in evaluated.stdout
+    report = json.loads((out / "evaluation.json").read_text())
+    for split in ("artist_disjoint", "mixed"):
+        assert 0 <= report[split]["accuracy"] <= 1 and 0 <= report[split]["macro_f1"] <= 1
+    assert report["artist_disjoint"]["accuracy"] >= 2 * report["chance"]  # classes that differ are told apart
+    assert (out / "confusion_matrix.png").read_bytes().startswith(b"\x89PNG")
