@@ -97,3 +97,51 @@ def test_build_audio_features_evaluate(
         assert 0 <= report[split]["accuracy"] <= 1 and 0 <= report[split]["macro_f1"] <= 1
     assert report["artist_disjoint"]["accuracy"] >= 2 * report["chance"]  # classes that differ are told apart
     assert (out / "confusion_matrix.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_audio_killed_with_sigkill_resumes_without_refetching(
+    runner: CliRunner, sample_db: Path, test_rules_dir: Path, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "ds"
+    built = runner.invoke(
+        app,
+        ["build", "--db", str(sample_db), "--rules", str(test_rules_dir), "--out", str(out), "--targets",
+         "rock,jazz", "--per-class", "10", "--seed", "5"],
+    )  # fmt: skip
+    assert built.exit_code == 0, built.output
+    tracks = list(csv.DictReader((out / "tracks.csv").open()))
+    catalog = [
+        FakeTrack(id=i + 1, artist=t["artist_name"], title=t["track_name"], duration=round(int(t["duration_ms"]) / 1000),
+                  audio=clip("rock" if t["target"] == "rock" else "classical", i, seconds=1.0))
+        for i, t in enumerate(tracks)
+    ]  # fmt: skip
+    # every 3rd preview answers slowly, so the kill lands while downloads are in flight
+    faults = {("preview", n): "slow" for n in range(1, len(tracks) + 1, 3)}
+    with FakeDeezer(catalog, faults, slow_seconds=0.4) as deezer:
+        command = [sys.executable, "-m", "genremap", "audio", "--dataset", str(out), "--deezer-api", deezer.api,
+                   "--allow-host", "127.0.0.1", "--workers", "2"]  # fmt: skip
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while deezer.requests["preview"] < len(tracks) // 2 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        first_run = deezer.requests["preview"]
+        assert first_run < len(tracks), "the kill came too late to test anything"
+        finished = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy(), check=False)
+        assert finished.returncode == 0, finished.stderr
+        # files saved before the kill are not downloaded again: at most the ones in flight are
+        assert deezer.requests["preview"] <= len(tracks) + 2
+    manifest = list(csv.DictReader((out / "audio" / "manifest.csv").open()))
+    assert len(manifest) == len(tracks) and all(r["status"] == "found" for r in manifest)
+    leftovers = [p for p in (out / "audio").rglob("*") if p.is_file() and p.suffix not in (".mp3", ".csv")]
+    assert leftovers == []
+    for track, row in zip(tracks, manifest, strict=True):
+        saved = out / "audio" / track["target"] / f"{track['track_id']}.mp3"
+        assert hashlib.sha256(saved.read_bytes()).hexdigest() == row["sha256"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -771,3 +772,21 @@ def test_matching_pieces() -> None:
     )
     assert best.candidate is queen  # same score: the closer duration wins
     assert choose("Queen", "Bohemian Rhapsody", None, []).status == "missing"
+
+
+def test_journal_lines_are_merged_and_a_torn_last_line_is_ignored(tmp_path: Path) -> None:
+    from genremap.audio.dataset import DatasetFolder
+    from genremap.audio.previews import PreviewOutcome, journal_path, read_manifest, write_manifest
+
+    folder = DatasetFolder(tmp_path)
+    first = PreviewOutcome("t1", "missing", "", None, 0, "", None, "", "no result")
+    write_manifest(folder, [first])
+    newer = PreviewOutcome("t1", "found", "deezer", 97.0, 10, "ab" * 32, 1.0, "audio/rock/t1.mp3", "")
+    other = PreviewOutcome("t2", "rejected", "deezer", 40.0, 0, "", None, "", "another song")
+    journal = journal_path(folder)
+    journal.write_text(
+        json.dumps(newer.row()) + "\n" + json.dumps(other.row()) + "\n" + '{"track_id": "t3", "sta', encoding="utf-8"
+    )
+    rows = read_manifest(folder)
+    assert rows["t1"].status == "found" and rows["t1"].sha256 == "ab" * 32  # the journal is newer than the CSV
+    assert rows["t2"].status == "rejected" and "t3" not in rows

@@ -86,6 +86,7 @@ HEAD_BYTES = 10  # enough to tell an ID3 tag or an MPEG frame header
 MP3_TYPES = frozenset({"audio/mpeg", "audio/mp3"})
 OCTET_STREAM = "application/octet-stream"
 PARTIAL_SUFFIX = ".part"
+JOURNAL_NAME = ".manifest.journal"
 
 # Words that mark a karaoke or tribute recording when the track itself does not have them.
 _IMITATION = re.compile(
@@ -872,8 +873,15 @@ def audio_duration(path: Path) -> float | None:
 # --- the manifest -------------------------------------------------------------------------
 
 
+def journal_path(folder: DatasetFolder) -> Path:
+    """audio/.manifest.journal: one JSON line per track finished, appended as the run goes, so
+    a run killed between two manifest saves loses nothing; merged into manifest.csv at the end."""
+    return folder.audio_dir / JOURNAL_NAME
+
+
 def read_manifest(folder: DatasetFolder) -> dict[str, PreviewOutcome]:
-    """The previous run's rows by track id (the first row of an id wins); {} when none."""
+    """The previous run's rows by track id (the first row of an id wins; then what a killed
+    run's journal recorded, which is newer); {} when none."""
     path = folder.audio_manifest
     rows: dict[str, PreviewOutcome] = {}
     try:
@@ -883,10 +891,39 @@ def read_manifest(folder: DatasetFolder) -> dict[str, PreviewOutcome]:
                 if outcome.track_id and outcome.status in STATUSES:
                     rows.setdefault(outcome.track_id, outcome)
     except FileNotFoundError:
-        return {}
+        pass
     except (OSError, UnicodeDecodeError, csv.Error):
-        return {}  # unreadable: start afresh (files are checked by sha256, never trusted blindly)
+        rows = {}  # unreadable: start afresh (files are checked by sha256, never trusted blindly)
+    try:
+        lines = journal_path(folder).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        lines = []
+    for line in lines:
+        try:
+            outcome = PreviewOutcome.from_row(json.loads(line))
+        except (ValueError, TypeError, AttributeError):
+            continue  # the line a kill cut short
+        if outcome.track_id and outcome.status in STATUSES:
+            rows[outcome.track_id] = outcome
     return rows
+
+
+class _Journal:
+    """Appends finished tracks to the journal, each line flushed and synced to disk."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handle = path.open("a", encoding="utf-8")
+
+    def add(self, outcome: PreviewOutcome) -> None:
+        self.handle.write(json.dumps(outcome.row(), sort_keys=True) + "\n")
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+
+    def close(self, remove: bool) -> None:
+        self.handle.close()
+        if remove:
+            self.path.unlink(missing_ok=True)
 
 
 def write_manifest(folder: DatasetFolder, outcomes: Iterable[PreviewOutcome]) -> Path:
@@ -1087,6 +1124,7 @@ def fetch_previews(
         return rows
 
     total = len(tasks)
+    journal = _Journal(journal_path(folder))
     on_track(0, total)
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="genremap-previews")
     futures: dict[Future[tuple[PreviewOutcome, str]], int] = {}
@@ -1097,6 +1135,7 @@ def fetch_previews(
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in sorted(finished, key=lambda f: futures[f]):
                 done[futures[future]] = future.result()
+                journal.add(done[futures[future]][0])
                 if len(done) % MANIFEST_EVERY == 0:
                     write_manifest(folder, manifest_rows())
                 on_track(len(done), total)
@@ -1107,12 +1146,14 @@ def fetch_previews(
             if index not in done and future.done() and not future.cancelled() and future.exception() is None:
                 done[index] = future.result()
         write_manifest(folder, manifest_rows())
+        journal.close(remove=True)
         raise
     finally:
         executor.shutdown(wait=True)
         fetcher.close()
 
     manifest = write_manifest(folder, manifest_rows())
+    journal.close(remove=True)
     result = PreviewResult(stats=fetcher.run_stats, manifest=manifest)
     counts = dict.fromkeys(STATUSES, 0)
     for index in range(total):
