@@ -184,15 +184,32 @@ def test_build_on_store_without_tracks_says_what_to_do(runner: CliRunner, tmp_pa
     assert "no labelled tracks" in result.output and "--sample" in result.output
 
 
-def test_build_json_summary_is_the_manifest(runner: CliRunner, sample_db: Path, test_rules_dir: Path, tmp_path: Path) -> None:
-    result = runner.invoke(app, ["build", "--db", str(sample_db), "--rules", str(test_rules_dir), "--out", str(tmp_path / "ds"), "--format", "json"])
+def test_build_json_summary_is_the_manifest(
+    runner: CliRunner, sample_db: Path, test_rules_dir: Path, tmp_path: Path
+) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "build",
+            "--db",
+            str(sample_db),
+            "--rules",
+            str(test_rules_dir),
+            "--out",
+            str(tmp_path / "ds"),
+            "--format",
+            "json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
     assert printed == json.loads((tmp_path / "ds" / "manifest.json").read_text())
     assert printed["counts"]["per_split"]["train"] > printed["counts"]["per_split"]["test"] > 0
 
 
-def test_interrupted_import_leaves_the_store_consistent(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_import_leaves_the_store_consistent(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rows = "\n".join(f"t{i},Song {i},Artist {i % 7}" for i in range(50))
     (tmp_path / "t.csv").write_text("track_id,track_name,artist_name\n" + rows + "\n")
     db = tmp_path / "s.db"
