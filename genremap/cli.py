@@ -43,7 +43,7 @@ from genremap.engine.loader import display_path, schema_path
 from genremap.errors import GenremapError, RuleErrors, UsageError
 from genremap.http import Retrying, RetryPolicy
 from genremap.lint import lint_rules
-from genremap.progress import collect_progress, counter, stages
+from genremap.progress import collect_progress, counter, stages, tracked
 from genremap.render import FORMATS, emit, err_console, out_console, write_json
 from genremap.report import coverage, emit_rules_yaml, explain_artist, explain_subgenre, subgenres, unmapped
 from genremap.sample import load_sample
@@ -128,6 +128,16 @@ def _label(store: Store, ruleset: RuleSet, policy: str | None, genre_source: str
 def _open_existing(db: Path) -> AbstractContextManager[Store]:
     """The store at `db`, which must exist (reports never create an empty one)."""
     return Store.open(db, create=False)
+
+
+def _retrying(service: str, console: Any, max_wait: float, timeout: float = 15.0) -> Retrying:
+    """genremap's retry policy for one service, saying so on stderr whenever it waits 2 s or more."""
+
+    def on_wait(endpoint: str, seconds: float, why: str) -> None:
+        if seconds >= 2:
+            console.print(f"{why} from {service} ({endpoint}): waiting {seconds:.0f} s", markup=False)
+
+    return Retrying(service, RetryPolicy(max_wait=max_wait, timeout=timeout), on_wait=on_wait)
 
 
 def _version_callback(value: bool) -> None:
@@ -693,15 +703,7 @@ def collect_command(
         raise UsageError("--max-wait must be >= 0 and --timeout > 0")
     client_id, secret = read_credentials(env_file)
     console = err_console()
-    retrying = Retrying(
-        "Spotify",
-        RetryPolicy(max_wait=max_wait, timeout=timeout),
-        on_wait=lambda endpoint, seconds, why: (
-            console.print(f"{why} from Spotify {endpoint}: waiting {seconds:.1f} s", markup=False)
-            if seconds >= 2
-            else None
-        ),
-    )
+    retrying = _retrying("Spotify", console, max_wait, timeout)
     with Store.open(db) as store, collect_progress(console) as progress:
         collector = SpotifyCollector(
             store, client_id, secret, settings, retrying, api_base=api_base, auth_url=auth_url, progress=progress
@@ -754,22 +756,10 @@ def enrich_command(
     if source != "musicbrainz":
         raise UsageError(f"--source {source!r}: only musicbrainz is supported")
     console = err_console()
-    retrying = Retrying(
-        MB_SERVICE,
-        RetryPolicy(max_wait=max_wait),
-        on_wait=lambda endpoint, seconds, why: (
-            console.print(f"{why} from MusicBrainz: waiting {seconds:.0f} s", markup=False) if seconds >= 2 else None
-        ),
-    )
+    retrying = _retrying(MB_SERVICE, console, max_wait)
     with _open_existing(db) as store:
         try:
-            with counter(console, "MusicBrainz lookups", None) as advance:
-                done_before = [0]
-
-                def on_artist(done: int, total: int) -> None:
-                    advance(done - done_before[0])
-                    done_before[0] = done
-
+            with tracked(console, "MusicBrainz lookups") as on_artist:
                 result = enrich_musicbrainz(
                     store,
                     api=mb_api,
@@ -896,20 +886,8 @@ def audio_command(
     """
     _check_format(fmt, ("table", "json"))
     console = err_console()
-    retrying = Retrying(
-        "Deezer",
-        RetryPolicy(max_wait=max_wait, timeout=timeout),
-        on_wait=lambda endpoint, seconds, why: (
-            console.print(f"{why}: waiting {seconds:.0f} s", markup=False) if seconds >= 2 else None
-        ),
-    )
-    with counter(console, "previews", None) as advance:
-        seen = [0]
-
-        def on_track(done: int, total: int) -> None:
-            advance(done - seen[0])
-            seen[0] = done
-
+    retrying = _retrying("Deezer", console, max_wait, timeout)
+    with tracked(console, "previews") as on_track:
         result = fetch_previews(
             dataset,
             deezer_api=deezer_api,
@@ -950,13 +928,7 @@ def features_command(
     and features.csv (per-track summaries; starts track_id,target,split). Needs the [audio]
     extra: pip install 'genremap[audio]'. A file that does not decode is reported and skipped."""
     _check_format(fmt, ("table", "json"))
-    with counter(err_console(), "features", None) as advance:
-        seen = [0]
-
-        def on_file(done: int, total: int) -> None:
-            advance(done - seen[0])
-            seen[0] = done
-
+    with tracked(err_console(), "features") as on_file:
         result = compute_features(
             dataset, segments=segments, segmentation=segmentation, frame_seconds=frame_seconds, workers=workers,
             on_file=on_file,

@@ -55,6 +55,23 @@ def counter(console: Console, title: str, total: int | None) -> Iterator[Callabl
 
 
 @contextmanager
+def tracked(console: Console, title: str) -> Iterator[Callable[[int, int], None]]:
+    """A bar for callbacks of the form `on_item(done, total)` (done counts from 0)."""
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as progress:
+        task = progress.add_task(title, total=None)
+        yield lambda done, total: progress.update(task, completed=done, total=total)
+
+
+@contextmanager
 def collect_progress(console: Console) -> Iterator[Any]:
     """A bar per search term and per stage, for `genremap collect` (a `Progress` of callbacks)."""
     from genremap.collectors.spotify import Progress as Callbacks
