@@ -18,6 +18,20 @@ from rich.progress import (
 )
 
 
+def _bars(console: Console, *, transient: bool) -> Progress:
+    """Bars with a spinner, a description, a count and the elapsed time; silent off a terminal."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=transient,
+        disable=not console.is_terminal,
+    )
+
+
 @contextmanager
 def stages(console: Console, title: str) -> Iterator[Callable[[str], None]]:
     """A spinner naming the current stage; yields a callback taking the next stage's name."""
@@ -40,16 +54,7 @@ def stages(console: Console, title: str) -> Iterator[Callable[[str], None]]:
 @contextmanager
 def counter(console: Console, title: str, total: int | None) -> Iterator[Callable[[int], None]]:
     """A bar counting items done; yields a callback taking how many more are done."""
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    ) as progress:
+    with _bars(console, transient=True) as progress:
         task = progress.add_task(title, total=total)
         yield lambda n: progress.advance(task, n)
 
@@ -57,16 +62,7 @@ def counter(console: Console, title: str, total: int | None) -> Iterator[Callabl
 @contextmanager
 def tracked(console: Console, title: str) -> Iterator[Callable[[int, int], None]]:
     """A bar for callbacks of the form `on_item(done, total)` (done counts from 0)."""
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    ) as progress:
+    with _bars(console, transient=True) as progress:
         task = progress.add_task(title, total=None)
         yield lambda done, total: progress.update(task, completed=done, total=total)
 
@@ -76,16 +72,7 @@ def collect_progress(console: Console) -> Iterator[Any]:
     """A bar per search term and per stage, for `genremap collect` (a `Progress` of callbacks)."""
     from genremap.collectors.spotify import Progress as Callbacks
 
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-        disable=not console.is_terminal,
-    ) as progress:
+    with _bars(console, transient=False) as progress:
         tasks: dict[str, TaskID] = {}
 
         def update(name: str, done: int, total: int | None) -> None:

@@ -37,22 +37,11 @@ from genremap.audio.previews import (
     search_query,
     short_title,
 )
+from genremap.dataset.export import TRACK_COLUMNS
 from genremap.errors import UsageError
 from genremap.http import GaveUp, Retrying, RetryPolicy, TooLongToWait
 
-COLUMNS = (
-    "track_id",
-    "track_name",
-    "artist_id",
-    "artist_name",
-    "target",
-    "subgenre",
-    "rule",
-    "split",
-    "duration_ms",
-    "preview_url",
-    "isrc",
-)
+COLUMNS = tuple(TRACK_COLUMNS)  # what genremap build writes
 
 
 class FakeClock:

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from genremap.dataset.balance import SPLITS
 from genremap.errors import UsageError
 
+__all__ = ["SPLITS", "DatasetFolder", "open_dataset", "read_tracks", "safe_name"]
+
 REQUIRED = ("track_id", "track_name", "artist_id", "artist_name", "target", "split")
-SPLITS = ("train", "validation", "test")
 
 
 @dataclass(frozen=True)

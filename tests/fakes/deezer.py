@@ -33,10 +33,11 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from fakes.loopback import LoopbackServer
 
 QUERY = re.compile(r'^artist:"(?P<artist>[^"]*)" track:"(?P<track>[^"]*)"$')
 QUOTA_ERROR = {"error": {"type": "Exception", "message": "Quota limit exceeded", "code": 4}}
@@ -73,7 +74,7 @@ def _contains(haystack: list[str], needle: list[str]) -> bool:
     return n > 0 and any(haystack[i : i + n] == needle for i in range(len(haystack) - n + 1))
 
 
-class FakeDeezer:
+class FakeDeezer(LoopbackServer):
     """Deezer's API and a preview host on 127.0.0.1. Use as a context manager.
 
     `requests` counts every arrival by kind ("search", "isrc", "preview", "other"),
@@ -105,40 +106,14 @@ class FakeDeezer:
         self.paths: list[str] = []
         self.request_times: list[float] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self.base = ""
         for track in catalog:
             self.add(track)
 
     # --- lifecycle --------------------------------------------------------------------------
     def start(self) -> FakeDeezer:
-        handler = type("Handler", (_Handler,), {"fake": self})
-        server = _QuietServer(("127.0.0.1", 0), handler)
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-deezer", daemon=True
-        )
-        self._thread.start()
-        self.base = f"http://127.0.0.1:{server.server_address[1]}"
+        self.base = self._serve(_Handler, "fake-deezer")
         return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeDeezer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # --- catalog and files ------------------------------------------------------------------
     @property
@@ -230,13 +205,6 @@ class FakeDeezer:
         with self._lock:
             found = next((t for t in self.tracks.values() if t.isrc and t.isrc == isrc), None)
         return NO_DATA_ERROR if found is None else self.track_json(found, with_isrc=True)
-
-
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Clients that time out or hang up mid-answer are expected here: stay quiet."""
 
 
 class _Handler(BaseHTTPRequestHandler):

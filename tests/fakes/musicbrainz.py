@@ -19,10 +19,11 @@ import unicodedata
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from fakes.loopback import LoopbackServer
 
 LUCENE_SPECIAL = frozenset('+-&|!(){}[]^"~*?:\\/')
 FIELDS = ("artist", "alias")
@@ -131,7 +132,7 @@ def parse_query(query: str) -> list[tuple[str, str]]:
         return clauses
 
 
-class FakeMusicBrainz:
+class FakeMusicBrainz(LoopbackServer):
     """MusicBrainz's web service on 127.0.0.1, on a daemon thread. Use as a context manager.
 
     `catalog`: {mbid: {"name", "aliases", "genres": [(name, count)], ...}}.
@@ -162,38 +163,12 @@ class FakeMusicBrainz:
         self.queries: list[str] = []  # the `query` of every search, as received
         self.lookups: list[str] = []  # the mbid of every lookup
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self.api = ""
 
     # --- lifecycle --------------------------------------------------------------------------
     def start(self) -> FakeMusicBrainz:
-        handler = type("Handler", (_Handler,), {"fake": self})
-        server = _QuietServer(("127.0.0.1", 0), handler)
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-musicbrainz", daemon=True
-        )
-        self._thread.start()
-        self.api = f"http://127.0.0.1:{server.server_address[1]}/ws/2"
+        self.api = self._serve(_Handler, "fake-musicbrainz") + "/ws/2"
         return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeMusicBrainz:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # --- helpers for tests ------------------------------------------------------------------
     def add(self, mbid_: str, record: Mapping[str, Any]) -> None:
@@ -278,13 +253,6 @@ class FakeMusicBrainz:
                 for g, c in record.get("genres", [])
             ]
         return body
-
-
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Clients that time out or hang up mid-answer are expected here: stay quiet."""
 
 
 class _Handler(BaseHTTPRequestHandler):
