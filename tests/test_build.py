@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 
 from genremap.cli import app
 from genremap.dataset.balance import SPLITS, balance, dedupe, parse_split
+from genremap.dataset.build import BuildOptions, check_build_options
+from genremap.engine import load_rules
 from genremap.errors import UsageError
 from genremap.store import Store, TrackRecord
 
@@ -115,10 +117,32 @@ def test_targets_subset(runner: CliRunner, sample_db: Path, test_rules_dir: Path
     assert bad.exit_code == 2 and "unknown target" in bad.output
 
 
-@pytest.mark.parametrize("split", ["0.8,0.1", "0.5,0.5,0.5", "a,b,c", "0,0.5,0.5"])
+@pytest.mark.parametrize(
+    "split",
+    [
+        "0.8,0.1",
+        "0.5,0.5,0.5",
+        "a,b,c",
+        "0,0.5,0.5",
+        "nan,0,1",  # NaN compares false with everything: it used to pass every check
+        "1,nan,0",
+        "nan,nan,nan",
+        "inf,-inf,1",
+        "1.5,-0.5,0",
+        "0.8,0.1,0.1,0",
+        "1e400,0,0",
+    ],
+)
 def test_bad_split(split: str) -> None:
     with pytest.raises(UsageError, match="--split"):
         parse_split(split)
+
+
+def test_split_fractions_are_checked_for_library_callers_too(sample_db: Path, test_rules_dir: Path) -> None:
+    options = BuildOptions(out=sample_db.parent / "ds", split=(float("nan"), 0.0, 1.0))
+    with pytest.raises(UsageError, match="--split"):
+        check_build_options(options, load_rules(test_rules_dir))
+    assert not options.out.exists()
 
 
 def _artists_per_split(tracks: pd.DataFrame, artist: str = "artist") -> dict[str, frozenset[str]]:

@@ -19,7 +19,6 @@ import pandas as pd
 
 from genremap import __version__
 from genremap.dataset.balance import SPLITS
-from genremap.errors import UsageError
 from genremap.store import now
 
 TRACK_COLUMNS = [
@@ -54,13 +53,6 @@ def _versions() -> dict[str, str]:
 
 
 SPOTIFY_FEATURES_DROPPED = ("type", "uri", "track_href", "analysis_url")  # as the notebook dropped them
-
-
-def prepare_out(out: Path) -> None:
-    """Create the dataset folder (a usage error if `out` is a file)."""
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out must be a folder, not a file: {out}")
-    out.mkdir(parents=True, exist_ok=True)
 
 
 def write_spotify_audio(
@@ -121,11 +113,13 @@ def write_spotify_audio(
 
 
 def write_dataset(
-    out: Path, tracks: pd.DataFrame, manifest: dict[str, Any], extra_files: Sequence[str] = ()
+    out: Path,
+    tracks: pd.DataFrame,
+    manifest: dict[str, Any],
+    extra_files: Sequence[str] = (),
 ) -> ExportResult:
-    """Write tracks.csv (+ tracks.parquet when pyarrow is there) and manifest.json into `out`
-    (`extra_files`: files already written there, listed in the manifest)."""
-    prepare_out(out)
+    """Write tracks.csv (+ tracks.parquet when pyarrow is there) and manifest.json into the
+    existing folder `out` (`extra_files`: files already written there, listed in the manifest)."""
     frame = tracks.copy()
     split_rank = {s: i for i, s in enumerate(SPLITS)}
     frame["_split_rank"] = frame["split"].map(split_rank)
