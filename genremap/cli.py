@@ -1059,6 +1059,14 @@ def build_command(
     policy: PolicyOption = None,
     genre_source: GenreSourceOption = "both",
     fmt: Annotated[str, typer.Option("--format", "-f", help="Summary format: table or json.")] = "table",
+    spreadsheet_safe: Annotated[
+        bool,
+        typer.Option(
+            "--spreadsheet-safe",
+            help="Also write tracks_spreadsheet.csv, with cells beginning with = + - @ prefixed by ' "
+            "(tracks.csv always keeps values exactly).",
+        ),
+    ] = False,
 ) -> None:
     """Label the store, drop duplicate recordings, balance the classes, split by artist and
     write OUT/tracks.csv (+ .parquet) and OUT/manifest.json, replacing a previous dataset there
@@ -1078,6 +1086,7 @@ def build_command(
         targets=[t.strip() for t in targets.split(",") if t.strip()] if targets else None,
         genre_source=genre_source,
         command=command,
+        spreadsheet_safe=spreadsheet_safe,
     )
     check_build_options(options, ruleset)  # before the store is opened (or created)
     with Store.open(db) as store, stages(err_console(), "build") as on_stage:

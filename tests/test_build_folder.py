@@ -1,6 +1,6 @@
 """`build` over an existing dataset folder: old dataset or new one, never a mix (kill -9, full
 disk, a kill at every step of the swap), stale files of later stages set aside, one build at a
-time, and options refused before anything is written."""
+time, and spreadsheet formulas in tracks.csv."""
 
 from __future__ import annotations
 
@@ -188,7 +188,7 @@ class Killed(BaseException):
 
 @pytest.fixture
 def small_store(tmp_path: Path) -> Path:
-    """Two targets, six artists each, four tracks per artist (some names look like formulas)."""
+    """Two targets, six artists each, four tracks per artist; some names look like formulas."""
     db = tmp_path / "small.db"
     artists = [
         ArtistRecord(f"{genre[:1]}{i}", name, (genre,))
@@ -325,6 +325,46 @@ def test_a_second_build_into_the_same_folder_waits_its_turn(
     assert result.exit_code == 2
     assert "another `genremap build` is writing this folder" in result.output
     assert snapshot(out) == before
+
+
+# --- spreadsheets -------------------------------------------------------------------------------------
+
+
+def test_formula_like_cells_stay_exact_in_tracks_csv_and_are_neutralised_on_request(
+    runner: CliRunner, small_store: Path, test_rules_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "ds"
+    plain = build(runner, small_store, test_rules_dir, out, "--targets", "rock,jazz", "--split", "0.5,0.25,0.25")
+    assert plain.exit_code == 0, plain.output
+    tracks = pd.read_csv(out / "tracks.csv", dtype=str, keep_default_na=False)
+    with Store.open(small_store) as store:
+        names = store.track_details(tracks["track_id"].tolist()).set_index("track_id")["track_name"]
+    assert tracks.set_index("track_id")["track_name"].equals(names.reindex(tracks["track_id"]))  # exact
+    assert {'=HYPERLINK("http://x")', "-M-", "+44", "@home"} <= set(tracks["artist_name"])
+    risky = tracks.apply(lambda c: c.str.match(r"[=+\-@\t\r]")).to_numpy().sum()
+    manifest = assert_manifest_matches(out)
+    assert risky > 0 and manifest["formula_like_cells"] == risky
+    assert any("begin with =, +, -, @" in w for w in manifest["warnings"])
+    assert "--spreadsheet-safe" in plain.output
+    assert not (out / "tracks_spreadsheet.csv").exists()
+
+    safe = build(runner, small_store, test_rules_dir, out, "--targets", "rock,jazz", "--split", "0.5,0.25,0.25",
+                 "--spreadsheet-safe")  # fmt: skip
+    assert safe.exit_code == 0, safe.output
+    assert pd.read_csv(out / "tracks.csv", dtype=str, keep_default_na=False).equals(tracks)  # unchanged
+    sheet = pd.read_csv(out / "tracks_spreadsheet.csv", dtype=str, keep_default_na=False)
+    assert sheet.shape == tracks.shape
+    assert not sheet.apply(lambda c: c.str.match(r"[=+\-@\t\r]")).to_numpy().any()
+    differs = (sheet != tracks).to_numpy()
+    changed = list(zip(sheet.to_numpy()[differs], tracks.to_numpy()[differs], strict=True))
+    assert len(changed) == risky and all(shown == "'" + exact for shown, exact in changed)
+    assert "tracks_spreadsheet.csv" in assert_manifest_matches(out)["files"]
+    args = ["--targets", "rock,jazz", "--split", "0.5,0.25,0.25"]
+    assert build(runner, small_store, test_rules_dir, out, *args).exit_code == 0  # the same tracks again
+    assert (out / "tracks_spreadsheet.csv").is_file() and not (out / ".previous").exists()  # still matches
+    assert build(runner, small_store, test_rules_dir, out, *args, "--seed", "7").exit_code == 0  # other splits
+    assert not (out / "tracks_spreadsheet.csv").exists()
+    assert (out / ".previous" / "tracks_spreadsheet.csv").read_bytes().startswith(b"track_id,")
 
 
 # --- refused before anything is written -----------------------------------------------------------

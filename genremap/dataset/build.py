@@ -10,7 +10,13 @@ from typing import Any
 import pandas as pd
 
 from genremap.dataset.balance import balance, check_split, dedupe
-from genremap.dataset.export import ExportResult, write_dataset, write_spotify_audio
+from genremap.dataset.export import (
+    SPREADSHEET_CSV,
+    ExportResult,
+    formula_like,
+    write_dataset,
+    write_spotify_audio,
+)
 from genremap.dataset.folder import check_out, staged_replace
 from genremap.dataset.labels import Labelling, label_store, labelled_tracks
 from genremap.engine import Policy, RuleSet
@@ -31,6 +37,7 @@ class BuildOptions:
     targets: list[str] | None = None
     genre_source: str = "both"
     command: str = ""
+    spreadsheet_safe: bool = False  # also write tracks_spreadsheet.csv
 
 
 MAX_SEED = 2**63 - 1  # the manifest's seed stays a signed 64-bit integer, exact in every JSON reader
@@ -127,6 +134,12 @@ def build_dataset(
         }
     )
     warnings = list(balanced.warnings)
+    formula_cells = int(formula_like(chosen).to_numpy().sum())
+    if formula_cells and not options.spreadsheet_safe:
+        warnings.append(
+            f"{formula_cells} cell(s) of tracks.csv begin with =, +, -, @, tab or CR and are kept exactly; "
+            f"a spreadsheet may run them as formulas: --spreadsheet-safe also writes {SPREADSHEET_CSV} for people"
+        )
     manifest: dict[str, Any] = {
         "command": options.command,
         "store": str(store.path),
@@ -141,6 +154,7 @@ def build_dataset(
         "labelled_tracks": len(tracks),
         "duplicates_dropped": {"isrc": unique.dropped_isrc, "title": unique.dropped_title},
         "class_sizes": balanced.class_sizes,
+        "formula_like_cells": formula_cells,
         "warnings": warnings,
     }
     ids = chosen["track_id"].tolist()
@@ -148,7 +162,9 @@ def build_dataset(
         spotify_files = write_spotify_audio(
             staging.path, chosen, store.audio_features_for(ids), store.audio_analysis_for(ids)
         )
-        exported = write_dataset(staging.path, chosen, manifest, spotify_files)
+        exported = write_dataset(
+            staging.path, chosen, manifest, spotify_files, spreadsheet_copy=options.spreadsheet_safe
+        )
     exported.out = options.out
     return BuildResult(
         exported,

@@ -18,8 +18,8 @@ POSIX cannot replace several files in one step, so the build works in three phas
 
 Files computed by later stages from the old `tracks.csv` (`features.csv`, `evaluation.json`,
 ...) would silently describe another dataset: when `tracks.csv` changes they are moved, with
-the old `manifest.json` and old build files the new build does not write (Spotify
-exports), into `OUT/.previous/` (replacing what an earlier rebuild put there). When
+the old `manifest.json` and old build files the new build does not write (a spreadsheet copy,
+Spotify exports), into `OUT/.previous/` (replacing what an earlier rebuild put there). When
 `tracks.csv` is byte-identical they all stay: they still describe it. `audio/` always stays:
 clips are named by track id, so the new dataset reuses the ones it shares with the old. Files
 the build knows nothing about are left alone. One build at a time writes a folder (a lock on
@@ -39,6 +39,7 @@ from pathlib import Path
 
 from genremap.audio.evaluate import CONFUSION_PNG, EVALUATION_JSON, PER_CLASS_PNG
 from genremap.audio.features import ERRORS_CSV, FEATURES_CSV, PITCHES_CSV, TIMBRES_CSV
+from genremap.dataset.export import SPREADSHEET_CSV
 from genremap.errors import UsageError
 
 try:
@@ -58,6 +59,7 @@ AUDIO_DIR = "audio"
 BUILD_FILES = (
     TRACKS,
     "tracks.parquet",
+    SPREADSHEET_CSV,
     "spotify_features.csv",
     "tracksPitches.csv",
     "tracksTimbres.csv",
