@@ -35,7 +35,7 @@ from genremap.collectors.spotify import (
     read_credentials,
 )
 from genremap.dataset.balance import parse_split
-from genremap.dataset.build import BuildOptions, build_dataset
+from genremap.dataset.build import BuildOptions, build_dataset, check_build_options
 from genremap.dataset.labels import Labelling, choose_policy, label_store
 from genremap.diff import diff_labellings, rules_at_revision, temporary_folder
 from genremap.engine import RuleSet, default_rules_dir, load_rules, resolve_rules_dir
@@ -1059,9 +1059,18 @@ def build_command(
     policy: PolicyOption = None,
     genre_source: GenreSourceOption = "both",
     fmt: Annotated[str, typer.Option("--format", "-f", help="Summary format: table or json.")] = "table",
+    spreadsheet_safe: Annotated[
+        bool,
+        typer.Option(
+            "--spreadsheet-safe",
+            help="Also write tracks_spreadsheet.csv, with cells beginning with = + - @ prefixed by ' "
+            "(tracks.csv always keeps values exactly).",
+        ),
+    ] = False,
 ) -> None:
     """Label the store, drop duplicate recordings, balance the classes, split by artist and
-    write OUT/tracks.csv (+ .parquet) and OUT/manifest.json."""
+    write OUT/tracks.csv (+ .parquet) and OUT/manifest.json, replacing a previous dataset there
+    all at once."""
     _check_format(fmt, ("table", "json"))
     ratios = parse_split(split)
     rules_dir, ruleset = _rules(rules)
@@ -1077,13 +1086,17 @@ def build_command(
         targets=[t.strip() for t in targets.split(",") if t.strip()] if targets else None,
         genre_source=genre_source,
         command=command,
+        spreadsheet_safe=spreadsheet_safe,
     )
+    check_build_options(options, ruleset)  # before the store is opened (or created)
     with Store.open(db) as store, stages(err_console(), "build") as on_stage:
         if sample:
             on_stage("loading the bundled sample")
             load_sample(store)
         result = build_dataset(store, ruleset, chosen_policy, options, rules_dir, on_stage)
     manifest = result.export.manifest
+    for warning in result.warnings:
+        err_console().print(f"warning: {warning}", markup=False)
     if fmt == "json":
         write_json(manifest)
         return
@@ -1111,8 +1124,6 @@ def build_command(
         f"{result.dropped_isrc + result.dropped_title:,} duplicate recordings"
         f" ({result.dropped_isrc:,} by ISRC, {result.dropped_title:,} by artist + title)",
     )
-    for warning in result.warnings:
-        err_console().print(f"warning: {warning}", markup=False)
     console.print(f"wrote {', '.join(str(out / f) for f in result.export.files)}", markup=False)
 
 

@@ -10,7 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from genremap.cli import app
-from genremap.dataset.balance import balance, dedupe, parse_split
+from genremap.dataset.balance import SPLITS, balance, dedupe, parse_split
+from genremap.dataset.build import BuildOptions, check_build_options
+from genremap.engine import load_rules
 from genremap.errors import UsageError
 from genremap.store import Store, TrackRecord
 
@@ -115,10 +117,60 @@ def test_targets_subset(runner: CliRunner, sample_db: Path, test_rules_dir: Path
     assert bad.exit_code == 2 and "unknown target" in bad.output
 
 
-@pytest.mark.parametrize("split", ["0.8,0.1", "0.5,0.5,0.5", "a,b,c", "0,0.5,0.5"])
+@pytest.mark.parametrize(
+    "split",
+    [
+        "0.8,0.1",
+        "0.5,0.5,0.5",
+        "a,b,c",
+        "0,0.5,0.5",
+        "nan,0,1",  # NaN compares false with everything: it used to pass every check
+        "1,nan,0",
+        "nan,nan,nan",
+        "inf,-inf,1",
+        "1.5,-0.5,0",
+        "0.8,0.1,0.1,0",
+        "1e400,0,0",
+    ],
+)
 def test_bad_split(split: str) -> None:
     with pytest.raises(UsageError, match="--split"):
         parse_split(split)
+
+
+def test_split_fractions_are_checked_for_library_callers_too(sample_db: Path, test_rules_dir: Path) -> None:
+    options = BuildOptions(out=sample_db.parent / "ds", split=(float("nan"), 0.0, 1.0))
+    with pytest.raises(UsageError, match="--split"):
+        check_build_options(options, load_rules(test_rules_dir))
+    assert not options.out.exists()
+
+
+def _artists_per_split(tracks: pd.DataFrame, artist: str = "artist") -> dict[str, frozenset[str]]:
+    return {s: frozenset(tracks.loc[tracks["split"] == s, artist]) for s in SPLITS}
+
+
+def test_split_shuffle_follows_the_seed() -> None:
+    """40 artists with 5 tracks each in one class: every track is kept whatever the seed, so only
+    the split assignment (largest artists first, random order among equals) can differ."""
+    frame = pd.DataFrame(
+        {"track_id": [f"t{i:03d}" for i in range(200)], "artist": [f"a{i // 5:02d}" for i in range(200)]}
+    ).assign(target="rock")
+    runs = {seed: balance(frame, ["rock"], seed=seed).tracks for seed in (1, 2, 3)}
+    assert all(set(run["track_id"]) == set(frame["track_id"]) for run in runs.values())  # same tracks
+    assert _artists_per_split(balance(frame, ["rock"], seed=1).tracks) == _artists_per_split(runs[1])
+    splits = {seed: _artists_per_split(run) for seed, run in runs.items()}
+    assert splits[1] != splits[2] and splits[1] != splits[3] and splits[2] != splits[3]
+    assert all(len(s["test"]) == 4 for s in splits.values())  # 10% of 40 artists each time
+
+
+def test_build_splits_follow_the_seed(runner: CliRunner, sample_db: Path, test_rules_dir: Path, tmp_path: Path) -> None:
+    every_track = ("--per-class", "100000", "--allow-short")  # the same tracks whatever the seed
+    one = _build(runner, sample_db, test_rules_dir, tmp_path / "a", "--seed", "1", *every_track)
+    again = _build(runner, sample_db, test_rules_dir, tmp_path / "b", "--seed", "1", *every_track)
+    other = _build(runner, sample_db, test_rules_dir, tmp_path / "c", "--seed", "2", *every_track)
+    assert set(one["track_id"]) == set(other["track_id"])
+    assert _artists_per_split(one, "artist_id") == _artists_per_split(again, "artist_id")
+    assert _artists_per_split(one, "artist_id") != _artists_per_split(other, "artist_id")
 
 
 def test_duplicates_are_dropped_before_balancing(store: Store) -> None:

@@ -6,6 +6,7 @@ a fixed order (sorted by track id), so the same store, rules and seed give the s
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,9 +38,20 @@ def parse_split(text: str) -> tuple[float, float, float]:
         parts = tuple(float(p) for p in text.split(","))
     except ValueError:
         raise UsageError(f"--split {text!r}: expected three fractions such as 0.8,0.1,0.1") from None
-    if len(parts) != 3 or any(p < 0 for p in parts) or abs(sum(parts) - 1.0) > 1e-6 or parts[0] <= 0:
+    return check_split(parts, repr(text))
+
+
+def check_split(parts: tuple[float, ...], shown: str) -> tuple[float, float, float]:
+    """Three finite fractions in [0, 1], train > 0, adding up to 1 (within 1e-6); NaN compares
+    false with everything, so finiteness is checked first."""
+    if (
+        len(parts) != 3
+        or not all(math.isfinite(p) and 0 <= p <= 1 for p in parts)
+        or abs(sum(parts) - 1.0) > 1e-6
+        or parts[0] <= 0
+    ):
         raise UsageError(
-            f"--split {text!r}: expected three non-negative fractions (train > 0) adding up to 1, such as 0.8,0.1,0.1"
+            f"--split {shown}: expected three fractions between 0 and 1 (train > 0) adding up to 1, such as 0.8,0.1,0.1"
         )
     return parts[0], parts[1], parts[2]
 

@@ -9,8 +9,15 @@ from typing import Any
 
 import pandas as pd
 
-from genremap.dataset.balance import balance, dedupe
-from genremap.dataset.export import ExportResult, prepare_out, write_dataset, write_spotify_audio
+from genremap.dataset.balance import balance, check_split, dedupe
+from genremap.dataset.export import (
+    SPREADSHEET_CSV,
+    ExportResult,
+    formula_like,
+    write_dataset,
+    write_spotify_audio,
+)
+from genremap.dataset.folder import check_out, staged_replace
 from genremap.dataset.labels import Labelling, label_store, labelled_tracks
 from genremap.engine import Policy, RuleSet
 from genremap.errors import UsageError
@@ -30,6 +37,32 @@ class BuildOptions:
     targets: list[str] | None = None
     genre_source: str = "both"
     command: str = ""
+    spreadsheet_safe: bool = False  # also write tracks_spreadsheet.csv
+
+
+MAX_SEED = 2**63 - 1  # the manifest's seed stays a signed 64-bit integer, exact in every JSON reader
+
+
+def check_build_options(options: BuildOptions, ruleset: RuleSet) -> None:
+    """Refuse a request that cannot be met before anything is read or written."""
+    if not 0 <= options.seed <= MAX_SEED:
+        raise UsageError(f"--seed {options.seed}: expected a whole number from 0 to {MAX_SEED}")
+    if options.targets is not None:
+        if not options.targets:
+            raise UsageError(f"--targets names no target (declared: {', '.join(ruleset.targets)})")
+        unknown = [t for t in options.targets if t not in ruleset.targets]
+        if unknown:
+            raise UsageError(
+                f"--targets: unknown target(s) {', '.join(unknown)} (declared: {', '.join(ruleset.targets)})"
+            )
+        repeated = sorted({t for t in options.targets if options.targets.count(t) > 1})
+        if repeated:
+            raise UsageError(f"--targets: {', '.join(repeated)} given more than once; name each target once")
+    for flag, value in (("--per-class", options.per_class), ("--max-per-artist", options.max_per_artist)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} {value}: must be at least 1")
+    check_split(tuple(options.split), ",".join(map(str, options.split)))
+    check_out(options.out)
 
 
 @dataclass
@@ -54,13 +87,10 @@ def build_dataset(
     """Run the whole build; raises UsageError with class sizes when the request cannot be met.
 
     `on_stage` is called with the name of each stage as it starts (for progress displays).
+    The folder is replaced all at once (see genremap.dataset.folder): old dataset or new.
     """
-    targets = list(ruleset.targets)
-    if options.targets:
-        unknown = [t for t in options.targets if t not in ruleset.targets]
-        if unknown:
-            raise UsageError(f"--targets: unknown target(s) {', '.join(unknown)} (declared: {', '.join(targets)})")
-        targets = list(options.targets)
+    check_build_options(options, ruleset)
+    targets = list(options.targets) if options.targets else list(ruleset.targets)
     on_stage("labelling subgenres and artists")
     labelling: Labelling = label_store(store, ruleset, policy, options.genre_source, with_counts=False)
     on_stage("joining tracks")
@@ -103,6 +133,13 @@ def build_dataset(
             "isrc": details["isrc"].to_numpy(dtype=object),
         }
     )
+    warnings = list(balanced.warnings)
+    formula_cells = int(formula_like(chosen).to_numpy().sum())
+    if formula_cells and not options.spreadsheet_safe:
+        warnings.append(
+            f"{formula_cells} cell(s) of tracks.csv begin with =, +, -, @, tab or CR and are kept exactly; "
+            f"a spreadsheet may run them as formulas: --spreadsheet-safe also writes {SPREADSHEET_CSV} for people"
+        )
     manifest: dict[str, Any] = {
         "command": options.command,
         "store": str(store.path),
@@ -117,14 +154,18 @@ def build_dataset(
         "labelled_tracks": len(tracks),
         "duplicates_dropped": {"isrc": unique.dropped_isrc, "title": unique.dropped_title},
         "class_sizes": balanced.class_sizes,
-        "warnings": balanced.warnings,
+        "formula_like_cells": formula_cells,
+        "warnings": warnings,
     }
-    prepare_out(options.out)
     ids = chosen["track_id"].tolist()
-    spotify_files = write_spotify_audio(
-        options.out, chosen, store.audio_features_for(ids), store.audio_analysis_for(ids)
-    )
-    exported = write_dataset(options.out, chosen, manifest, spotify_files)
+    with staged_replace(options.out) as staging:
+        spotify_files = write_spotify_audio(
+            staging.path, chosen, store.audio_features_for(ids), store.audio_analysis_for(ids)
+        )
+        exported = write_dataset(
+            staging.path, chosen, manifest, spotify_files, spreadsheet_copy=options.spreadsheet_safe
+        )
+    exported.out = options.out
     return BuildResult(
         exported,
         len(tracks),
@@ -132,5 +173,5 @@ def build_dataset(
         unique.dropped_title,
         balanced.class_sizes,
         balanced.per_class,
-        balanced.warnings,
+        warnings + staging.notes,
     )

@@ -19,7 +19,6 @@ import pandas as pd
 
 from genremap import __version__
 from genremap.dataset.balance import SPLITS
-from genremap.errors import UsageError
 from genremap.store import now
 
 TRACK_COLUMNS = [
@@ -53,14 +52,11 @@ def _versions() -> dict[str, str]:
     return versions
 
 
+SPREADSHEET_CSV = "tracks_spreadsheet.csv"
+# A spreadsheet runs a cell beginning with one of these as a formula (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
 SPOTIFY_FEATURES_DROPPED = ("type", "uri", "track_href", "analysis_url")  # as the notebook dropped them
-
-
-def prepare_out(out: Path) -> None:
-    """Create the dataset folder (a usage error if `out` is a file)."""
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out must be a folder, not a file: {out}")
-    out.mkdir(parents=True, exist_ok=True)
 
 
 def write_spotify_audio(
@@ -120,12 +116,35 @@ def write_spotify_audio(
     return written
 
 
+def formula_like(frame: pd.DataFrame) -> pd.DataFrame:
+    """Which text cells a spreadsheet could run as a formula (they begin with = + - @, tab or CR)."""
+    text = frame.select_dtypes(include=["object", "string"])
+    return text.apply(lambda column: column.astype("string").str.startswith(FORMULA_STARTS).fillna(False))
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of `frame` for people: formula-like text cells prefixed with `'` (shown as text)."""
+    risky = formula_like(frame)
+    safe = frame.copy()
+    for column in risky.columns:
+        rows = risky[column].to_numpy(dtype=bool)
+        safe.loc[rows, column] = "'" + safe.loc[rows, column].astype(str)
+    return safe
+
+
 def write_dataset(
-    out: Path, tracks: pd.DataFrame, manifest: dict[str, Any], extra_files: Sequence[str] = ()
+    out: Path,
+    tracks: pd.DataFrame,
+    manifest: dict[str, Any],
+    extra_files: Sequence[str] = (),
+    *,
+    spreadsheet_copy: bool = False,
 ) -> ExportResult:
-    """Write tracks.csv (+ tracks.parquet when pyarrow is there) and manifest.json into `out`
-    (`extra_files`: files already written there, listed in the manifest)."""
-    prepare_out(out)
+    """Write tracks.csv (+ tracks.parquet when pyarrow is there) and manifest.json into the
+    existing folder `out` (`extra_files`: files already written there, listed in the manifest).
+
+    tracks.csv keeps every value exactly (later stages and ML code read it); `spreadsheet_copy`
+    adds tracks_spreadsheet.csv, where formula-like cells are neutralised for spreadsheets."""
     frame = tracks.copy()
     split_rank = {s: i for i, s in enumerate(SPLITS)}
     frame["_split_rank"] = frame["split"].map(split_rank)
@@ -142,6 +161,9 @@ def write_dataset(
     else:
         frame.reset_index(drop=True).to_parquet(out / "tracks.parquet", index=False)
         result.files.append("tracks.parquet")
+    if spreadsheet_copy:
+        spreadsheet_safe(frame).to_csv(out / SPREADSHEET_CSV, index=False, lineterminator="\n")
+        result.files.append(SPREADSHEET_CSV)
     per_class_split = {
         str(t): {s: int(n) for s, n in group["split"].value_counts().reindex(list(SPLITS), fill_value=0).items()}
         for t, group in frame.groupby("target")
