@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import os
 import shlex
+import sqlite3
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -47,7 +49,7 @@ from genremap.progress import collect_progress, counter, stages, tracked
 from genremap.render import FORMATS, emit, err_console, out_console, write_json
 from genremap.report import coverage, emit_rules_yaml, explain_artist, explain_subgenre, subgenres, unmapped
 from genremap.sample import load_sample
-from genremap.store import DEFAULT_DB, Store
+from genremap.store import DEFAULT_DB, Store, describe_store_error
 
 app = typer.Typer(
     name="genremap",
@@ -88,7 +90,9 @@ GenreSourceOption = Annotated[
 
 
 def handles_errors(func: F) -> F:
-    """Turn GenremapError into one line on stderr and its exit status; never a traceback."""
+    """Turn GenremapError, and SQLite errors about the store, into one line on stderr and exit
+    status 2; anything else unexpected into one line asking for a bug report, exit status 1
+    (GENREMAP_DEBUG=1 shows the traceback instead). Never a traceback by default."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -106,6 +110,35 @@ def handles_errors(func: F) -> F:
                 "interrupted: the store is consistent; run the same command again to resume", markup=False
             )
             raise typer.Exit(130) from None
+        except sqlite3.Error as exc:
+            error = describe_store_error(kwargs.get("db") or DEFAULT_DB, exc)
+            if error is None or os.environ.get("GENREMAP_DEBUG"):
+                raise
+            err_console().print(f"error: {error.message}", markup=False)
+            raise typer.Exit(error.exit_code) from None
+
+    return _reports_bugs(wrapper)  # type: ignore[return-value]
+
+
+def _reports_bugs(func: F) -> F:
+    """A last resort: an exception genremap did not expect becomes one line, exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("GENREMAP_DEBUG"):
+                raise
+            first_line = (str(exc).strip().splitlines() or [""])[0]
+            err_console().print(
+                f"internal error: {type(exc).__name__}: {first_line} (a bug in genremap: please report it; "
+                "set GENREMAP_DEBUG=1 for the traceback)",
+                markup=False,
+            )
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 

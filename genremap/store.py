@@ -11,7 +11,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,10 +20,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from genremap.errors import UsageError
+from genremap.errors import StoreError, UsageError
 from genremap.normalize import recording_key
 
 DEFAULT_DB = Path("genremap.db")
+# How long a command waits for another one that is writing the store before giving up.
+BUSY_TIMEOUT_SECONDS = 30.0
 
 # Each migration takes the store from version i to i + 1. Never edit a released one: append.
 MIGRATIONS: list[str] = [
@@ -224,7 +226,7 @@ class Store:
         if not path.parent.exists():
             raise UsageError(f"folder for the store does not exist: {path.parent}")
         try:
-            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+            conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_SECONDS)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
@@ -232,8 +234,9 @@ class Store:
             raise UsageError(f"{path}: not a genremap store ({exc})") from None
         store = cls(conn, path)
         try:
-            store.migrate()
-            yield store
+            with _errors_named(path):
+                store.migrate()
+                yield store
         finally:
             conn.close()
 
@@ -266,17 +269,25 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
+        """BEGIN IMMEDIATE … COMMIT, rolled back on any exception (a failed COMMIT too); the
+        original error is what propagates, never an error from the rollback."""
         if self.conn.in_transaction:
             yield self.conn
             return
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
+            self.conn.execute("COMMIT")
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            self._rollback()
             raise
-        self.conn.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        """Roll back what is still open. SQLite rolls back by itself on some errors (a full disk,
+        an I/O error), and a failed rollback must not hide the error that caused it."""
+        if self.conn.in_transaction:
+            with suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
 
     # --- writes ---------------------------------------------------------------------------
     def _keys(self, table: str, text_column: str, key_column: str, values: Iterable[str]) -> dict[str, int]:
@@ -794,6 +805,56 @@ class Store:
         if row is None:
             return None
         return {"track_id": row[0], "track_name": row[1], "artist_id": row[2], "artist_name": row[3]}
+
+
+# --- opening safely ----------------------------------------------------------------------------
+
+
+@contextmanager
+def _errors_named(path: Path) -> Iterator[None]:
+    """SQLite errors about the store file (full, busy, damaged, read-only …) as one-line StoreErrors."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        error = describe_store_error(path, exc)
+        if error is None:
+            raise
+        raise error from None
+
+
+def describe_store_error(path: Path | str, exc: sqlite3.Error) -> StoreError | None:
+    """What a failure of the store file means for the user, with what to do; None for errors
+    that are genremap's own bugs (a constraint, a bad statement), which must not be disguised."""
+    if isinstance(exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)):
+        return None
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc)
+    if name.startswith("SQLITE_FULL") or "disk is full" in text:
+        return StoreError(
+            f"{path}: the disk is full ({text}); nothing of the unfinished write was kept: "
+            "free some space and run the command again"
+        )
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
+        return StoreError(
+            f"{path}: the store is busy: another command kept it locked for over {BUSY_TIMEOUT_SECONDS:g} s; "
+            "run this again when it has finished"
+        )
+    if name.startswith(("SQLITE_READONLY", "SQLITE_PERM")) or "readonly" in text:
+        return StoreError(f"{path}: the store is read-only ({text}); {_READ_ONLY_ADVICE}")
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text or "not a database" in text:
+        return StoreError(
+            f"{path}: the store is damaged ({text}); restore it from a copy, or pass another --db PATH and import again"
+        )
+    if name.startswith("SQLITE_IOERR") or "I/O error" in text:
+        return StoreError(f"{path}: disk I/O error on the store ({text}); check the disk, then run the command again")
+    if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
+        return StoreError(
+            f"{path}: cannot open the store ({text}); check that the file and its folder exist and are accessible"
+        )
+    return None
+
+
+_READ_ONLY_ADVICE = "commands that write it (import, collect, enrich) need write access to the file and its folder"
 
 
 @contextmanager
