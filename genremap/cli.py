@@ -1115,7 +1115,8 @@ def build_command(
         if sample:
             on_stage("loading the bundled sample")
             load_sample(store)
-        result = build_dataset(store, ruleset, chosen_policy, options, rules_dir, on_stage)
+        with store.snapshot():  # labels, tracks and details from one state of the store
+            result = build_dataset(store, ruleset, chosen_policy, options, rules_dir, on_stage)
     manifest = result.export.manifest
     if fmt == "json":
         write_json(manifest)

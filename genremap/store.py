@@ -282,6 +282,21 @@ class Store:
             self._rollback()
             raise
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read inside sees the store as the first one did (one read transaction): a
+        command writing meanwhile is neither seen nor blocked."""
+        if self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+
     def _rollback(self) -> None:
         """Roll back what is still open. SQLite rolls back by itself on some errors (a full disk,
         an I/O error), and a failed rollback must not hide the error that caused it."""
