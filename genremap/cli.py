@@ -158,9 +158,10 @@ def _label(store: Store, ruleset: RuleSet, policy: str | None, genre_source: str
     return label_store(store, ruleset, choose_policy(ruleset, policy), genre_source)
 
 
-def _open_existing(db: Path) -> AbstractContextManager[Store]:
-    """The store at `db`, which must exist (reports never create an empty one)."""
-    return Store.open(db, create=False)
+def _open_existing(db: Path, *, readonly: bool = True) -> AbstractContextManager[Store]:
+    """The store at `db`, which must exist (reports never create an empty one), opened for
+    reading only unless the command writes it: reports work on a read-only store."""
+    return Store.open(db, create=False, readonly=readonly)
 
 
 def _retrying(service: str, console: Any, max_wait: float, timeout: float = 15.0) -> Retrying:
@@ -627,7 +628,7 @@ def lint_command(
     folder = resolve_rules_dir(rules)
     subgenre_list = None
     if db.exists():
-        with Store.open(db) as store:
+        with _open_existing(db) as store:
             from genremap.normalize import normalize_many
 
             subgenre_list = list(dict.fromkeys(normalize_many(store.genres_frame()["name"].tolist())))
@@ -790,7 +791,7 @@ def enrich_command(
         raise UsageError(f"--source {source!r}: only musicbrainz is supported")
     console = err_console()
     retrying = _retrying(MB_SERVICE, console, max_wait)
-    with _open_existing(db) as store:
+    with _open_existing(db, readonly=False) as store:
         try:
             with tracked(console, "MusicBrainz lookups") as on_artist:
                 result = enrich_musicbrainz(
@@ -1111,7 +1112,7 @@ def build_command(
         genre_source=genre_source,
         command=command,
     )
-    with Store.open(db) as store, stages(err_console(), "build") as on_stage:
+    with Store.open(db, readonly=not sample) as store, stages(err_console(), "build") as on_stage:
         if sample:
             on_stage("loading the bundled sample")
             load_sample(store)

@@ -1,8 +1,10 @@
-"""The store under concurrency: readers see one snapshot while another connection writes."""
+"""The store under concurrency: readers see one snapshot while another connection writes, and
+several commands creating or migrating the same store at once all succeed."""
 
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ import pytest
 
 from genremap.dataset.labels import Labelling, label_store, labelled_tracks
 from genremap.engine import RuleSet
-from genremap.store import ArtistRecord, Store, TrackRecord
+from genremap.store import MIGRATIONS, SCHEMA_VERSION, ArtistRecord, Store, TrackRecord
 
 BANDS = [
     ArtistRecord("ac", "AC/DC", ("australian rock", "hard rock", "rock")),
@@ -61,7 +63,7 @@ def test_labelling_reads_one_snapshot_while_another_connection_writes(
     """A write that lands between labelling's reads (artists, then genres, then genre rows) is not
     seen by any of them: before, the genre rows named an artist key the artists frame lacked."""
     path = _seeded(tmp_path / "s.db")
-    with Store.open(path) as reader, Store.open(path) as writer:
+    with Store.open(path, create=False, readonly=True) as reader, Store.open(path) as writer:
         read_artists = reader.artists_frame
 
         def artists_then_concurrent_import(with_counts: bool = True) -> Any:
@@ -87,7 +89,7 @@ def test_tracks_joined_after_labelling_skip_artists_newer_than_the_labelling(
     """Tracks read after labelling may belong to artists imported since: they are not labelled
     by it (before, their artist keys indexed past the labelling's arrays: IndexError)."""
     path = _seeded(tmp_path / "s.db")
-    with Store.open(path) as reader, Store.open(path) as writer:
+    with Store.open(path, create=False, readonly=True) as reader, Store.open(path) as writer:
         labelling = label_store(reader, test_rules)
         for i in range(3):
             artist, track = _newcomer(i)
@@ -100,7 +102,7 @@ def test_tracks_joined_after_labelling_skip_artists_newer_than_the_labelling(
 
 def test_a_snapshot_holds_for_every_read_inside_it(tmp_path: Path) -> None:
     path = _seeded(tmp_path / "s.db")
-    with Store.open(path) as reader, Store.open(path) as writer:
+    with Store.open(path, create=False, readonly=True) as reader, Store.open(path) as writer:
         with reader.snapshot():
             before = reader.summary()
             artist, track = _newcomer(1)
@@ -135,7 +137,7 @@ def test_labelling_while_a_writer_process_imports(sample_db: Path, test_rules: R
     writer.start()
     try:
         assert started.wait(60), "the writer process never wrote"
-        with Store.open(sample_db) as reader:
+        with Store.open(sample_db, create=False, readonly=True) as reader:
             seen: set[int] = set()
             for done in range(1, 1000):  # at least 25 labellings, and until 3 states of the store were seen
                 labelling = label_store(reader, test_rules)
@@ -149,3 +151,62 @@ def test_labelling_while_a_writer_process_imports(sample_db: Path, test_rules: R
         writer.join(60)
     assert writer.exitcode == 0
     assert len(seen) >= 3, "the writer did not write while labelling ran"
+
+
+# --- several processes creating or migrating one store at once --------------------------------
+
+WORKERS = 6
+ROUNDS = 4
+
+
+def _open_together(paths: list[str], barrier: Any, index: int, results: Any) -> None:
+    """For each path: wait for every worker, then open (create or migrate) and write one artist."""
+    for path in paths:
+        barrier.wait()
+        try:
+            with Store.open(Path(path)) as store:
+                store.upsert_artists([ArtistRecord(f"w{index}", f"Worker {index}", ("garage rock",))], "race")
+            results.put((path, index, "ok"))
+        except BaseException as exc:  # reported to the parent, which fails the test
+            results.put((path, index, f"{type(exc).__name__}: {exc}"))
+
+
+def make_v1_store(path: Path) -> None:
+    """A store as genremap 0.x (schema version 1, no application id) left it."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.executescript("BEGIN;" + MIGRATIONS[0] + ";PRAGMA user_version=1;COMMIT;")
+    conn.execute(
+        "INSERT INTO artists(artist_id, name, origin, updated_at) VALUES ('old', 'Old Band', 'import', '2024-01-01')"
+    )
+    conn.close()
+
+
+def test_several_processes_create_and_migrate_the_same_store_at_once(tmp_path: Path) -> None:
+    """Six processes, released together, open the same new store (and, in other rounds, the same
+    old store that needs a migration): every one succeeds and the store is whole."""
+    new = [tmp_path / f"new{r}.db" for r in range(ROUNDS)]
+    old = [tmp_path / f"old{r}.db" for r in range(ROUNDS)]
+    for path in old:
+        make_v1_store(path)
+    paths = [str(p) for pair in zip(new, old, strict=True) for p in pair]
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(WORKERS), context.Queue()
+    workers = [
+        context.Process(target=_open_together, args=(paths, barrier, i, results), daemon=True) for i in range(WORKERS)
+    ]
+    for worker in workers:
+        worker.start()
+    outcomes = [results.get(timeout=300) for _ in range(WORKERS * len(paths))]
+    for worker in workers:
+        worker.join(60)
+    failures = [o for o in outcomes if o[2] != "ok"]
+    assert not failures, failures
+    for path in new + old:
+        conn = sqlite3.connect(path)
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        workers_written = {r[0] for r in conn.execute("SELECT artist_id FROM artists WHERE origin = 'race'")}
+        assert workers_written == {f"w{i}" for i in range(WORKERS)}
+        conn.close()
+    assert not list(tmp_path.glob(".*")), "temporary files were left behind"
