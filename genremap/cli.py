@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import os
 import shlex
+import sqlite3
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -47,7 +49,7 @@ from genremap.progress import collect_progress, counter, stages, tracked
 from genremap.render import FORMATS, emit, err_console, out_console, write_json
 from genremap.report import coverage, emit_rules_yaml, explain_artist, explain_subgenre, subgenres, unmapped
 from genremap.sample import load_sample
-from genremap.store import DEFAULT_DB, Store
+from genremap.store import DEFAULT_DB, Store, describe_store_error
 
 app = typer.Typer(
     name="genremap",
@@ -88,7 +90,9 @@ GenreSourceOption = Annotated[
 
 
 def handles_errors(func: F) -> F:
-    """Turn GenremapError into one line on stderr and its exit status; never a traceback."""
+    """Turn GenremapError, and SQLite errors about the store, into one line on stderr and exit
+    status 2; anything else unexpected into one line asking for a bug report, exit status 1
+    (GENREMAP_DEBUG=1 shows the traceback instead). Never a traceback by default."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -106,6 +110,35 @@ def handles_errors(func: F) -> F:
                 "interrupted: the store is consistent; run the same command again to resume", markup=False
             )
             raise typer.Exit(130) from None
+        except sqlite3.Error as exc:
+            error = describe_store_error(kwargs.get("db") or DEFAULT_DB, exc)
+            if error is None or os.environ.get("GENREMAP_DEBUG"):
+                raise
+            err_console().print(f"error: {error.message}", markup=False)
+            raise typer.Exit(error.exit_code) from None
+
+    return _reports_bugs(wrapper)  # type: ignore[return-value]
+
+
+def _reports_bugs(func: F) -> F:
+    """A last resort: an exception genremap did not expect becomes one line, exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("GENREMAP_DEBUG"):
+                raise
+            first_line = (str(exc).strip().splitlines() or [""])[0]
+            err_console().print(
+                f"internal error: {type(exc).__name__}: {first_line} (a bug in genremap: please report it; "
+                "set GENREMAP_DEBUG=1 for the traceback)",
+                markup=False,
+            )
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -125,9 +158,10 @@ def _label(store: Store, ruleset: RuleSet, policy: str | None, genre_source: str
     return label_store(store, ruleset, choose_policy(ruleset, policy), genre_source)
 
 
-def _open_existing(db: Path) -> AbstractContextManager[Store]:
-    """The store at `db`, which must exist (reports never create an empty one)."""
-    return Store.open(db, create=False)
+def _open_existing(db: Path, *, readonly: bool = True) -> AbstractContextManager[Store]:
+    """The store at `db`, which must exist (reports never create an empty one), opened for
+    reading only unless the command writes it: reports work on a read-only store."""
+    return Store.open(db, create=False, readonly=readonly)
 
 
 def _retrying(service: str, console: Any, max_wait: float, timeout: float = 15.0) -> Retrying:
@@ -594,7 +628,7 @@ def lint_command(
     folder = resolve_rules_dir(rules)
     subgenre_list = None
     if db.exists():
-        with Store.open(db) as store:
+        with _open_existing(db) as store:
             from genremap.normalize import normalize_many
 
             subgenre_list = list(dict.fromkeys(normalize_many(store.genres_frame()["name"].tolist())))
@@ -757,7 +791,7 @@ def enrich_command(
         raise UsageError(f"--source {source!r}: only musicbrainz is supported")
     console = err_console()
     retrying = _retrying(MB_SERVICE, console, max_wait)
-    with _open_existing(db) as store:
+    with _open_existing(db, readonly=False) as store:
         try:
             with tracked(console, "MusicBrainz lookups") as on_artist:
                 result = enrich_musicbrainz(
@@ -1089,11 +1123,12 @@ def build_command(
         spreadsheet_safe=spreadsheet_safe,
     )
     check_build_options(options, ruleset)  # before the store is opened (or created)
-    with Store.open(db) as store, stages(err_console(), "build") as on_stage:
+    with Store.open(db, readonly=not sample) as store, stages(err_console(), "build") as on_stage:
         if sample:
             on_stage("loading the bundled sample")
             load_sample(store)
-        result = build_dataset(store, ruleset, chosen_policy, options, rules_dir, on_stage)
+        with store.snapshot():  # labels, tracks and details from one state of the store
+            result = build_dataset(store, ruleset, chosen_policy, options, rules_dir, on_stage)
     manifest = result.export.manifest
     for warning in result.warnings:
         err_console().print(f"warning: {warning}", markup=False)

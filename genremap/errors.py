@@ -26,6 +26,11 @@ class UsageError(GenremapError):
     exit_code = 2
 
 
+class StoreError(UsageError):
+    """The store file cannot be used as asked (another program's file, damaged, read-only, a full
+    disk, busy): one line naming it and what to do, exit status 2; the file is left as it was."""
+
+
 @dataclass(frozen=True)
 class Location:
     """A 1-based position in a file, printed as FILE:LINE:COL."""

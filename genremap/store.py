@@ -2,6 +2,9 @@
 
 This is the only module that writes SQL. Every write is an upsert inside a transaction, so
 a run killed at any moment leaves the store consistent and a re-run duplicates nothing.
+Opening is safe too: a file that is not a genremap store is refused before anything touches
+it, new stores appear whole, readers see one snapshot while another command writes, and
+failures of the file (full disk, damage, read-only, busy) become one-line StoreErrors.
 """
 
 from __future__ import annotations
@@ -9,9 +12,11 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import os
+import secrets
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,10 +25,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from genremap.errors import UsageError
+from genremap.errors import StoreError, UsageError
 from genremap.normalize import recording_key
 
 DEFAULT_DB = Path("genremap.db")
+# PRAGMA application_id of every genremap store ("GRMP"): what tells our files from other SQLite files.
+APPLICATION_ID = 0x47524D50
+# How long a command waits for another one that is writing the store before giving up.
+BUSY_TIMEOUT_SECONDS = 30.0
+SQLITE_MAGIC = b"SQLite format 3\x00"
 
 # Each migration takes the store from version i to i + 1. Never edit a released one: append.
 MIGRATIONS: list[str] = [
@@ -146,8 +156,17 @@ MIGRATIONS: list[str] = [
         details     TEXT                -- JSON
     );
     """,
+    f"""
+    -- Mark the file as a genremap store, and drop two tables that no version ever wrote.
+    DROP TABLE IF EXISTS runs;
+    DROP TABLE IF EXISTS previews;
+    PRAGMA application_id = {APPLICATION_ID};
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+# Read-only opens read a store as it is, without migrating it: the read methods must work on
+# every version from this one on (raise it when a migration changes what they read).
+OLDEST_READABLE = 1
 
 
 def stable_hash(text: str) -> int:
@@ -215,7 +234,12 @@ class Store:
 
     @classmethod
     @contextmanager
-    def open(cls, path: Path | str = DEFAULT_DB, *, create: bool = True) -> Iterator[Store]:
+    def open(cls, path: Path | str = DEFAULT_DB, *, create: bool = True, readonly: bool = False) -> Iterator[Store]:
+        """The store at `path`, made when missing (if `create`) and migrated to this version.
+
+        `readonly` promises that the caller only reads: the store is then read as it is (not
+        migrated), even from a read-only file or folder. A file that is not a genremap store is
+        refused before anything touches it; SQLite errors become one-line StoreErrors."""
         path = Path(path)
         if not create and not path.exists():
             raise UsageError(f"store not found: {path} (import data first: genremap import FILE, or pass --db PATH)")
@@ -223,17 +247,16 @@ class Store:
             raise UsageError(f"--db must be a file, not a directory: {path}")
         if not path.parent.exists():
             raise UsageError(f"folder for the store does not exist: {path.parent}")
+        with _errors_named(path):
+            if not path.exists():
+                _create(path)
+            _identify(path)
+            conn = _connect(path, readonly)
         try:
-            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-        except sqlite3.DatabaseError as exc:
-            raise UsageError(f"{path}: not a genremap store ({exc})") from None
-        store = cls(conn, path)
-        try:
-            store.migrate()
-            yield store
+            with _errors_named(path):
+                store = cls(conn, path)
+                store._prepare(readonly)
+                yield store
         finally:
             conn.close()
 
@@ -242,41 +265,79 @@ class Store:
     def version(self) -> int:
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
 
-    def migrate(self) -> None:
-        """Bring the schema to SCHEMA_VERSION, one migration per transaction."""
-        version = self.version
+    def _prepare(self, readonly: bool) -> None:
+        """Connection settings, then the schema: migrated for writers, checked for readers."""
+        if readonly:
+            self._check_version(self.version, readonly=True)
+            return
+        if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            self.conn.execute("PRAGMA journal_mode=WAL")  # readers never wait for a writer
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.migrate()
+
+    def _check_version(self, version: int, readonly: bool = False) -> None:
         if version > SCHEMA_VERSION:
-            raise UsageError(
+            raise StoreError(
                 f"{self.path}: store schema version {version} is newer than this genremap knows "
                 f"({SCHEMA_VERSION}); upgrade genremap"
             )
-        if version == 0:
-            tables = self.conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
-            if tables:
-                raise UsageError(f"{self.path}: an SQLite file that is not a genremap store; pass another --db PATH")
-        for index in range(version, SCHEMA_VERSION):
-            try:
-                self.conn.executescript(
-                    "BEGIN IMMEDIATE;" + MIGRATIONS[index] + f";PRAGMA user_version={index + 1};COMMIT;"
-                )
-            except sqlite3.DatabaseError:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
-                raise
+        if readonly and version < OLDEST_READABLE:
+            raise StoreError(
+                f"{self.path}: store schema version {version} is too old to read as it is; "
+                "run a command that writes it (e.g. genremap import) to migrate it"
+            )
+
+    def migrate(self) -> None:
+        """Bring the schema to SCHEMA_VERSION in one transaction under the write lock: of several
+        commands opening an old store at once, the first migrates it and the others find it done."""
+        self._check_version(self.version)
+        if self.version == SCHEMA_VERSION:
+            return
+        with self.transaction() as conn:
+            version = self.version  # again, now that no one else can write
+            self._check_version(version)
+            for script in MIGRATIONS[version:]:
+                for statement in _statements(script):
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
+        """BEGIN IMMEDIATE … COMMIT, rolled back on any exception (a failed COMMIT too); the
+        original error is what propagates, never an error from the rollback."""
         if self.conn.in_transaction:
             yield self.conn
             return
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
+            self.conn.execute("COMMIT")
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            self._rollback()
             raise
-        self.conn.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read inside sees the store as the first one did (one read transaction): a
+        command writing meanwhile is neither seen nor blocked."""
+        if self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        """Roll back what is still open. SQLite rolls back by itself on some errors (a full disk,
+        an I/O error), and a failed rollback must not hide the error that caused it."""
+        if self.conn.in_transaction:
+            with suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
 
     # --- writes ---------------------------------------------------------------------------
     def _keys(self, table: str, text_column: str, key_column: str, values: Iterable[str]) -> dict[str, int]:
@@ -397,21 +458,6 @@ class Store:
                 [(t.track_id, i, a) for t in with_artists for i, a in enumerate(dict.fromkeys(t.artist_ids))],
             )
         return WriteCounts(new=len(ids - known), updated=len(ids & known))
-
-    def start_run(self, command: str, details: dict[str, Any] | None = None) -> int:
-        with self.transaction() as conn:
-            cur = conn.execute(
-                "INSERT INTO runs(command, started_at, status, details) VALUES (?, ?, 'running', ?)",
-                (command, now(), json.dumps(details or {}, sort_keys=True)),
-            )
-        return int(cur.lastrowid or 0)
-
-    def finish_run(self, run_id: int, status: str, details: dict[str, Any] | None = None) -> None:
-        with self.transaction() as conn:
-            conn.execute(
-                "UPDATE runs SET finished_at = ?, status = ?, details = COALESCE(?, details) WHERE run_id = ?",
-                (now(), status, json.dumps(details, sort_keys=True) if details is not None else None, run_id),
-            )
 
     # --- reads ----------------------------------------------------------------------------
     def _frame(
@@ -794,6 +840,202 @@ class Store:
         if row is None:
             return None
         return {"track_id": row[0], "track_name": row[1], "artist_id": row[2], "artist_name": row[3]}
+
+
+# --- opening safely ----------------------------------------------------------------------------
+
+
+@contextmanager
+def _errors_named(path: Path) -> Iterator[None]:
+    """SQLite errors about the store file (full, busy, damaged, read-only …) as one-line StoreErrors."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        error = describe_store_error(path, exc)
+        if error is None:
+            raise
+        raise error from None
+
+
+def describe_store_error(path: Path | str, exc: sqlite3.Error) -> StoreError | None:
+    """What a failure of the store file means for the user, with what to do; None for errors
+    that are genremap's own bugs (a constraint, a bad statement), which must not be disguised."""
+    if isinstance(exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)):
+        return None
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc)
+    if name.startswith("SQLITE_FULL") or "disk is full" in text:
+        return StoreError(
+            f"{path}: the disk is full ({text}); nothing of the unfinished write was kept: "
+            "free some space and run the command again"
+        )
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
+        return StoreError(
+            f"{path}: the store is busy: another command kept it locked for over {BUSY_TIMEOUT_SECONDS:g} s; "
+            "run this again when it has finished"
+        )
+    if name.startswith(("SQLITE_READONLY", "SQLITE_PERM")) or "readonly" in text:
+        return StoreError(f"{path}: the store is read-only ({text}); {_READ_ONLY_ADVICE}")
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text or "not a database" in text:
+        return StoreError(
+            f"{path}: the store is damaged ({text}); restore it from a copy, or pass another --db PATH and import again"
+        )
+    if name.startswith("SQLITE_IOERR") or "I/O error" in text:
+        return StoreError(f"{path}: disk I/O error on the store ({text}); check the disk, then run the command again")
+    if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
+        return StoreError(
+            f"{path}: cannot open the store ({text}); check that the file and its folder exist and are accessible"
+        )
+    return None
+
+
+_READ_ONLY_ADVICE = (
+    "commands that write it (import, collect, enrich) need write access to the file and its folder; "
+    "reports and build can read it as it is"
+)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of an SQL script one by one (executescript would commit the open transaction)."""
+    pending = ""
+    for part in script.split(";"):
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):
+            yield pending
+            pending = ""
+
+
+def _create(path: Path) -> None:
+    """Build a new store beside `path` and link it into place only when complete: a store path
+    never shows a half-made store, and of several commands creating it at once one wins and the
+    others open its store."""
+    if not os.access(path.parent, os.W_OK):
+        raise StoreError(f"{path}: cannot create the store: its folder is not writable; pass another --db PATH")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.new")
+    try:
+        conn = sqlite3.connect(temporary, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            Store(conn, temporary).migrate()
+        finally:
+            conn.close()
+        _link_new(temporary, path)
+    except OSError as exc:
+        raise StoreError(
+            f"{path}: cannot create the store ({exc.strerror}); check that its folder is writable"
+        ) from None
+    finally:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{temporary}{suffix}").unlink(missing_ok=True)
+
+
+def _link_new(temporary: Path, path: Path) -> None:
+    """Give the finished store its name unless another command already did (then theirs is used)."""
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        return
+    except OSError:  # a file system without hard links: rename, which could replace a racing twin
+        if path.exists():
+            return
+        os.replace(temporary, path)
+    with suppress(OSError):  # make the new name durable
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+
+
+def _foreign(path: Path, why: str) -> StoreError:
+    return StoreError(f"{path}: not a genremap store ({why}); pass another --db PATH (the file was not changed)")
+
+
+def _identify(path: Path) -> None:
+    """Refuse a file that is not a genremap store before anything changes it: the SQLite header
+    names the application; a store from before application ids (schema 1) is recognised by its
+    tables, read without writing anything."""
+    try:
+        with path.open("rb") as file:
+            header = file.read(100)
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read the store ({exc.strerror}); check its permissions") from None
+    if not header:
+        raise _foreign(path, "an empty file")
+    if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
+        raise _foreign(path, "not an SQLite database: another kind of file, or a damaged one")
+    application = int.from_bytes(header[68:72], "big")
+    if application == APPLICATION_ID:
+        return
+    if application != 0:
+        raise _foreign(path, f"an SQLite file of another program, application id {application:#x}")
+    if header[18] != 2:  # every genremap store is in WAL mode
+        raise _foreign(path, "an SQLite file of another program")
+    if not _is_schema_1_store(path):
+        raise _foreign(path, "an SQLite file of another program: its tables are not genremap's")
+
+
+def _is_schema_1_store(path: Path) -> bool:
+    """Whether a WAL-mode file without an application id holds genremap's schema-1 tables, read
+    through a connection that cannot write (and, as the last one to close, removes the -wal and
+    -shm files its reading made)."""
+    conn = _connect(path, readonly=True)
+    try:
+        application, version = (conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("application_id", "user_version"))
+        if application == APPLICATION_ID:  # migrated by another command since the header was read
+            return True
+        if application != 0 or version != 1:
+            return False
+        layout = _layout(conn)
+        return all(layout.get(table) == columns for table, columns in _schema_1_layout().items())
+    finally:
+        conn.close()
+
+
+def _layout(conn: sqlite3.Connection) -> dict[str, list[str]]:
+    """Table name → column names."""
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    return {t: [c[0] for c in conn.execute("SELECT name FROM pragma_table_info(?)", (t,))] for t in tables}
+
+
+def _schema_1_layout() -> dict[str, list[str]]:
+    conn = sqlite3.connect(":memory:")
+    conn.executescript(MIGRATIONS[0])
+    try:
+        return _layout(conn)
+    finally:
+        conn.close()
+
+
+def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
+    """A connection to an identified store: read-write; or, for a reader, one that cannot write.
+    A store this process may not write is read in place: as an unchanging file when no command
+    has it open (no -wal file), else through SQLite's read-only mode."""
+    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+    if not readonly and not writable:
+        raise StoreError(
+            f"{path}: the store is read-only (no write permission on it or its folder); {_READ_ONLY_ADVICE}"
+        )
+    if writable:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_SECONDS)
+        if readonly:
+            conn.execute("PRAGMA query_only=ON")
+        return conn
+    uri = path.resolve().as_uri()
+    wal = Path(f"{path}-wal")
+    if wal.exists():
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_SECONDS)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:  # SQLite cannot make the -shm file in a read-only folder
+            conn.close()
+            if wal.stat().st_size:
+                raise StoreError(
+                    f"{path}: the store's folder is read-only and {wal.name} holds changes not yet in the "
+                    "store; run any genremap command on it once with write access"
+                ) from None
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
 
 
 @contextmanager

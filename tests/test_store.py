@@ -24,12 +24,11 @@ def test_new_store_has_schema_version_and_tables(tmp_path: Path) -> None:
         "search_progress",
         "audio_features",
         "audio_analysis",
-        "previews",
-        "runs",
         "musicbrainz_lookups",
         "api_state",
     ):
         assert table in tables
+    assert not tables & {"runs", "previews"}  # never written: dropped by migration 2
 
 
 def test_upserts_are_idempotent(store: Store) -> None:

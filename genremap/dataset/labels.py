@@ -249,9 +249,12 @@ def label_store(
 ) -> Labelling:
     """Label every artist of the store under `policy` (default: the rules' policy).
 
-    `with_counts=False` skips counting each artist's tracks (builds do not need it)."""
-    artists = store.artists_frame(with_counts=with_counts)
-    return label_frames(ruleset, artists, store.genres_frame(), store.genre_rows(), policy, genre_source)
+    `with_counts=False` skips counting each artist's tracks (builds do not need it). The three
+    reads come from one snapshot, so a command writing the store meanwhile cannot mix them."""
+    with store.snapshot():
+        artists = store.artists_frame(with_counts=with_counts)
+        genres, rows = store.genres_frame(), store.genre_rows()
+    return label_frames(ruleset, artists, genres, rows, policy, genre_source)
 
 
 def label_frames(
@@ -283,9 +286,23 @@ def label_frames(
 
 def track_targets(labelling: Labelling, artist_keys: np.ndarray) -> np.ndarray:
     """Each track's target code (index into the rules' targets; -1 when its primary artist is
-    not labelled), from the store artist_key of its primary artist: two array lookups."""
-    artist = labelling.artist_of_key[artist_keys]
-    return np.where(labelling.labels.status[artist] == 0, labelling.labels.target[artist], -1)
+    not labelled, or not in the labelling at all: imported after it was read), from the store
+    artist_key of its primary artist: array lookups."""
+    artist = _artist_positions(labelling, artist_keys)
+    known = artist >= 0
+    target = np.full(len(artist_keys), -1, dtype=np.int64)
+    labels = labelling.labels
+    target[known] = np.where(labels.status[artist[known]] == 0, labels.target[artist[known]], -1)
+    return target
+
+
+def _artist_positions(labelling: Labelling, artist_keys: np.ndarray) -> np.ndarray:
+    """Each store artist_key's position in the labelling's artists frame, -1 where it has none."""
+    index = labelling.artist_of_key
+    position = np.full(len(artist_keys), -1, dtype=np.int64)
+    inside = (artist_keys >= 0) & (artist_keys < len(index))
+    position[inside] = index[artist_keys[inside]]
+    return position
 
 
 def labelled_tracks(store: Store, labelling: Labelling) -> pd.DataFrame:
@@ -296,7 +313,7 @@ def labelled_tracks(store: Store, labelling: Labelling) -> pd.DataFrame:
     target = track_targets(labelling, keys)
     ok = target >= 0
     chosen = tracks.loc[ok, ["track_id", "dedupe_hash", "isrc_hash"]].reset_index(drop=True)
-    chosen["artist"] = labelling.artist_of_key[keys[ok]]
+    chosen["artist"] = _artist_positions(labelling, keys[ok])
     chosen["target"] = pd.Categorical.from_codes(
         target[ok], categories=pd.Index(list(labelling.ruleset.targets), dtype=object)
     )
