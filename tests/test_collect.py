@@ -251,6 +251,28 @@ def test_credentials_come_from_the_environment_or_an_env_file(tmp_path: Path, mo
     assert read_credentials(env) == ("file-id", "file-secret")
 
 
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"terms: [rock]\nmarket: caf\xe9\n", ":2: not valid UTF-8"),
+        (b"terms: [rock]\nfetch:\n  analysis_segments: lots\n", "fetch.analysis_segments must be an integer"),
+        (b"terms: [rock]\nfetch:\n  all_artists: 'no'\n", "fetch.all_artists must be true or false"),
+        (b"terms: [rock]\nmarket: NO\n", "'market' must be a country code in quotes"),
+        (b"terms: [rock]\nresults_per_term: true\n", "results_per_term must be an integer"),
+        (b"{1: 2, terms: [rock]}\n", "unknown key(s) 1 (allowed"),
+        (b"terms: " + b"[" * 5000, "nested too deeply"),
+        (b"terms: [rock\n", ":2:1: invalid YAML"),
+    ],
+)
+def test_a_malformed_config_is_one_line_naming_the_file(tmp_path: Path, content: bytes, expected: str) -> None:
+    path = tmp_path / "collect.yaml"
+    path.write_bytes(content)
+    with pytest.raises(UsageError) as raised:
+        load_collect_config(path)
+    assert expected in raised.value.message and str(path) in raised.value.message
+    assert "\n" not in raised.value.message and raised.value.exit_code == 2
+
+
 def test_default_config_is_the_notebooks_terms_with_the_comma_fixed() -> None:
     config = load_collect_config(None)
     assert len(config.terms) == 33
