@@ -22,7 +22,7 @@ from rapidfuzz import fuzz
 
 from genremap import __version__
 from genremap.errors import GenremapError, UsageError
-from genremap.http import HttpStatusError, JsonClient, Retrying, Stats
+from genremap.http import HttpStatusError, JsonClient, Retrying, Stats, require_https
 from genremap.normalize import normalize_name
 from genremap.store import Store
 
@@ -204,10 +204,8 @@ def parse_genres(body: Any) -> list[tuple[str, int]]:
 
 
 def _check_api(api: str) -> str:
-    parts = urlsplit(api)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--mb-api {api!r}: expected an http(s) URL such as {DEFAULT_MB_API}")
-    return api.rstrip("/")
+    """The API base without a trailing slash; https only (plain http to a loopback host only)."""
+    return require_https(api, "--mb-api").strip().rstrip("/")
 
 
 def _is_official(api: str) -> bool:

@@ -29,7 +29,18 @@ from spotipy.exceptions import SpotifyException
 from spotipy.oauth2 import SpotifyClientCredentials, SpotifyOauthError
 
 from genremap.errors import UsageError
-from genremap.http import FAIL, RETRY, WAIT, MalformedBody, Retrying, Verdict, retry_after_seconds
+from genremap.http import (
+    FAIL,
+    RETRY,
+    WAIT,
+    DeadlineExceeded,
+    DeadlineSession,
+    MalformedBody,
+    Retrying,
+    Verdict,
+    require_https,
+    retry_after_seconds,
+)
 from genremap.store import ArtistRecord, Store, TrackRecord
 
 DEFAULT_API_BASE = "https://api.spotify.com/v1/"
@@ -170,6 +181,13 @@ def read_credentials(env_file: Path | None = None) -> tuple[str, str]:
     return client_id, secret
 
 
+def check_endpoints(api_base: str, auth_url: str) -> None:
+    """Refuse (UsageError, before any connection) an API or token URL that is not https, unless
+    it is on a loopback host: the token request carries the client id and secret."""
+    require_https(auth_url, "--auth-url")
+    require_https(api_base, "--api-base")
+
+
 class CredentialsRejected(UsageError):
     def __init__(self, status: int | None) -> None:
         code = f" (HTTP {status})" if status else ""
@@ -203,6 +221,8 @@ def judge_spotify(exc: BaseException) -> Verdict:
         if status == 401:
             return Verdict(RETRY, "http 401")  # an expired or revoked token: fetched again
         return Verdict(FAIL, f"http {status}")
+    if isinstance(exc, DeadlineExceeded):
+        return Verdict(RETRY, "deadline")
     if isinstance(exc, requests.Timeout):
         return Verdict(RETRY, "timeout")
     if isinstance(exc, requests.RequestException):
@@ -295,13 +315,15 @@ class SpotifyCollector:
         auth_url: str = DEFAULT_AUTH_URL,
         progress: Progress | None = None,
     ) -> None:
+        check_endpoints(api_base, auth_url)
         self.store = store
         self.config = config
         self.retrying = retrying
         self.progress = progress or Progress()
         self.summary = CollectSummary()
         self._flushed: dict[str, dict[str, int]] = {"requests": {}, "throttled": {}, "errors": {}}
-        session = requests.Session()  # no retry adapter: genremap owns retries
+        # No retry adapter (genremap owns retries); every answer read within the policy's deadline.
+        session = DeadlineSession(retrying.clock, retrying.policy.deadline)
         timeout = retrying.policy.timeout
         self.auth = SpotifyClientCredentials(
             client_id=client_id,
