@@ -474,8 +474,10 @@ def test_kill_9_at_random_points_then_resume_gives_the_same_store(catalog: Catal
             deadline = time.monotonic() + 60
             while sum(fake.requests.values()) < kill_after and process.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.005)
+            assert process.poll() is None, "the run ended on its own before the kill"
             process.send_signal(signal.SIGKILL)
-            process.wait()
+            assert process.wait() == -signal.SIGKILL  # the kill landed
+        assert snapshot(db) != snapshot(reference)  # and cut the work short: the finisher has something to do
         finisher = _collect_process(fake, db, terms)
         assert finisher.wait(timeout=120) == 0, finisher.stderr.read() if finisher.stderr else ""
         # a kill costs at most the requests in flight: committed pages and artists are never fetched again

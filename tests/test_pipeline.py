@@ -130,8 +130,9 @@ def test_audio_killed_with_sigkill_resumes_without_refetching(
         deadline = time.monotonic() + 60
         while deezer.requests["preview"] < len(tracks) // 2 and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
+        assert process.poll() is None, "the run ended on its own before the kill"
         process.send_signal(signal.SIGKILL)
-        process.wait()
+        assert process.wait() == -signal.SIGKILL  # the kill landed
         first_run = deezer.requests["preview"]
         assert first_run < len(tracks), "the kill came too late to test anything"
         finished = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy(), check=False)
