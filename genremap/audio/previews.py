@@ -9,8 +9,9 @@ threshold and its duration agrees with the track's. Files land in `DIR/audio/<ta
 one row per track of tracks.csv.
 
 Safety first: only https (plain http only to a loopback host named with --allow-host), only
-allowed hosts (redirects included), a size cap enforced while streaming, an audio content
-type and an MP3 header, names made from track ids only, and every file written to a
+allowed hosts (redirects included), a size cap enforced while streaming, a deadline for each
+whole download (a trickling host fails its track instead of holding the run), an audio
+content type and an MP3 header, names made from track ids only, and every file written to a
 temporary name in its folder and renamed only once it passed every check.
 """
 
@@ -1062,7 +1063,9 @@ def fetch_previews(
     with an ID3 tag or an MPEG frame, and stay under --max-bytes (default 5 MB) however its
     size is announced; a refused body leaves nothing behind. --workers threads (default 4)
     share a limit of 50 requests per 5 s per host; Deezer's quota answers are waited out and
-    server errors, timeouts and dropped connections retried with backoff.
+    server errors, timeouts and dropped connections retried with backoff, within the bounds
+    of the retry policy. A download (or Deezer answer) that does not complete within the
+    policy's `deadline` fails its track, with the reason, and is not retried in this run.
 
     Re-running resumes: a found track whose file still has its recorded sha256 is skipped
     without a request, earlier missing or rejected answers are kept (--retry-missing asks

@@ -299,7 +299,8 @@ def enrich_musicbrainz(
     resumes where it stopped. MusicBrainz allows one request per second (each artist costs one
     search, plus one lookup when matched) and asks for a User-Agent with a contact
     (--contact, default the project URL). A 503 is waited out (its Retry-After exactly, up to
-    --max-wait), other failures are retried with backoff.
+    --max-wait), other failures are retried with backoff, within the retry policy's bounds.
+    `api` must be https (plain http only to a loopback host), checked before any request.
 
     `on_artist(done, total)` is called before the first artist and after each one;
     `on_match` receives each artist's answer once it is saved. On an exception, the answers
