@@ -33,6 +33,7 @@ from genremap.collectors.spotify import (
     DEFAULT_API_BASE,
     DEFAULT_AUTH_URL,
     SpotifyCollector,
+    check_endpoints,
     load_collect_config,
     read_credentials,
 )
@@ -43,7 +44,7 @@ from genremap.diff import diff_labellings, rules_at_revision, temporary_folder
 from genremap.engine import RuleSet, default_rules_dir, load_rules, resolve_rules_dir
 from genremap.engine.loader import display_path, schema_path
 from genremap.errors import GenremapError, RuleErrors, UsageError
-from genremap.http import Retrying, RetryPolicy
+from genremap.http import DEFAULT_DEADLINE, Retrying, RetryPolicy
 from genremap.lint import lint_rules
 from genremap.progress import collect_progress, counter, stages, tracked
 from genremap.render import FORMATS, emit, err_console, out_console, write_json
@@ -164,14 +165,19 @@ def _open_existing(db: Path, *, readonly: bool = True) -> AbstractContextManager
     return Store.open(db, create=False, readonly=readonly)
 
 
-def _retrying(service: str, console: Any, max_wait: float, timeout: float = 15.0) -> Retrying:
+def _retrying(
+    service: str, console: Any, max_wait: float, timeout: float = 15.0, deadline: float = DEFAULT_DEADLINE
+) -> Retrying:
     """genremap's retry policy for one service, saying so on stderr whenever it waits 2 s or more."""
+    if not 0 < deadline < float("inf"):
+        raise UsageError(f"--deadline {deadline:g}: expected a positive number of seconds")
 
     def on_wait(endpoint: str, seconds: float, why: str) -> None:
         if seconds >= 2:
             console.print(f"{why} from {service} ({endpoint}): waiting {seconds:.0f} s", markup=False)
 
-    return Retrying(service, RetryPolicy(max_wait=max_wait, timeout=timeout), on_wait=on_wait)
+    policy = RetryPolicy(max_wait=max_wait, timeout=timeout, deadline=deadline)
+    return Retrying(service, policy, on_wait=on_wait)
 
 
 def _version_callback(value: bool) -> None:
@@ -735,6 +741,7 @@ def collect_command(
         raise UsageError("no search terms: give --term TEXT or list terms in collect.yaml")
     if max_wait < 0 or timeout <= 0:
         raise UsageError("--max-wait must be >= 0 and --timeout > 0")
+    check_endpoints(api_base, auth_url)  # before the credentials are even read
     client_id, secret = read_credentials(env_file)
     console = err_console()
     retrying = _retrying("Spotify", console, max_wait, timeout)
@@ -907,6 +914,12 @@ def audio_command(
         float, typer.Option("--max-wait", help="Longest wait (seconds) for a rate limit before stopping.")
     ] = 600.0,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds before a request times out.")] = 15.0,
+    deadline: Annotated[
+        float,
+        typer.Option(
+            "--deadline", help="Seconds one download (or API answer) may take in all; a slower one fails that track."
+        ),
+    ] = DEFAULT_DEADLINE,
     fmt: Annotated[str, typer.Option("--format", "-f", help="Summary format: table or json.")] = "table",
 ) -> None:
     """Download a 30-second MP3 preview for every track of a dataset folder into
@@ -920,7 +933,7 @@ def audio_command(
     """
     _check_format(fmt, ("table", "json"))
     console = err_console()
-    retrying = _retrying("Deezer", console, max_wait, timeout)
+    retrying = _retrying("Deezer", console, max_wait, timeout, deadline)
     with tracked(console, "previews") as on_track:
         result = fetch_previews(
             dataset,

@@ -4,24 +4,32 @@ genremap owns retries (clients such as spotipy are configured never to retry or 
 their own): a 429 or 503 honours `Retry-After` (never retrying sooner) up to `max_wait`,
 beyond which the caller is told to stop and resume later; 5xx answers, timeouts, dropped
 connections and malformed bodies are retried with exponential backoff and jitter. Every
-wait goes through a `Clock`, so tests can run it without sleeping.
+request is bounded: its attempts, its server-directed waits (their number and their total),
+and each attempt's duration (a deadline over the whole answer, so a server that trickles
+its body cannot hold a run forever). Every wait and deadline goes through a `Clock`, so
+tests can run it without sleeping. Sources are only asked over https (plain http only to
+a loopback host, such as a test's fake), so credentials never cross a network in clear.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import random
+import re
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import requests
+import urllib3.exceptions
 
-from genremap.errors import GenremapError
+from genremap.errors import GenremapError, UsageError
 
 T = TypeVar("T")
 
@@ -45,15 +53,33 @@ class RealClock:
             time.sleep(seconds)
 
 
+DEFAULT_DEADLINE = 120.0  # seconds for one whole answer: a 30 s preview (~0.5 MB) at ~4 kB/s
+
+
 @dataclass
 class RetryPolicy:
-    """How hard to try. `max_wait` is the longest single Retry-After that is honoured."""
+    """How hard and how long to try, per request.
+
+    - `max_wait`: the longest single server-directed wait (a Retry-After) that is honoured. A
+      wait of exactly `max_wait` seconds is honoured; only a longer one stops the run at once
+      (TooLongToWait), since waiting what was asked is always right up to the user's limit.
+    - `max_waits`, `max_total_wait`: a request is given up (GaveUp, "run again later") when the
+      server asks to wait more than `max_waits` times, or when honouring the next wait (backoff
+      included) would bring its waiting above `max_total_wait` seconds (exactly that is
+      allowed), so a server that always answers 429 cannot keep a run waiting forever.
+    - `max_attempts`: failed attempts other than server-directed waits before giving up.
+    - `timeout`: seconds to connect and for each read; `deadline`: seconds one attempt may
+      take in all, from the request to the last byte of its body (exactly that is allowed).
+    """
 
     max_wait: float = 600.0
     max_attempts: int = 6
+    max_waits: int = 12
+    max_total_wait: float = 1800.0
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     timeout: float = 15.0
+    deadline: float = DEFAULT_DEADLINE
     seed: int | None = None  # jitter RNG seed (tests)
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
@@ -74,7 +100,7 @@ class Stats:
     waited: float = 0.0  # seconds spent honouring Retry-After and backing off
 
     def merge(self, other: Stats) -> None:
-        """Add another run's counts (e.g. from a worker thread) into these."""
+        """Add another Stats' counts (a worker thread's, for one track) into these."""
         for mine, theirs in (
             (self.requests, other.requests),
             (self.retries, other.retries),
@@ -101,10 +127,13 @@ class TooLongToWait(GenremapError):
     exit_code = 3
 
     def __init__(self, service: str, seconds: float, max_wait: float) -> None:
-        resume = datetime.now(UTC) + timedelta(seconds=seconds)
+        try:
+            when = f"after {datetime.now(UTC) + timedelta(seconds=seconds):%Y-%m-%d %H:%M} UTC"
+        except OverflowError:  # a Retry-After beyond the calendar
+            when = "much later"
         super().__init__(
             f"{service} asks to wait {seconds:,.0f} s (more than --max-wait {max_wait:,.0f} s); "
-            f"progress is saved: run the same command again after {resume:%Y-%m-%d %H:%M} UTC"
+            f"progress is saved: run the same command again {when}"
         )
         self.seconds = seconds
 
@@ -124,24 +153,33 @@ class Verdict:
     seconds: float = 0.0
 
 
-def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date), None if absent or bad."""
+_DELTA_SECONDS = re.compile(r"\d+(\.\d+)?")
+
+
+def retry_after_seconds(
+    headers: Mapping[str, str] | None, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> float | None:
+    """Seconds from a Retry-After header, None if absent or bad (RFC 7231 section 7.1.3).
+
+    Either delta-seconds ("120"; a decimal fraction is tolerated) or an HTTP date, measured
+    from `now()` (a date past is 0): IMF-fixdate "Wed, 21 Oct 2015 07:28:00 GMT" and the
+    obsolete RFC 850 and asctime forms, which are GMT too. A huge number comes back as is
+    (possibly inf): the caller's max_wait turns it into a stop."""
     if not headers:
         return None
     value = headers.get("Retry-After") or headers.get("retry-after")
     if value is None:
         return None
+    value = value.strip()
+    if _DELTA_SECONDS.fullmatch(value):
+        return float(value)
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        from email.utils import parsedate_to_datetime
-
         when = parsedate_to_datetime(value)
-        return max(0.0, (when - datetime.now(UTC)).total_seconds())
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
+    if when.tzinfo is None:  # asctime (and "-0000"): HTTP dates are always GMT
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now()).total_seconds())
 
 
 @dataclass
@@ -158,8 +196,14 @@ class Retrying:
         self._rng = random.Random(self.policy.seed)
 
     def run(self, endpoint: str, call: Callable[[], T], judge: Callable[[BaseException], Verdict]) -> T:
-        """Call `call()` until it succeeds; `judge` turns each exception into a Verdict."""
-        failures = 0  # consecutive failures that are not a server-directed wait
+        """Call `call()` until it succeeds; `judge` turns each exception into a Verdict.
+
+        Bounded as the policy says: TooLongToWait for one wait over `max_wait`, GaveUp after
+        `max_attempts` failures, more than `max_waits` server-directed waits, or waiting that
+        would go over `max_total_wait`."""
+        failures = 0  # failed attempts that are not a server-directed wait
+        waits = 0  # server-directed waits
+        waited = 0.0  # seconds waited for this request, backoff included
         while True:
             self.stats.requests[endpoint] += 1
             try:
@@ -176,19 +220,31 @@ class Retrying:
                     self.stats.throttled[endpoint] += 1
                     if verdict.seconds > self.policy.max_wait:
                         raise TooLongToWait(self.service, verdict.seconds, self.policy.max_wait) from None
+                    waits += 1
+                    if waits > self.policy.max_waits:
+                        raise self._gave_up(endpoint, f"asked to wait {waits} times (last: {verdict.kind})") from None
                     delay = verdict.seconds
                 else:
                     failures += 1
                     if failures >= self.policy.max_attempts:
-                        raise GaveUp(
-                            f"{self.service} {endpoint}: failed {failures} times in a row (last: {verdict.kind}); "
-                            "progress is saved, run the same command again later"
+                        raise self._gave_up(
+                            endpoint, f"failed {failures} times in a row (last: {verdict.kind})"
                         ) from None
                     delay = self.policy.backoff(failures, self._rng)
+                if waited + delay > self.policy.max_total_wait:
+                    raise self._gave_up(
+                        endpoint,
+                        f"waited {waited:,.0f} s and asked for {delay:,.0f} s more, over the "
+                        f"{self.policy.max_total_wait:,.0f} s allowed for one request (last: {verdict.kind})",
+                    ) from None
+                waited += delay
                 self.stats.retries[endpoint] += 1
                 self.stats.waited += delay
                 self.on_wait(endpoint, delay, verdict.kind)
                 self.clock.sleep(delay)
+
+    def _gave_up(self, endpoint: str, what: str) -> GaveUp:
+        return GaveUp(f"{self.service} {endpoint}: {what}; progress is saved, run the same command again later")
 
 
 class RateLimiter:
@@ -222,6 +278,122 @@ class MalformedBody(Exception):
     """A 2xx answer whose body is not the JSON the caller expects."""
 
 
+# --- deadlines ------------------------------------------------------------------------------
+
+
+class DeadlineExceeded(requests.Timeout):
+    """An answer not complete within the policy's deadline (a server trickling its body).
+
+    A requests.Timeout, so callers that handle timeouts handle it; judges may tell it apart."""
+
+    def __init__(self, url: str, seconds: float, received: int) -> None:
+        super().__init__(f"no complete answer from {url} within the {seconds:g} s deadline ({received:,} bytes came)")
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When one attempt must be complete, on a Clock (so tests need not wait for it)."""
+
+    clock: Clock
+    seconds: float
+    started: float
+
+    @classmethod
+    def start(cls, clock: Clock, seconds: float) -> Deadline:
+        return cls(clock, seconds, clock.monotonic())
+
+    def check(self, url: str, received: int) -> None:
+        """Raise DeadlineExceeded once more than `seconds` have passed since the start."""
+        if self.clock.monotonic() - self.started > self.seconds:
+            raise DeadlineExceeded(url, self.seconds, received)
+
+
+def iter_body(answer: requests.Response, deadline: Deadline, chunk: int = 65536) -> Iterator[bytes]:
+    """The body of a streamed answer (`stream=True`), decoded, piece by piece as it arrives.
+
+    Each piece is what one read brings (at most `chunk` bytes: a read never waits to fill a
+    chunk), and the deadline is checked before every read, so a server that sends one byte
+    every few seconds is cut off at the deadline, not after the per-read timeout of every
+    byte. urllib3's errors become the requests exceptions `iter_content` would raise."""
+    raw = answer.raw
+    read = getattr(raw, "read1", None) or raw.read  # read1 (urllib3 >= 2.2) returns what has come
+    received = 0
+    while True:
+        deadline.check(answer.url, received)
+        try:
+            piece = read(chunk, decode_content=True)
+        except urllib3.exceptions.ProtocolError as exc:
+            raise requests.exceptions.ChunkedEncodingError(exc) from exc
+        except urllib3.exceptions.DecodeError as exc:
+            raise requests.exceptions.ContentDecodingError(exc) from exc
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            raise requests.exceptions.ConnectionError(exc) from exc
+        except urllib3.exceptions.SSLError as exc:
+            raise requests.exceptions.SSLError(exc) from exc
+        if not piece:
+            return
+        received += len(piece)
+        yield piece
+
+
+class DeadlineSession(requests.Session):
+    """A requests.Session for clients that read answers themselves (spotipy): every answer not
+    asked as a stream is read here, in full, within `deadline` seconds of its request."""
+
+    def __init__(self, clock: Clock, deadline: float) -> None:
+        super().__init__()
+        self.clock = clock
+        self.deadline = deadline
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        if kwargs.get("stream"):
+            return super().send(request, **kwargs)
+        deadline = Deadline.start(self.clock, self.deadline)
+        answer = super().send(request, **{**kwargs, "stream": True})
+        try:
+            answer._content = b"".join(iter_body(answer, deadline))
+        except BaseException:
+            answer.close()
+            raise
+        answer._content_consumed = True  # read to the end: the connection went back to the pool
+        return answer
+
+
+# --- https only -----------------------------------------------------------------------------
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def require_https(url: str, option: str) -> str:
+    """`url` if a source may be asked there: https, or plain http to a loopback host (a local
+    proxy or a test's fake). Otherwise a UsageError naming `option`, before any connection:
+    credentials and tokens never travel in clear. The URL is not echoed (it may hold a
+    password); its host is."""
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise UsageError(f"{option}: not a valid URL") from None
+    scheme = parts.scheme.lower()
+    if host and (scheme == "https" or (scheme == "http" and is_loopback(host))):
+        return url
+    if host and scheme == "http":
+        raise UsageError(
+            f"{option}: https is required, not plain http to {host} "
+            "(plain http only to a loopback host: 127.0.0.0/8, ::1, localhost)"
+        )
+    raise UsageError(f"{option}: expected an https URL such as https://{host or 'example.org'}/...")
+
+
 def judge_http(exc: BaseException) -> Verdict:
     """The standard judgement for plain HTTP calls (used by JsonClient)."""
     if isinstance(exc, HttpStatusError):
@@ -233,6 +405,8 @@ def judge_http(exc: BaseException) -> Verdict:
         if exc.status >= 500:
             return Verdict(RETRY, f"http {exc.status}")
         return Verdict(FAIL, f"http {exc.status}")
+    if isinstance(exc, DeadlineExceeded):
+        return Verdict(RETRY, "deadline")
     if isinstance(exc, requests.Timeout):
         return Verdict(RETRY, "timeout")
     if isinstance(exc, requests.ConnectionError):
@@ -245,7 +419,8 @@ def judge_http(exc: BaseException) -> Verdict:
 
 
 class JsonClient:
-    """GET JSON from one service: allowed hosts only, a size cap, a rate limit, retries."""
+    """GET JSON from one service: its host only (redirects are refused, not followed), a size
+    cap enforced while reading, a deadline per attempt, a rate limit, retries."""
 
     def __init__(
         self,
@@ -274,15 +449,17 @@ class JsonClient:
 
         def attempt() -> Any:
             self.limiter.wait()
+            policy = self.retrying.policy
+            deadline = Deadline.start(self.retrying.clock, policy.deadline)
             with self.session.get(
-                url, params=params, timeout=self.retrying.policy.timeout, stream=True, allow_redirects=False
+                url, params=params, timeout=policy.timeout, stream=True, allow_redirects=False
             ) as answer:
                 if answer.is_redirect:
                     raise GenremapError(f"{self.service} redirected {url} elsewhere; not followed")
                 if answer.status_code >= 400:
                     raise HttpStatusError(answer.status_code, answer.headers, url)
                 body = bytearray()
-                for chunk in answer.iter_content(65536):
+                for chunk in iter_body(answer, deadline):
                     body += chunk
                     if len(body) > self.max_bytes:
                         raise GenremapError(f"{self.service} answer larger than {self.max_bytes} bytes: {url}")

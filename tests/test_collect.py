@@ -1,5 +1,5 @@
 """`collect` against a loopback fake of the Spotify Web API: modes, minimal requests, faults,
-Retry-After, resumability after SIGKILL, credentials."""
+Retry-After and its bounds, deadlines, resumability after SIGKILL, credentials, https only."""
 
 from __future__ import annotations
 
@@ -15,31 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes.clock import FakeClock
 from fakes.spotify import Catalog, FakeSpotify, Faults
 from typer.testing import CliRunner
 
 from genremap.cli import app
 from genremap.collectors.spotify import CollectConfig, SpotifyCollector, load_collect_config, read_credentials
 from genremap.errors import UsageError
-from genremap.http import Retrying, RetryPolicy, TooLongToWait
+from genremap.http import GaveUp, Retrying, RetryPolicy, TooLongToWait
 from genremap.store import Store
 
 TERMS = ["rock", "jazz", "Disco"]
-
-
-class FakeClock:
-    """Time that passes only when slept: waits are recorded, never spent."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +182,40 @@ def test_retry_after_beyond_max_wait_stops_with_progress_saved(catalog: Catalog,
     assert {t[0] for t in snapshot(tmp_path / "s.db")["tracks"]} == catalog.expected(TERMS)
 
 
+def test_a_server_that_always_answers_429_is_given_up_with_progress_saved(catalog: Catalog, tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    faults = Faults(rate_429=1.0, retry_after=5, endpoints=frozenset({"artist"}))  # searches answer, artists never
+    with FakeSpotify(catalog, faults=faults) as fake:
+        clock = FakeClock(max_sleeps=200)  # a client that waits forever fails here instead of hanging
+        with pytest.raises(
+            GaveUp, match=r"Spotify artist: asked to wait 13 times \(last: http 429\); progress is saved"
+        ):
+            collect(fake, db, terms=["jazz"], clock=clock)
+        assert fake.requests["artist"] == 13 and clock.sleeps == [5.0] * 12  # each wait honoured, 12 at most
+    with Store.open(db) as store:
+        assert store.search_checkpoint("jazz", "")[2] is True  # the search pages are kept
+    assert snapshot(db)["consulted"] == []  # no artist half-written
+    with FakeSpotify(catalog) as fake:
+        collect(fake, db, terms=["jazz"])  # resumes with the artists
+        assert fake.requests["search"] == 0
+    with FakeSpotify(catalog) as fake:
+        collect(fake, tmp_path / "clean.db", terms=["jazz"])
+    assert snapshot(db) == snapshot(tmp_path / "clean.db")
+
+
+def test_a_trickling_answer_is_cut_at_the_deadline_and_retried(catalog: Catalog, tmp_path: Path) -> None:
+    """One byte every 2 s of fake time: the per-read timeout never fires, the 30 s deadline does."""
+    with FakeSpotify(catalog) as clean:
+        collect(clean, tmp_path / "clean.db", terms=["jazz"])
+    clock = FakeClock()
+    faults = Faults(script={("search", 2): "trickle", ("artist", 1): "trickle"})
+    with FakeSpotify(catalog, faults=faults, advance=clock.advance) as fake:
+        policy = RetryPolicy(seed=1, timeout=5.0, deadline=30.0)
+        _, retrying = collect(fake, tmp_path / "s.db", terms=["jazz"], clock=clock, policy=policy)
+    assert retrying.stats.errors["deadline"] == 2 and retrying.stats.errors["timeout"] == 0
+    assert snapshot(tmp_path / "s.db") == snapshot(tmp_path / "clean.db")
+
+
 def test_expired_token_is_fetched_again(catalog: Catalog, tmp_path: Path) -> None:
     with FakeSpotify(catalog, faults=Faults(script={("artist", 2): "401"})) as fake:
         collect(fake, tmp_path / "s.db", terms=["jazz"])
@@ -249,6 +269,28 @@ def test_credentials_come_from_the_environment_or_an_env_file(tmp_path: Path, mo
     env = tmp_path / ".env"
     env.write_text("# app\nexport SPOTIPY_CLIENT_ID='file-id'\nSPOTIPY_CLIENT_SECRET=\"file-secret\"\n")
     assert read_credentials(env) == ("file-id", "file-secret")
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"terms: [rock]\nmarket: caf\xe9\n", ":2: not valid UTF-8"),
+        (b"terms: [rock]\nfetch:\n  analysis_segments: lots\n", "fetch.analysis_segments must be an integer"),
+        (b"terms: [rock]\nfetch:\n  all_artists: 'no'\n", "fetch.all_artists must be true or false"),
+        (b"terms: [rock]\nmarket: NO\n", "'market' must be a country code in quotes"),
+        (b"terms: [rock]\nresults_per_term: true\n", "results_per_term must be an integer"),
+        (b"{1: 2, terms: [rock]}\n", "unknown key(s) 1 (allowed"),
+        (b"terms: " + b"[" * 5000, "nested too deeply"),
+        (b"terms: [rock\n", ":2:1: invalid YAML"),
+    ],
+)
+def test_a_malformed_config_is_one_line_naming_the_file(tmp_path: Path, content: bytes, expected: str) -> None:
+    path = tmp_path / "collect.yaml"
+    path.write_bytes(content)
+    with pytest.raises(UsageError) as raised:
+        load_collect_config(path)
+    assert expected in raised.value.message and str(path) in raised.value.message
+    assert "\n" not in raised.value.message and raised.value.exit_code == 2
 
 
 def test_default_config_is_the_notebooks_terms_with_the_comma_fixed() -> None:
@@ -322,6 +364,78 @@ def test_cli_missing_credentials_exit_2(tmp_path: Path) -> None:
     assert result.stderr.count("\n") == 1 and "SPOTIPY_CLIENT_ID" in result.stderr
 
 
+def _lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        (b"SPOTIPY_CLIENT_ID=abc\nSPOTIPY_CLIENT_SECRET=s3cret-\xff-value\n", 2),  # not UTF-8
+        (b"# app\nSPOTIPY_CLIENT_ID=abc\ns3cret-value-pasted-alone\n", 3),  # not KEY=VALUE
+    ],
+)
+def test_cli_a_malformed_env_file_is_one_line_without_the_secret(
+    fake: FakeSpotify, tmp_path: Path, content: bytes, line: int
+) -> None:
+    env_file = tmp_path / "app.env"
+    env_file.write_bytes(content)
+    args = [*_cli_args(fake, tmp_path / "s.db", "jazz"), "--env-file", str(env_file)]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert len(_lines(result.output)) == 1 and f"--env-file {env_file}:{line}: " in result.output
+    assert "s3cret" not in result.output and "Traceback" not in result.output
+    assert sum(fake.requests.values()) == 0
+
+
+def test_cli_a_config_that_is_not_utf8_is_one_line(fake: FakeSpotify, tmp_path: Path) -> None:
+    config = tmp_path / "collect.yaml"
+    config.write_bytes(b"terms:\n  - caf\xe9\n")
+    result = CliRunner().invoke(
+        app, [*_cli_args(fake, tmp_path / "s.db"), "--config", str(config)], env={**_cli_env(fake), "COLUMNS": "400"}
+    )
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert _lines(result.output) == [f"error: collect config {config}:2: not valid UTF-8; save the file as UTF-8"]
+
+
+@pytest.mark.parametrize("option", ["--auth-url", "--api-base"])
+def test_cli_plain_http_off_loopback_is_refused_before_the_credentials_are_read(
+    fake: FakeSpotify, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: str
+) -> None:
+    db = tmp_path / "s.db"
+    args = _cli_args(fake, db, "jazz")
+    args[args.index(option) + 1] = "http://accounts.example.invalid/api/token"
+    env = {**_cli_env(fake, "s3cret-value-123"), "COLUMNS": "400"}
+    result = CliRunner().invoke(app, args, env=env)
+    assert result.exit_code == 2
+    assert _lines(result.output) == [
+        f"error: {option}: https is required, not plain http to accounts.example.invalid "
+        "(plain http only to a loopback host: 127.0.0.0/8, ::1, localhost)"
+    ]
+    assert "s3cret" not in result.output
+    # The refusal comes before the credentials are even looked for (none here, nor the --env-file).
+    monkeypatch.delenv("SPOTIPY_CLIENT_ID", raising=False)
+    monkeypatch.delenv("SPOTIPY_CLIENT_SECRET", raising=False)
+    missing = CliRunner().invoke(app, [*args, "--env-file", str(tmp_path / "none.env")], env={"COLUMNS": "400"})
+    assert missing.exit_code == 2 and "https is required" in missing.output
+    assert sum(fake.requests.values()) == 0 and not db.exists()
+
+
+def test_cli_a_server_that_keeps_saying_wait_ends_like_other_give_ups(catalog: Catalog, tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    faults = Faults(rate_429=1.0, retry_after=0, endpoints=frozenset({"search"}))  # "Retry-After: 0", forever
+    with FakeSpotify(catalog, faults=faults) as fake:
+        result = CliRunner().invoke(app, _cli_args(fake, db, "jazz"), env={**_cli_env(fake), "COLUMNS": "400"})
+        assert fake.requests["search"] == 13
+    assert result.exit_code == 1
+    assert _lines(result.output)[-1] == (
+        "error: Spotify search: asked to wait 13 times (last: http 429); "
+        "progress is saved, run the same command again later"
+    )
+    with Store.open(db) as store:
+        assert store.search_checkpoint("jazz", "")[::2] == (0, False)  # nothing half-written: resumable
+
+
 def test_cli_max_wait_exits_non_zero_at_once(catalog: Catalog, tmp_path: Path) -> None:
     with FakeSpotify(catalog, faults=Faults(script={("search", 2): "429"}, retry_after=3600)) as fake:
         started = time.monotonic()
@@ -360,8 +474,10 @@ def test_kill_9_at_random_points_then_resume_gives_the_same_store(catalog: Catal
             deadline = time.monotonic() + 60
             while sum(fake.requests.values()) < kill_after and process.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.005)
+            assert process.poll() is None, "the run ended on its own before the kill"
             process.send_signal(signal.SIGKILL)
-            process.wait()
+            assert process.wait() == -signal.SIGKILL  # the kill landed
+        assert snapshot(db) != snapshot(reference)  # and cut the work short: the finisher has something to do
         finisher = _collect_process(fake, db, terms)
         assert finisher.wait(timeout=120) == 0, finisher.stderr.read() if finisher.stderr else ""
         # a kill costs at most the requests in flight: committed pages and artists are never fetched again

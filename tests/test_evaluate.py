@@ -198,6 +198,18 @@ def test_warns_about_thin_or_missing_test_classes_and_imputes_gaps(
     assert (root / CONFUSION_PNG).read_bytes().startswith(PNG_SIGNATURE)
 
 
+def test_warns_when_an_artist_is_in_more_than_one_split(tmp_path: Path) -> None:
+    """The artist-disjoint scores are only that if no artist crosses splits: say so when one does."""
+    root = write_dataset(tmp_path / "ds", n_features=4, tracks_per_artist=2)
+    for name in ("tracks.csv", "features.csv"):
+        frame = pd.read_csv(root / name, dtype=str)
+        frame.loc[frame["track_id"] == "tr00101", "split"] = "test"  # one track of train artist ar001
+        frame.to_csv(root / name, index=False)
+    report = evaluate_dataset(root, models=("logistic_regression",))
+    shared = "1 artist(s) appear in more than one split (first 'ar001')"
+    assert report["warnings"] == [f"{shared}: the artist-disjoint scores are not artist-disjoint"]
+
+
 def _drop_split(name: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
     return lambda f: f[f["split"] != name]
 

@@ -461,6 +461,17 @@ def test_script_slow_exceeds_client_timeout(catalog: Catalog) -> None:
         assert fake.requests["search"] == 3
 
 
+def test_script_trickle_sends_the_normal_answer_one_byte_at_a_time_in_fake_time(catalog: Catalog) -> None:
+    steps: list[float] = []
+    faults = Faults(trickle_seconds=2.0, trickle_pause=0.0, script={("search", 1): "trickle"})
+    with FakeSpotify(catalog, faults=faults, advance=steps.append) as fake:
+        token = token_for(fake)
+        trickled = get(fake, "search", token, q="love", type="track")
+        normal = get(fake, "search", token, q="love", type="track")
+    assert trickled.status_code == 200 and trickled.json() == normal.json()
+    assert steps == [2.0] * len(trickled.content)  # the fake clock moved 2 s per byte
+
+
 def test_script_malformed(catalog: Catalog) -> None:
     with FakeSpotify(catalog, faults=Faults(script={("search", 1): "malformed", ("search", 2): "malformed"})) as fake:
         answer = get(fake, "search", token_for(fake), q="love", type="track")

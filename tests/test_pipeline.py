@@ -99,6 +99,19 @@ def test_build_audio_features_evaluate(
     assert (out / "confusion_matrix.png").read_bytes().startswith(b"\x89PNG")
 
 
+def _journaled(journal: Path) -> set[str]:
+    """Track ids an `audio` run recorded as found in its journal (a line cut by the kill is skipped)."""
+    found = set()
+    for line in journal.read_text(encoding="utf-8").splitlines() if journal.exists() else []:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("status") == "found":
+            found.add(entry["track_id"])
+    return found
+
+
 def test_audio_killed_with_sigkill_resumes_without_refetching(
     runner: CliRunner, sample_db: Path, test_rules_dir: Path, tmp_path: Path
 ) -> None:
@@ -130,14 +143,21 @@ def test_audio_killed_with_sigkill_resumes_without_refetching(
         deadline = time.monotonic() + 60
         while deezer.requests["preview"] < len(tracks) // 2 and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
+        assert process.poll() is None, "the run ended on its own before the kill"
         process.send_signal(signal.SIGKILL)
-        process.wait()
+        assert process.wait() == -signal.SIGKILL  # the kill landed
         first_run = deezer.requests["preview"]
         assert first_run < len(tracks), "the kill came too late to test anything"
+        recorded = _journaled(out / "audio" / ".manifest.journal")  # what the killed run had recorded as found
+        assert recorded, "the kill came before any track was recorded"
+        before = dict(deezer.resources)
         finished = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy(), check=False)
         assert finished.returncode == 0, finished.stderr
-        # files saved before the kill are not downloaded again: at most the ones in flight are
-        assert deezer.requests["preview"] <= len(tracks) + 2
+        # Files recorded before the kill are not downloaded again; every other track (in flight, or
+        # done but not yet recorded, however many thread timing left) is downloaded exactly once.
+        again = {name: n - before.get(name, 0) for name, n in deezer.resources.items() if n > before.get(name, 0)}
+        expected = {f"preview/dz{i + 1}": 1 for i, t in enumerate(tracks) if t["track_id"] not in recorded}
+        assert again == expected
     manifest = list(csv.DictReader((out / "audio" / "manifest.csv").open()))
     assert len(manifest) == len(tracks) and all(r["status"] == "found" for r in manifest)
     leftovers = [p for p in (out / "audio").rglob("*") if p.is_file() and p.suffix not in (".mp3", ".csv")]

@@ -7,14 +7,15 @@ import hashlib
 import io
 import json
 import os
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from fakes.clock import FakeClock
 from fakes.deezer import FakeDeezer, FakeTrack
+from typer.testing import CliRunner
 
 from genremap.audio.previews import (
     DEEZER_DOWNLOAD,
@@ -37,29 +38,12 @@ from genremap.audio.previews import (
     search_query,
     short_title,
 )
+from genremap.cli import app
 from genremap.dataset.export import TRACK_COLUMNS
 from genremap.errors import UsageError
 from genremap.http import GaveUp, Retrying, RetryPolicy, TooLongToWait
 
 COLUMNS = tuple(TRACK_COLUMNS)  # what genremap build writes
-
-
-class FakeClock:
-    """A thread-safe clock that only moves when slept on; every sleep is recorded."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-        self._lock = threading.Lock()
-
-    def monotonic(self) -> float:
-        with self._lock:
-            return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.now += max(0.0, seconds)
 
 
 _MP3_CACHE: dict[int, bytes] = {}
@@ -148,7 +132,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def fake(clock: FakeClock) -> Iterator[FakeDeezer]:
-    with FakeDeezer(catalog(), timer=clock.monotonic, oversize_bytes=60_000) as server:
+    with FakeDeezer(catalog(), timer=clock.monotonic, oversize_bytes=60_000, advance=clock.advance) as server:
         yield server
 
 
@@ -341,6 +325,39 @@ def test_an_api_error_fails_that_track_only(tmp_path: Path, fake: FakeDeezer, ru
     assert [o.status for o in again.outcomes] == ["found", "found"] and again.skipped == 1
 
 
+def test_a_trickling_download_fails_at_the_deadline_and_the_run_goes_on(
+    tmp_path: Path, fake: FakeDeezer, run: Any
+) -> None:
+    """One byte every 2 s (fake time): each read comes in well under the timeout, so only an
+    overall deadline ends it, as a failed track with its reason; the next run fetches it."""
+    fake.set_faults({("preview/dz2", 1): "trickle"})
+    rows = [row("t1", "Queen", "Another One Bites the Dust", 215), row("t2", "Daft Punk", "One More Time", 320)]
+    root = write_dataset(tmp_path / "ds", rows)
+    result = run(root, workers=1, policy={"deadline": 60.0})
+    first = result.outcomes[0]
+    assert [o.status for o in result.outcomes] == ["failed", "found"]
+    assert first.reason.startswith("download: no complete answer from http://127.0.0.1")
+    assert "/preview/dz2.mp3 within the 60 s deadline" in first.reason
+    assert fake.resources["preview/dz2"] == 1  # a trickle is not retried within the run
+    assert result.stats.errors["deadline"] == 1
+    assert files_under(root) == ["manifest.csv", "rock/t2.mp3"]  # nothing half-written
+    again = run(root)
+    assert [o.status for o in again.outcomes] == ["found", "found"]
+    assert (root / "audio" / "rock" / "t1.mp3").read_bytes() == mp3(2)
+
+
+def test_a_preview_host_that_always_says_wait_fails_the_track_only(
+    tmp_path: Path, fake: FakeDeezer, clock: FakeClock, run: Any
+) -> None:
+    fake.set_faults({("preview/dz2", n): "503-retry-after:1" for n in range(1, 100)})
+    clock.max_sleeps = 100  # a client that waits forever fails here instead of hanging
+    rows = [row("t1", "Queen", "Another One Bites the Dust", 215), row("t2", "Daft Punk", "One More Time", 320)]
+    result = run(write_dataset(tmp_path / "ds", rows), workers=1)
+    assert [o.status for o in result.outcomes] == ["failed", "found"]
+    assert result.outcomes[0].reason == "preview download deezer.preview: asked to wait 13 times (last: http 503)"
+    assert fake.resources["preview/dz2"] == 13
+
+
 def test_a_deezer_api_that_keeps_failing_stops_the_run(tmp_path: Path, fake: FakeDeezer, run: Any) -> None:
     fake.set_faults({("search", n): "500" for n in range(1, 20)})
     root = write_dataset(tmp_path / "ds", [row("t1", "Queen", "Another One Bites the Dust", 215)])
@@ -493,6 +510,62 @@ def test_plain_http_preview_url_is_refused_before_any_request(tmp_path: Path, fa
     with pytest.raises(UsageError, match=r"refusing plain-http preview_url t2: http://127\.0\.0\.1"):
         fetch_previews(root, deezer_api="https://api.deezer.com")
     assert fake.total_requests == 0
+
+
+def test_cli_plain_http_deezer_api_and_a_bad_deadline_are_refused(tmp_path: Path, fake: FakeDeezer) -> None:
+    root = write_dataset(tmp_path / "ds", [row("t1", "Queen", "Another One Bites the Dust", 215)])
+    runner = CliRunner()
+    plain = runner.invoke(app, ["audio", "--dataset", str(root), "--deezer-api", "http://api.deezer.com"])
+    assert plain.exit_code == 2 and plain.output.count("\n") == 1
+    assert "--deezer-api http://api.deezer.com: plain http to api.deezer.com is refused: https is required" in (
+        plain.output
+    )
+    for bad in ("0", "-1", "nan", "inf"):
+        refused = runner.invoke(app, ["audio", "--dataset", str(root), "--deadline", bad])
+        assert refused.exit_code == 2 and f"--deadline {bad}: expected a positive number of seconds" in refused.output
+    assert fake.total_requests == 0 and not (root / "audio").exists()
+
+
+BAD_TRACKS = [
+    ("latin-1", "t1,Caf\xe9 del Mar,a1,Energy 52,house,train\n".encode("latin-1"), ":2: not valid UTF-8"),
+    ("missing columns", b"", "missing column(s) artist_id, artist_name, target, split"),
+    ("extra field", b"t1,Song,a1,Artist,rock,train,oops\n", ":2: 7 fields where the header has 6"),
+    ("unterminated quote", b't1,"Song,a1,Artist,rock,train\n', ":2: malformed CSV (unexpected end of data)"),
+    (
+        "stray quote",
+        b't1,"Song,a1,Artist,rock,train\nt2,Song,a2,Artist,jazz,test\nt3,Other",a3,Artist,rock,train\n',
+        ":2: a quoted field runs over the next line(s) and takes whole rows with it",
+    ),
+    (
+        "stray quote, width changed",
+        b't1,"Song,a1,Artist,rock,train\nt2,Song,a2,Artist,jazz,test\nt3,Other",a3,Artist,rock,train,x\n',
+        ":2: 7 fields where the header has 6 (the record runs over 3 lines: a stray",
+    ),
+    (
+        "stray quote, then a quote inside a name",
+        b't1,"Song,a1,Artist,rock,train\nt2,Say "Hi",a2,Artist,jazz,test\n',
+        ":2: malformed CSV",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "expected"), BAD_TRACKS, ids=[c[0] for c in BAD_TRACKS])
+def test_cli_a_malformed_tracks_csv_is_one_line_naming_the_file_and_line(
+    tmp_path: Path, case: str, body: bytes, expected: str
+) -> None:
+    root = tmp_path / "ds"
+    root.mkdir()
+    header = (
+        b"track_id,track_name\n"
+        if case == "missing columns"
+        else b"track_id,track_name,artist_id,artist_name,target,split\n"
+    )
+    (root / "tracks.csv").write_bytes(header + body)
+    result = CliRunner().invoke(app, ["audio", "--dataset", str(root)], env={"COLUMNS": "400"})
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
+    assert f"error: {root / 'tracks.csv'}" in result.output and expected in result.output
+    assert not (root / "audio").exists()
 
 
 def test_https_and_allowed_hosts_only(tmp_path: Path, fake: FakeDeezer, run: Any) -> None:

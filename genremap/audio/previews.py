@@ -9,8 +9,9 @@ threshold and its duration agrees with the track's. Files land in `DIR/audio/<ta
 one row per track of tracks.csv.
 
 Safety first: only https (plain http only to a loopback host named with --allow-host), only
-allowed hosts (redirects included), a size cap enforced while streaming, an audio content
-type and an MP3 header, names made from track ids only, and every file written to a
+allowed hosts (redirects included), a size cap enforced while streaming, a deadline for each
+whole download (a trickling host fails its track instead of holding the run), an audio
+content type and an MP3 header, names made from track ids only, and every file written to a
 temporary name in its folder and renamed only once it passed every check.
 """
 
@@ -45,6 +46,8 @@ from genremap.http import (
     RETRY,
     WAIT,
     Clock,
+    Deadline,
+    DeadlineExceeded,
     GaveUp,
     HttpStatusError,
     MalformedBody,
@@ -52,6 +55,8 @@ from genremap.http import (
     Retrying,
     Stats,
     Verdict,
+    is_loopback,
+    iter_body,
     judge_http,
 )
 
@@ -202,16 +207,6 @@ class PreviewResult:
 # --- hosts --------------------------------------------------------------------------------
 
 
-def is_loopback(host: str) -> bool:
-    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _has_port(host: str) -> bool:
     """True for "host:port" (an IPv6 address has colons too, but is no host:port)."""
     if ":" not in host:
@@ -265,7 +260,7 @@ class HostPolicy:
             if any(_host_matches(host, entry) for entry in self.explicit) and is_loopback(host):
                 return None
             return (
-                f"plain http to {host} is refused: only https is fetched "
+                f"plain http to {host} is refused: https is required "
                 "(plain http only to a loopback host given with --allow-host)"
             )
         if any(_host_matches(host, entry) for entry in self.allowed):
@@ -502,6 +497,8 @@ class Cancelled(BaseException):
 def _judge(exc: BaseException) -> Verdict:
     if isinstance(exc, Rejected | DeezerError | Cancelled):
         return Verdict(FAIL, type(exc).__name__)
+    if isinstance(exc, DeadlineExceeded):  # a trickle would trickle again: the track fails, the run goes on
+        return Verdict(FAIL, "deadline")
     if isinstance(exc, DeezerBusy):
         return Verdict(RETRY, "deezer busy")
     if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
@@ -611,10 +608,8 @@ class _Fetcher:
     def _merge(self, *parts: Retrying) -> None:
         with self._stats_lock:
             for part in parts:
-                for target in (self.run_stats, self.retrying.stats):
-                    for name in ("requests", "retries", "throttled", "errors", "failed"):
-                        getattr(target, name).update(getattr(part.stats, name))
-                    target.waited += part.stats.waited
+                self.run_stats.merge(part.stats)
+                self.retrying.stats.merge(part.stats)
                 part.stats = Stats()
 
     def _check_stop(self) -> None:
@@ -643,6 +638,7 @@ class _Fetcher:
             self._check_stop()
             self.limiter.wait(_host(url))
             timeout = retrying.policy.timeout
+            deadline = Deadline.start(self.clock, retrying.policy.deadline)
             with self.session().get(
                 url,
                 params=params,
@@ -654,7 +650,7 @@ class _Fetcher:
                 if not 200 <= answer.status_code < 300:
                     raise HttpStatusError(answer.status_code, answer.headers, url)
                 body = bytearray()
-                for chunk in answer.iter_content(CHUNK):
+                for chunk in iter_body(answer, deadline, CHUNK):
                     body += chunk
                     if len(body) > API_MAX_BYTES:
                         raise DeezerError(f"{SERVICE} answer larger than {API_MAX_BYTES:,} bytes: {url}")
@@ -712,6 +708,7 @@ class _Fetcher:
 
         def attempt() -> tuple[int, str]:
             current = url
+            deadline = Deadline.start(self.clock, retrying.policy.deadline)  # redirects included
             for _ in range(MAX_REDIRECTS + 1):
                 self._check_stop()
                 refused = self.hosts.problem(current)
@@ -730,12 +727,12 @@ class _Fetcher:
                         continue
                     if not 200 <= answer.status_code < 300:
                         raise HttpStatusError(answer.status_code, answer.headers, current)
-                    return self._save(answer, dest)
+                    return self._save(answer, dest, deadline)
             raise Rejected(f"more than {MAX_REDIRECTS} redirects from {url}")
 
         return retrying.run(endpoint, attempt, _judge)
 
-    def _save(self, answer: requests.Response, dest: Path) -> tuple[int, str]:
+    def _save(self, answer: requests.Response, dest: Path, deadline: Deadline) -> tuple[int, str]:
         ctype = answer.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if ctype not in MP3_TYPES and ctype != OCTET_STREAM:
             raise Rejected(f"content type {ctype or '(none)'} is not audio/mpeg")
@@ -749,10 +746,8 @@ class _Fetcher:
         try:
             digest, total, head, checked = hashlib.sha256(), 0, b"", False
             with os.fdopen(handle, "wb") as out:
-                for chunk in answer.iter_content(CHUNK):
+                for chunk in iter_body(answer, deadline, CHUNK):
                     self._check_stop()
-                    if not chunk:
-                        continue
                     total += len(chunk)
                     if total > self.max_bytes:
                         raise Rejected(f"body over the {self.max_bytes:,}-byte cap (stopped at {total:,} bytes)")
@@ -1068,7 +1063,9 @@ def fetch_previews(
     with an ID3 tag or an MPEG frame, and stay under --max-bytes (default 5 MB) however its
     size is announced; a refused body leaves nothing behind. --workers threads (default 4)
     share a limit of 50 requests per 5 s per host; Deezer's quota answers are waited out and
-    server errors, timeouts and dropped connections retried with backoff.
+    server errors, timeouts and dropped connections retried with backoff, within the bounds
+    of the retry policy. A download (or Deezer answer) that does not complete within the
+    policy's `deadline` fails its track, with the reason, and is not retried in this run.
 
     Re-running resumes: a found track whose file still has its recorded sha256 is skipped
     without a request, earlier missing or rejected answers are kept (--retry-missing asks

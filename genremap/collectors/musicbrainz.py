@@ -22,7 +22,7 @@ from rapidfuzz import fuzz
 
 from genremap import __version__
 from genremap.errors import GenremapError, UsageError
-from genremap.http import HttpStatusError, JsonClient, Retrying, Stats
+from genremap.http import HttpStatusError, JsonClient, Retrying, Stats, require_https
 from genremap.normalize import normalize_name
 from genremap.store import Store
 
@@ -204,10 +204,8 @@ def parse_genres(body: Any) -> list[tuple[str, int]]:
 
 
 def _check_api(api: str) -> str:
-    parts = urlsplit(api)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--mb-api {api!r}: expected an http(s) URL such as {DEFAULT_MB_API}")
-    return api.rstrip("/")
+    """The API base without a trailing slash; https only (plain http to a loopback host only)."""
+    return require_https(api, "--mb-api").strip().rstrip("/")
 
 
 def _is_official(api: str) -> bool:
@@ -301,7 +299,8 @@ def enrich_musicbrainz(
     resumes where it stopped. MusicBrainz allows one request per second (each artist costs one
     search, plus one lookup when matched) and asks for a User-Agent with a contact
     (--contact, default the project URL). A 503 is waited out (its Retry-After exactly, up to
-    --max-wait), other failures are retried with backoff.
+    --max-wait), other failures are retried with backoff, within the retry policy's bounds.
+    `api` must be https (plain http only to a loopback host), checked before any request.
 
     `on_artist(done, total)` is called before the first artist and after each one;
     `on_match` receives each artist's answer once it is saved. On an exception, the answers

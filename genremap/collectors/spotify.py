@@ -29,7 +29,18 @@ from spotipy.exceptions import SpotifyException
 from spotipy.oauth2 import SpotifyClientCredentials, SpotifyOauthError
 
 from genremap.errors import UsageError
-from genremap.http import FAIL, RETRY, WAIT, MalformedBody, Retrying, Verdict, retry_after_seconds
+from genremap.http import (
+    FAIL,
+    RETRY,
+    WAIT,
+    DeadlineExceeded,
+    DeadlineSession,
+    MalformedBody,
+    Retrying,
+    Verdict,
+    require_https,
+    retry_after_seconds,
+)
 from genremap.store import ArtistRecord, Store, TrackRecord
 
 DEFAULT_API_BASE = "https://api.spotify.com/v1/"
@@ -62,21 +73,46 @@ def default_config_path() -> Path:
     return Path(str(resources.files("genremap").joinpath("data", "collect.yaml")))
 
 
+def _read_text(path: Path, what: str) -> str:
+    """A UTF-8 text file, or a UsageError naming it (and the line of a byte that is not UTF-8).
+
+    Never quotes the content: these files may hold credentials."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{what} {path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        return data.decode("utf-8-sig")  # a leading BOM (Windows editors) is no part of the first key
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise UsageError(f"{what} {path}:{line}: not valid UTF-8; save the file as UTF-8") from None
+
+
+def _flag(fetch: dict[Any, Any], key: str, path: Path) -> bool:
+    value = fetch.get(key, False)
+    if not isinstance(value, bool):
+        raise UsageError(f"{path}: fetch.{key} must be true or false")
+    return value
+
+
 def load_collect_config(path: Path | None) -> CollectConfig:
     """Read collect.yaml (`--config`, else ./collect.yaml, else the packaged notebook terms)."""
     if path is None:
         path = Path("collect.yaml") if Path("collect.yaml").is_file() else default_config_path()
     if not path.is_file():
         raise UsageError(f"collect config not found: {path}")
+    text = _read_text(path, "collect config")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         raise UsageError(f"{where}: invalid YAML in the collect config") from None
+    except RecursionError:
+        raise UsageError(f"{path}: nested too deeply to be a collect config") from None
     if not isinstance(data, dict):
         raise UsageError(f"{path}: expected a mapping with keys terms, market, results_per_term, fetch")
-    unknown = set(data) - {"terms", "market", "results_per_term", "fetch"}
+    unknown = {str(k) for k in data} - {"terms", "market", "results_per_term", "fetch"}
     if unknown:
         raise UsageError(
             f"{path}: unknown key(s) {', '.join(sorted(unknown))} (allowed: terms, market, results_per_term, fetch)"
@@ -84,36 +120,48 @@ def load_collect_config(path: Path | None) -> CollectConfig:
     terms = data.get("terms") or []
     if not isinstance(terms, list) or not all(isinstance(t, str) and t.strip() for t in terms):
         raise UsageError(f"{path}: 'terms' must be a list of non-empty strings")
+    market = data.get("market")
+    market = "" if market is None else market
+    if not isinstance(market, str):  # YAML reads NO (Norway) as false: the code must be quoted
+        raise UsageError(f"{path}: 'market' must be a country code in quotes, such as \"US\"")
     fetch = data.get("fetch") or {}
     if not isinstance(fetch, dict):
         raise UsageError(f"{path}: 'fetch' must be a mapping")
-    bad = set(fetch) - {"all_artists", "audio_features", "audio_analysis", "analysis_segments"}
+    bad = {str(k) for k in fetch} - {"all_artists", "audio_features", "audio_analysis", "analysis_segments"}
     if bad:
         raise UsageError(f"{path}: unknown fetch option(s) {', '.join(sorted(bad))}")
     per_term = data.get("results_per_term", SEARCH_CAP)
-    if not isinstance(per_term, int) or not 1 <= per_term <= SEARCH_CAP:
+    if isinstance(per_term, bool) or not isinstance(per_term, int) or not 1 <= per_term <= SEARCH_CAP:
         raise UsageError(f"{path}: results_per_term must be an integer from 1 to {SEARCH_CAP}")
+    segments = fetch.get("analysis_segments", 125)
+    if isinstance(segments, bool) or not isinstance(segments, int) or not 1 <= segments <= 10_000:
+        raise UsageError(f"{path}: fetch.analysis_segments must be an integer from 1 to 10000")
     return CollectConfig(
         terms=[t.strip() for t in terms],
-        market=str(data.get("market") or ""),
+        market=market,
         results_per_term=per_term,
-        all_artists=bool(fetch.get("all_artists", False)),
-        audio_features=bool(fetch.get("audio_features", False)),
-        audio_analysis=bool(fetch.get("audio_analysis", False)),
-        analysis_segments=int(fetch.get("analysis_segments", 125)),
+        all_artists=_flag(fetch, "all_artists", path),
+        audio_features=_flag(fetch, "audio_features", path),
+        audio_analysis=_flag(fetch, "audio_analysis", path),
+        analysis_segments=segments,
     )
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines of a .env file (comments, `export ` and quotes allowed)."""
+    """KEY=VALUE lines of a .env file (blank lines, comments, `export ` and quotes allowed).
+
+    Anything else is a UsageError naming the file and line, never quoting it (a line may be
+    a secret pasted on its own)."""
     if not path.is_file():
         raise UsageError(f"--env-file not found: {path}")
     values: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(_read_text(path, "--env-file").splitlines(), start=1):
         line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
+        if not line or line.startswith("#"):
             continue
-        key, _, value = line.removeprefix("export ").partition("=")
+        key, equals, value = line.removeprefix("export ").partition("=")
+        if not equals or not key.strip() or any(ch.isspace() for ch in key.strip()):
+            raise UsageError(f"--env-file {path}:{number}: expected KEY=VALUE (or a # comment)")
         values[key.strip()] = value.strip().strip("'\"")
     return values
 
@@ -131,6 +179,13 @@ def read_credentials(env_file: Path | None = None) -> tuple[str, str]:
             f"(or in a file passed with --env-file); create an app at https://developer.spotify.com/dashboard"
         )
     return client_id, secret
+
+
+def check_endpoints(api_base: str, auth_url: str) -> None:
+    """Refuse (UsageError, before any connection) an API or token URL that is not https, unless
+    it is on a loopback host: the token request carries the client id and secret."""
+    require_https(auth_url, "--auth-url")
+    require_https(api_base, "--api-base")
 
 
 class CredentialsRejected(UsageError):
@@ -166,6 +221,8 @@ def judge_spotify(exc: BaseException) -> Verdict:
         if status == 401:
             return Verdict(RETRY, "http 401")  # an expired or revoked token: fetched again
         return Verdict(FAIL, f"http {status}")
+    if isinstance(exc, DeadlineExceeded):
+        return Verdict(RETRY, "deadline")
     if isinstance(exc, requests.Timeout):
         return Verdict(RETRY, "timeout")
     if isinstance(exc, requests.RequestException):
@@ -258,13 +315,15 @@ class SpotifyCollector:
         auth_url: str = DEFAULT_AUTH_URL,
         progress: Progress | None = None,
     ) -> None:
+        check_endpoints(api_base, auth_url)
         self.store = store
         self.config = config
         self.retrying = retrying
         self.progress = progress or Progress()
         self.summary = CollectSummary()
         self._flushed: dict[str, dict[str, int]] = {"requests": {}, "throttled": {}, "errors": {}}
-        session = requests.Session()  # no retry adapter: genremap owns retries
+        # No retry adapter (genremap owns retries); every answer read within the policy's deadline.
+        session = DeadlineSession(retrying.clock, retrying.policy.deadline)
         timeout = retrying.policy.timeout
         self.auth = SpotifyClientCredentials(
             client_id=client_id,

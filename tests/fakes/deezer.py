@@ -18,9 +18,10 @@ status such as "404" or "500", "503-retry-after:N", "malformed" (broken JSON), "
 (answer after `slow_seconds`), "drop" (close without answering), and for previews "html"
 (text/html), "redirect:<URL>" (a 302 to URL), "octet" (the right bytes as application/octet-stream), "not-mp3" (audio/mpeg
 that is not MP3), "truncated" (Content-Length announced, half sent), "oversize",
-"oversize-nolength" (no Content-Length, read until close), "oversize-chunked" (chunked)
-and "lying-length" (Content-Length smaller than the oversize body sent). Oversize bodies
-are the file padded to `oversize_bytes`.
+"oversize-nolength" (no Content-Length, read until close), "oversize-chunked" (chunked),
+"lying-length" (Content-Length smaller than the oversize body sent) and "trickle" (the file,
+one byte every `trickle_seconds` of fake time: see `fakes.loopback.trickle`; pass a fake
+clock's `advance`). Oversize bodies are the file padded to `oversize_bytes`.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from fakes.loopback import LoopbackServer
+from fakes.loopback import LoopbackServer, trickle
 
 QUERY = re.compile(r'^artist:"(?P<artist>[^"]*)" track:"(?P<track>[^"]*)"$')
 QUOTA_ERROR = {"error": {"type": "Exception", "message": "Quota limit exceeded", "code": 4}}
@@ -91,9 +92,15 @@ class FakeDeezer(LoopbackServer):
         slow_seconds: float = 1.0,
         oversize_bytes: int = 200_000,
         lying_length: int = 1_000,
+        advance: Callable[[float], None] = lambda seconds: None,
+        trickle_seconds: float = 2.0,
+        trickle_pause: float = 0.003,
     ) -> None:
         self.faults: dict[tuple[str, int], str] = dict(faults or {})
         self.timer = timer
+        self.advance = advance
+        self.trickle_seconds = trickle_seconds
+        self.trickle_pause = trickle_pause
         self.slow_seconds = slow_seconds
         self.oversize_bytes = oversize_bytes
         self.lying_length = lying_length
@@ -311,6 +318,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         elif fault.startswith("oversize") or fault == "lying-length":
             self._oversize(fault, self._file(resource))
+        elif fault == "trickle":
+            body = self._file(resource)
+            self._count(200)
+            self.send_response(200)
+            self.send_header("Content-Type", "audio/mpeg")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            trickle(self.wfile, body, step=fake.trickle_seconds, advance=fake.advance, pause=fake.trickle_pause)
         else:
             raise ValueError(f"unknown fault {fault!r}")
         return True

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, BinaryIO, Self
 
 
 class QuietServer(ThreadingHTTPServer):
@@ -51,3 +53,17 @@ class LoopbackServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def trickle(out: BinaryIO, body: bytes, *, step: float, advance: Callable[[float], None], pause: float) -> None:
+    """Send `body` one byte at a time, "one byte every `step` seconds" in fake time: before each
+    byte, `advance(step)` (a fake clock's) and a real `pause` (so the client reads the bytes one
+    by one). Stops quietly when the client hangs up."""
+    for byte in body:
+        advance(step)
+        time.sleep(pause)
+        try:
+            out.write(bytes([byte]))
+            out.flush()
+        except OSError:
+            return

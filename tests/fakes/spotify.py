@@ -39,7 +39,7 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import accumulate
@@ -49,6 +49,7 @@ from typing import Any, cast
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import genremap
+from fakes.loopback import trickle
 
 STATS_PATH = Path(genremap.__file__).resolve().parent / "data" / "sample_stats.json"
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -60,7 +61,7 @@ DEFAULT_LIMIT = {"development": 10, "extended": 20}
 MAX_ARTIST_IDS = 50
 MAX_FEATURE_IDS = 100
 ENDPOINTS = ("token", "search", "artist", "artists", "track", "audio-features", "audio-analysis", "preview", "unknown")
-KINDS = ("429", "500", "502", "503", "slow", "malformed", "drop", "401")
+KINDS = ("429", "500", "502", "503", "slow", "malformed", "drop", "401", "trickle")
 
 _ID = re.compile(r"^[0-9A-Za-z]{22}$")
 _WORD = re.compile(r"[^\W_]+")
@@ -762,7 +763,9 @@ class Faults:
     normally), "malformed" (the normal answer with its JSON body cut in half, Content-Length matching the cut body),
     "drop" (close the connection without answering), "401" (the presented token is expired for good and the request
     answered 401 "The access token expired": the client must fetch a new token; on the token endpoint, a 401
-    invalid_client). Rate-based faults never hit the token endpoint; `script` can.
+    invalid_client), "trickle" (the normal answer, its body one byte every `trickle_seconds` of fake time: before
+    each byte the fake calls its `advance`, e.g. a fake clock's, and pauses `trickle_pause` real seconds; script
+    only). Rate-based faults never hit the token endpoint; `script` can.
     """
 
     rate_429: float = 0.0
@@ -772,6 +775,8 @@ class Faults:
     slow_seconds: float = 1.0
     rate_malformed: float = 0.0  # 200 with a truncated JSON body
     rate_drop: float = 0.0  # close the connection without answering
+    trickle_seconds: float = 2.0  # fake seconds per byte of a "trickle" answer
+    trickle_pause: float = 0.003  # real seconds between two bytes of it
     seed: int = 0
     script: dict[tuple[str, int], str] = field(default_factory=dict)
     endpoints: frozenset[str] | None = None  # restrict rate-based faults to these endpoints (None = all but token)
@@ -813,6 +818,7 @@ class FakeSpotify:
         batch_artists_status: int = 403,
         missing_analysis: set[str] | None = None,
         token_error_status: int = 400,
+        advance: Callable[[float], None] = lambda seconds: None,
     ) -> None:
         if mode not in MAX_LIMIT:
             raise ValueError(f"mode must be 'development' or 'extended', not {mode!r}")
@@ -830,6 +836,7 @@ class FakeSpotify:
             missing_analysis = set(random.Random(f"missing:{self.catalog.seed}").sample(ids, max(1, len(ids) // 100)))
         self.missing_analysis = set(missing_analysis)
         self.token_error_status = token_error_status
+        self.advance = advance  # moves the client's fake clock while a "trickle" answer is sent
         self.requests: collections.Counter[str] = collections.Counter()
         self.log: list[tuple[str, str, int]] = []
         self.tokens_issued = 0
@@ -1236,9 +1243,9 @@ class _Handler(BaseHTTPRequestHandler):
             if kind == "malformed":
                 answer.body = answer.body[: len(answer.body) // 2]
         fake._finish(slot, answer.status)
-        self._send(answer)
+        self._send(answer, trickled=kind == "trickle")
 
-    def _send(self, answer: _Answer) -> None:
+    def _send(self, answer: _Answer, trickled: bool = False) -> None:
         try:
             self.send_response(answer.status)
             self.send_header("Content-Type", answer.content_type)
@@ -1246,6 +1253,13 @@ class _Handler(BaseHTTPRequestHandler):
             for name, value in answer.headers.items():
                 self.send_header(name, value)
             self.end_headers()
+            if trickled:
+                faults = self.fake.faults
+                self.wfile.flush()
+                trickle(self.wfile, answer.body, step=faults.trickle_seconds, advance=self.fake.advance,
+                        pause=faults.trickle_pause)  # fmt: skip
+                self.close_connection = True
+                return
             self.wfile.write(answer.body)
             self.wfile.flush()
         except OSError:  # the client gave up (a timeout) or hung up
