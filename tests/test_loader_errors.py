@@ -194,6 +194,31 @@ CASES = [
         Case(REGEX + "    patterns: ['" + "(" * 1200 + ")" * 1200 + "']\n", 5, 16, "nested too deeply"),
         id="regex-nested-too-deep",
     ),
+    # Rule regexes are RE2 (linear time): Python-only syntax is refused, naming the construct.
+    pytest.param(
+        Case(REGEX + "    patterns: [ok, '(?<!dark )trap']\n", 5, 20, "bad regex '(?<!dark )trap' in rule 'trap': lookbehind '(?<!...)' is not supported: rule regexes use RE2 syntax"),
+        id="regex-lookbehind",
+    ),
+    pytest.param(
+        Case(REGEX + "    patterns: '^trap(?= metal)'\n", 5, 15, "lookahead '(?=...)' is not supported"),
+        id="regex-lookahead",
+    ),
+    pytest.param(
+        Case(REGEX + "    patterns: ['(\\w+) \\1']\n", 5, 16, "backreference '\\1' is not supported"),
+        id="regex-backreference",
+    ),
+    pytest.param(
+        Case(REGEX.replace("kind: regex", "kind: keyword") + "    patterns: [trap]\n    unless: ['(?>latin) trap']\n    unless_kind: regex\n", 6, 14, "atomic group"),
+        id="regex-atomic-group-in-unless",
+    ),
+    pytest.param(
+        Case("ignore:\n  - kind: regex\n    patterns: ['indie\\Z']\n    reason: scenes\n", 3, 16, "'\\Z' is not supported: write '\\z' (end of text) or '$'"),
+        id="regex-backslash-Z-in-ignore",
+    ),
+    pytest.param(
+        Case(REGEX + "    patterns: ['o{,2}']\n", 5, 16, "'{,2}' is read as literal text by RE2"),
+        id="regex-brace-without-minimum",
+    ),
     pytest.param(
         Case(FUZZY + "    threshold: 150\n", 6, 16, "threshold 150 in rule 'trap' is out of range: it must be between 0 and 100"),
         id="threshold-150",
@@ -340,6 +365,7 @@ CLI_SAMPLE = {
     "unknown-target",
     "duplicate-rule-name-across-files",
     "min-share-out-of-range",
+    "regex-lookbehind",
 }
 CLI_CASES = [p for p in CASES if p.id in CLI_SAMPLE]
 

@@ -16,7 +16,6 @@ import json
 import math
 import os
 import re
-import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -37,8 +36,10 @@ from genremap.engine.model import (
     RuleSet,
     Target,
 )
+from genremap.engine.regex import RegexError, compile_regex
 from genremap.errors import Location, RuleErrors, RuleFileError, UsageError
 from genremap.normalize import normalize_genre
+from genremap.text import escape_unprintable as _printable  # messages are one line
 
 PathKey = tuple[str | int, ...]
 
@@ -101,13 +102,6 @@ def did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str:
     """A ` (did you mean 'x'?)` suffix, or '' when nothing is close."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def _printable(text: str) -> str:
-    """`text` with line breaks and other unprintable characters escaped: messages are one line."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def _one_line(error: RuleFileError) -> RuleFileError:
@@ -669,33 +663,16 @@ def _normalized_patterns(
     where: str,
     errors: list[RuleFileError],
 ) -> tuple[str, ...]:
-    """Canonicalise patterns (regexes are kept as written, but compiled to check them)."""
+    """Canonicalise patterns (regexes are kept as written, but compiled by RE2 to check them)."""
     out: list[str] = []
     for i, pattern in enumerate(raw):
         item_path = (*path, i) if (*path, i) in doc.value_at else path
         if kind == "regex":
             try:
-                with warnings.catch_warnings():
-                    # "Possible nested set" and the like would print two lines on stderr
-                    warnings.simplefilter("ignore")
-                    re.compile(pattern)
-            except re.error as exc:
+                compile_regex(pattern)
+            except RegexError as exc:
                 errors.append(
-                    RuleFileError(
-                        doc.loc(item_path),
-                        f"bad regex {_q(pattern)} {where}: {_printable(str(exc))}",
-                    )
-                )
-                continue
-            except RecursionError:
-                errors.append(RuleFileError(doc.loc(item_path), f"bad regex {_q(pattern)} {where}: nested too deeply"))
-                continue
-            except (OverflowError, ValueError, MemoryError) as exc:
-                errors.append(
-                    RuleFileError(
-                        doc.loc(item_path),
-                        f"bad regex {_q(pattern)} {where}: {_printable(str(exc))}",
-                    )
+                    RuleFileError(doc.loc(item_path), f"bad regex {_q(pattern)} {where}: {_printable(str(exc))}")
                 )
                 continue
             out.append(pattern)
