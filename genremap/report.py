@@ -14,6 +14,7 @@ from rapidfuzz import fuzz, process
 from genremap.dataset.labels import Labelling
 from genremap.engine import IGNORED, MAPPED, UNMAPPED, CompiledRules, SubgenreDecision
 from genremap.normalize import normalize_genre
+from genremap.text import escape_unprintable
 
 STATUS_ROWS = ("unlabelled", "ambiguous", "ignored")
 
@@ -179,12 +180,32 @@ def unmapped(labelling: Labelling, top: int | None = 50, min_share: float = 0.5)
     return rows
 
 
-def emit_rules_yaml(rows: list[dict[str, Any]], origin: str) -> str:
-    """A commented YAML rule file of the suggestions that have a target, for a person to review."""
-    import json
+def yaml_string(text: str) -> str:
+    """`text` as a YAML double-quoted scalar that loads back to exactly `text`.
 
+    Only printable characters other than `"` and `\\` are written as they are; everything
+    else (line breaks of every kind YAML knows, controls, separators, surrogates) becomes a
+    `\\x`, `\\u` or `\\U` escape, so the value can never end its line or its quotes."""
+    out = ['"']
+    for char in text:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif char.isprintable():
+            out.append(char)
+        else:
+            code = ord(char)
+            out.append(f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+def emit_rules_yaml(rows: list[dict[str, Any]], origin: str) -> str:
+    """A commented YAML rule file of the suggestions that have a target, for a person to review.
+
+    Store content (subgenres, example artists) only ever lands in a comment or in a quoted
+    string: loaded back, the file holds exactly the suggested rules, whatever the names hold."""
     lines = [
-        f"# Rules suggested by `genremap unmapped` from {origin}.",
+        f"# Rules suggested by `genremap unmapped` from {escape_unprintable(origin)}.",
         "# Suggestions are evidence, not decisions: review each one (decide by what the music is),",
         "# then move the ones you accept into a file under rules/ and run `genremap diff` and `genremap lint`.",
         "rules:",
@@ -196,13 +217,15 @@ def emit_rules_yaml(rows: list[dict[str, Any]], origin: str) -> str:
         while name in taken:
             name += "'"
         taken.add(name)
+        about = f"{row['subgenre']}: {row['tracks']} tracks, {row['artists']} artists (e.g. {row['example_artist']})"
+        evidence = f"evidence ({row['suggestion_source']}): {row['evidence']}"
         lines += [
-            f"  # {row['subgenre']}: {row['tracks']} tracks, {row['artists']} artists (e.g. {row['example_artist']})",
-            f"  # evidence ({row['suggestion_source']}): {row['evidence']}",
-            f"  - name: {json.dumps(name)}",
-            f"    target: {json.dumps(row['suggested_target'])}",
+            f"  # {escape_unprintable(about)}",
+            f"  # {escape_unprintable(evidence)}",
+            f"  - name: {yaml_string(name)}",
+            f"    target: {yaml_string(row['suggested_target'])}",
             "    kind: exact",
-            f"    patterns: [{json.dumps(row['subgenre'])}]",
+            f"    patterns: [{yaml_string(row['subgenre'])}]",
         ]
     if not accepted:
         lines[-1] = "rules: []  # no suggestion had enough evidence"
