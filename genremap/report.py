@@ -6,6 +6,8 @@ JSON or CSV; nothing here prints.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, cast
 
 import pandas as pd
@@ -13,6 +15,7 @@ from rapidfuzz import fuzz, process
 
 from genremap.dataset.labels import Labelling
 from genremap.engine import IGNORED, MAPPED, UNMAPPED, CompiledRules, SubgenreDecision
+from genremap.errors import UsageError
 from genremap.normalize import normalize_genre
 from genremap.text import escape_unprintable
 
@@ -230,6 +233,38 @@ def emit_rules_yaml(rows: list[dict[str, Any]], origin: str) -> str:
     if not accepted:
         lines[-1] = "rules: []  # no suggestion had enough evidence"
     return "\n".join(lines) + "\n"
+
+
+def check_rules_output(path: Path, force: bool) -> None:
+    """Refuse, before any work, an `--emit-rules` path that cannot take a new file.
+
+    A missing parent folder is fine (it is created); a folder, a path below a file, or an
+    existing file without `force` is refused with one line."""
+    shown = escape_unprintable(str(path))
+    if path.is_dir():
+        raise UsageError(f"--emit-rules {shown} is a folder: give a file name, e.g. {shown}/suggested.yaml")
+    if path.exists() and not force:
+        raise UsageError(f"--emit-rules {shown} exists; pass --force to overwrite it")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"--emit-rules {shown}: {escape_unprintable(str(parent))} is a file, not a folder")
+            break
+
+
+def write_rules_output(path: Path, text: str) -> None:
+    """Write a generated rule file whole (a temporary file renamed into place), creating its folder."""
+    shown = escape_unprintable(str(path))
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            partial.write_text(text, encoding="utf-8")
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot write --emit-rules {shown}: {exc.strerror or exc}") from None
 
 
 def _decision_dict(d: SubgenreDecision) -> dict[str, Any]:
