@@ -26,8 +26,8 @@ from genremap.engine.regex import RegexUnion, compile_regex, inspect_regex
 from genremap.normalize import normalize_many
 
 # Real rows of the corpus (shared/data/spotify_artists_genres.csv), trimmed to the columns
-# an artist table needs. 'historically informed performance' (33 letters) makes Python's re
-# take hours on `^(\w+\s?)+ pop$`: each extra letter quadruples the backtracking.
+# an artist table needs. Python's re takes most of a minute on `^(\w+\s?)+ pop$` and
+# 'historically informed performance': each extra letter doubles to quadruples the work.
 CORPUS_ROWS = """artists,genres,count
 Academy of Ancient Music,"['baroque ensemble', 'choral', 'classical performance', 'historically informed performance']",11
 Katy Perry,"['dance pop', 'pop', 'post-teen pop']",111
@@ -46,7 +46,7 @@ def corpus_rows_db(tmp_path: Path, runner: CliRunner) -> Path:
 
 
 def run_genremap(*args: str) -> subprocess.CompletedProcess[str]:
-    """The CLI as a real process, with a timeout far above the second it takes."""
+    """The CLI as a real process, with a timeout far above the seconds it takes."""
     return subprocess.run(
         [sys.executable, "-m", "genremap", *args],
         capture_output=True,
@@ -57,11 +57,40 @@ def run_genremap(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_a_catastrophic_pattern_labels_in_linear_time(corpus_rows_db: Path, write_rules: Callable[..., Path]) -> None:
-    """The issue's pattern on real subgenres: the command finishes and labels as the pattern says.
+def test_a_catastrophic_pattern_cannot_hang_a_command(write_rules: Callable[..., Path]) -> None:
+    """`explain` decides one subgenre with the issue's pattern. Python's re needs most of a
+    minute for 'historically informed performance' and about twice as long per extra letter:
+    on this 70-letter phrase it would run for ages, and the process would be killed at the
+    timeout. RE2 answers at once."""
+    rules = write_rules(
+        {"10.yaml": f"rules: [{{name: any pop, target: disco, kind: regex, patterns: ['{CATASTROPHIC}']}}]\n"}
+    )
+    phrase = "historically informed baroque performance practice on period instruments"
+    for subgenre, target in ((phrase, None), (f"{phrase} pop", "disco")):
+        result = run_genremap("explain", subgenre, "--rules", str(rules), "--format", "json")
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["target"] == target
 
-    With a backtracking engine the process would still be running at run_genremap's timeout,
-    and the test fails."""
+
+def test_the_issues_pattern_labels_the_corpus(corpus: Path, tmp_path: Path, write_rules: Callable[..., Path]) -> None:
+    """The issue's reproduction: every corpus subgenre ending in ' pop' is decided by the rule,
+    and no other (Python's re took minutes here; RE2 a fraction of a second)."""
+    db = tmp_path / "corpus.db"
+    assert run_genremap("import", str(corpus), "--db", str(db)).returncode == 0
+    rules = write_rules(
+        {"10.yaml": f"rules: [{{name: any pop, target: disco, kind: regex, patterns: ['{CATASTROPHIC}']}}]\n"}
+    )
+    result = run_genremap("subgenres", "--db", str(db), "--rules", str(rules), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    decided = {row["subgenre"]: row["rule"] for row in json.loads(result.stdout)}
+    ends_in_pop = {s for s in decided if s.endswith(" pop")}
+    assert len(ends_in_pop) > 100
+    assert {s for s, rule in decided.items() if rule == "any pop"} == ends_in_pop
+
+
+def test_a_catastrophic_pattern_labels_as_written(
+    runner: CliRunner, corpus_rows_db: Path, write_rules: Callable[..., Path]
+) -> None:
     rules = write_rules(
         {
             "10.yaml": f"""
@@ -72,14 +101,14 @@ def test_a_catastrophic_pattern_labels_in_linear_time(corpus_rows_db: Path, writ
         }
     )
     common = ["--db", str(corpus_rows_db), "--rules", str(rules), "--format", "json"]
-    result = run_genremap("explain", "--artist", "Academy of Ancient Music", *common)
-    assert result.returncode == 0, result.stderr
+    result = runner.invoke(app, ["explain", "--artist", "Academy of Ancient Music", *common])
+    assert result.exit_code == 0, result.output
     academy = json.loads(result.stdout)
     assert (academy["status"], academy["target"]) == ("labelled", "classical")
     by_genre = {s["subgenre"]: s["status"] for s in academy["subgenres"]}
     assert by_genre["historically informed performance"] == "unmapped"
-    report = run_genremap("report", *common)
-    assert report.returncode == 0, report.stderr
+    report = runner.invoke(app, ["report", *common])
+    assert report.exit_code == 0, report.output
     targets = {t["target"]: t["artists"] for t in json.loads(report.stdout)["targets"]}
     assert (targets["disco"], targets["classical"]) == (2, 1)  # Katy Perry and Madonna: 'dance pop', 'post teen pop'
 
