@@ -34,6 +34,7 @@ Katy Perry,"['dance pop', 'pop', 'post-teen pop']",111
 Madonna,"['dance pop', 'pop']",236
 """
 CATASTROPHIC = r"^(\w+\s?)+ pop$"
+ANY_POP = f"{{name: any pop, target: disco, kind: regex, patterns: ['{CATASTROPHIC}']}}"
 
 
 @pytest.fixture
@@ -62,9 +63,7 @@ def test_a_catastrophic_pattern_cannot_hang_a_command(write_rules: Callable[...,
     minute for 'historically informed performance' and about twice as long per extra letter:
     on this 70-letter phrase it would run for ages, and the process would be killed at the
     timeout. RE2 answers at once."""
-    rules = write_rules(
-        {"10.yaml": f"rules: [{{name: any pop, target: disco, kind: regex, patterns: ['{CATASTROPHIC}']}}]\n"}
-    )
+    rules = write_rules({"10.yaml": f"rules: [{ANY_POP}]\n"})
     phrase = "historically informed baroque performance practice on period instruments"
     for subgenre, target in ((phrase, None), (f"{phrase} pop", "disco")):
         result = run_genremap("explain", subgenre, "--rules", str(rules), "--format", "json")
@@ -77,9 +76,7 @@ def test_the_issues_pattern_labels_the_corpus(corpus: Path, tmp_path: Path, writ
     and no other (Python's re took minutes here; RE2 a fraction of a second)."""
     db = tmp_path / "corpus.db"
     assert run_genremap("import", str(corpus), "--db", str(db)).returncode == 0
-    rules = write_rules(
-        {"10.yaml": f"rules: [{{name: any pop, target: disco, kind: regex, patterns: ['{CATASTROPHIC}']}}]\n"}
-    )
+    rules = write_rules({"10.yaml": f"rules: [{ANY_POP}]\n"})
     result = run_genremap("subgenres", "--db", str(db), "--rules", str(rules), "--format", "json")
     assert result.returncode == 0, result.stderr
     decided = {row["subgenre"]: row["rule"] for row in json.loads(result.stdout)}
@@ -92,13 +89,7 @@ def test_a_catastrophic_pattern_labels_as_written(
     runner: CliRunner, corpus_rows_db: Path, write_rules: Callable[..., Path]
 ) -> None:
     rules = write_rules(
-        {
-            "10.yaml": f"""
-            rules:
-              - {{name: any pop, target: disco, kind: regex, patterns: ['{CATASTROPHIC}']}}
-              - {{name: early music, target: classical, kind: keyword, patterns: [choral]}}
-            """
-        }
+        {"10.yaml": f"rules: [{ANY_POP}, {{name: early music, target: classical, kind: keyword, patterns: [choral]}}]"}
     )
     common = ["--db", str(corpus_rows_db), "--rules", str(rules), "--format", "json"]
     result = runner.invoke(app, ["explain", "--artist", "Academy of Ancient Music", *common])
@@ -120,7 +111,7 @@ def test_lint_warns_about_nested_repetition_but_not_the_shipped_rules(
         {
             "10.yaml": f"""
             rules:
-              - {{name: any pop, target: disco, kind: regex, patterns: ['{CATASTROPHIC}']}}
+              - {ANY_POP}
               - {{name: plain, target: rock, kind: regex, patterns: ['^(post )?grunge$'], unless: ['(a+)*b'], unless_kind: regex}}
             ignore:
               - {{kind: regex, patterns: ['^(x|y+)+$'], reason: test}}
