@@ -255,3 +255,19 @@ def test_regex_errors_name_the_construct(write_rules: Callable[..., Path]) -> No
     ]:
         with pytest.raises(regex_module.RegexError, match=re.escape(fragment)):
             compile_regex(pattern)
+
+
+def test_search_falls_back_to_the_public_api() -> None:
+    """The yes/no fast path uses the binding's `Match`; a release without it still works."""
+
+    class PublicOnly:
+        def __init__(self, pattern: str) -> None:
+            self.compiled = compile_regex(pattern)
+
+        def search(self, text: str) -> object:
+            return self.compiled.search(text)
+
+    fast, public = regex_module._searcher(compile_regex(r"\bindie$")), regex_module._searcher(PublicOnly(r"\bindie$"))
+    assert (fast.__name__, public.__name__) == ("direct", "public")
+    for text in ("la indie", "austindie", "indie pop", "é indie"):
+        assert fast(text) == public(text) == (re.search(r"\bindie$", text) is not None)
