@@ -48,7 +48,16 @@ from genremap.http import DEFAULT_DEADLINE, Retrying, RetryPolicy
 from genremap.lint import lint_rules
 from genremap.progress import collect_progress, counter, stages, tracked
 from genremap.render import FORMATS, emit, err_console, out_console, write_json
-from genremap.report import coverage, emit_rules_yaml, explain_artist, explain_subgenre, subgenres, unmapped
+from genremap.report import (
+    check_rules_output,
+    coverage,
+    emit_rules_yaml,
+    explain_artist,
+    explain_subgenre,
+    subgenres,
+    unmapped,
+    write_rules_output,
+)
 from genremap.sample import load_sample
 from genremap.store import DEFAULT_DB, Store, describe_store_error
 
@@ -383,13 +392,13 @@ def unmapped_command(
     _check_format(fmt)
     if top < 0:
         raise UsageError("--top must be 0 (all) or more")
+    if emit_rules is not None:
+        check_rules_output(emit_rules, force)
     rules_dir, ruleset = _rules(rules)
     with _open_existing(db) as store:
         rows = unmapped(_label(store, ruleset, None, genre_source), top or None)
     if emit_rules is not None:
-        if emit_rules.exists() and not force:
-            raise UsageError(f"{emit_rules} exists; pass --force to overwrite it")
-        emit_rules.write_text(emit_rules_yaml(rows, str(db)), encoding="utf-8")
+        write_rules_output(emit_rules, emit_rules_yaml(rows, str(db)))
         inside = emit_rules.resolve().parent == rules_dir.resolve()
         note = (
             " (inside the rules folder: it is now live, review it!)"

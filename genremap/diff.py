@@ -6,6 +6,7 @@ the rules gives an empty diff.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -16,6 +17,7 @@ import pandas as pd
 from genremap.dataset.labels import Labelling
 from genremap.errors import UsageError
 from genremap.report import subgenre_counts
+from genremap.text import escape_unprintable
 
 
 def label_of(status: pd.Series, target: pd.Series) -> pd.Series:
@@ -78,8 +80,27 @@ def diff_labellings(base: Labelling, edited: Labelling) -> dict[str, Any]:
     }
 
 
+RULE_SUFFIXES = (".yaml", ".yml")
+
+
+def _git(top: str, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["git", "-C", top, *args], capture_output=True, check=False)
+
+
+def _git_error(result: subprocess.CompletedProcess[bytes]) -> str:
+    """git's complaint, as one line."""
+    return escape_unprintable(" ".join(result.stderr.decode("utf-8", "replace").split()))
+
+
 def rules_at_revision(rules_dir: Path, rev: str, into: Path) -> Path:
-    """Write the rule files of `rules_dir` as committed at git revision `rev` into `into`."""
+    """Write the rule files of `rules_dir` as committed at git revision `rev` into `into`.
+
+    The tree is read with `git ls-tree -z` (names exactly as stored: spaces, non-ASCII
+    letters, no quoting) and each file by its blob id with `git cat-file`, so no name is
+    parsed twice or left out."""
+    shown_rev = escape_unprintable(rev)
+    if rev.startswith("-"):
+        raise UsageError(f"--rev {shown_rev}: a git revision cannot start with '-'")
     folder = rules_dir.resolve()
     try:
         top = subprocess.run(
@@ -88,17 +109,25 @@ def rules_at_revision(rules_dir: Path, rev: str, into: Path) -> Path:
     except (OSError, subprocess.CalledProcessError):
         raise UsageError(f"--rev needs {rules_dir} to be inside a git repository") from None
     relative = folder.relative_to(Path(top).resolve()).as_posix()
-    listing = subprocess.run(
-        ["git", "-C", top, "ls-tree", "--name-only", f"{rev}:{relative}"], capture_output=True, text=True
-    )
+    listing = _git(top, "ls-tree", "-z", f"{rev}:{'' if relative == '.' else relative}")
     if listing.returncode != 0:
-        raise UsageError(f"--rev {rev}: no folder {relative} at that revision ({listing.stderr.strip()})")
+        raise UsageError(f"--rev {shown_rev}: no folder {relative} at that revision ({_git_error(listing)})")
     into.mkdir(parents=True, exist_ok=True)
-    for name in listing.stdout.split():
-        if not name.endswith((".yaml", ".yml")):
+    for entry in filter(None, listing.stdout.split(b"\0")):
+        meta, _, raw_name = entry.partition(b"\t")
+        mode, kind, blob = meta.decode("ascii").split()
+        name = os.fsdecode(raw_name)
+        shown = escape_unprintable(f"{relative}/{name}")
+        if kind != "blob" or not name.endswith(RULE_SUFFIXES):
             continue
-        blob = subprocess.run(["git", "-C", top, "show", f"{rev}:{relative}/{name}"], capture_output=True, check=True)
-        (into / name).write_bytes(blob.stdout)
+        if mode == "120000":
+            raise UsageError(
+                f"--rev {shown_rev}: {shown} is a symbolic link there; diff --rev reads regular files only"
+            )
+        content = _git(top, "cat-file", "blob", blob)
+        if content.returncode != 0:
+            raise UsageError(f"--rev {shown_rev}: cannot read {shown} ({_git_error(content)})")
+        (into / name).write_bytes(content.stdout)
     return into
 
 

@@ -1,4 +1,5 @@
-"""Checks of a rule set: errors (schema, regex, targets) and warnings (dead, shadowed, duplicates).
+"""Checks of a rule set: errors (schema, regex, targets) and warnings (dead, shadowed, duplicates,
+regexes that would backtrack catastrophically in a backtracking engine).
 
 Warnings that need data (rules that never fire, shadowed rules) use the subgenres in the
 store; without a store only the static checks run.
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from genremap.engine import MAPPED, CompiledRules, RuleSet, load_rules
+from genremap.engine.regex import inspect_regex
 from genremap.errors import RuleErrors
 
 
@@ -37,6 +39,7 @@ def lint_rules(rules_dir: Path, subgenres: list[str] | None) -> tuple[RuleSet | 
     findings: list[Finding] = []
     findings += _duplicate_patterns(ruleset)
     findings += _targets_without_rules(ruleset)
+    findings += _nested_repeats(ruleset)
     if subgenres is not None:
         findings += _against_store(ruleset, subgenres)
     findings.sort(key=lambda f: (f.severity != "error", _location_key(f.location), f.code))
@@ -80,6 +83,40 @@ def _duplicate_patterns(ruleset: RuleSet) -> list[Finding]:
                     f"{kind} pattern '{pattern}' appears in rules {', '.join(repr(n) for n in names)}",
                 )
             )
+    return findings
+
+
+def _nested_repeats(ruleset: RuleSet) -> list[Finding]:
+    """Regexes that repeat a repetition, like `(\\w+\\s?)+`: RE2 matches them in linear time, but
+    Python's `re` (or any backtracking engine the rules are reused with) can take hours."""
+    owners: list[tuple[str, str, tuple[str, ...]]] = []
+    for rule in ruleset.rules:
+        where = f"rule '{rule.name}'"
+        if rule.kind == "regex":
+            owners.append((where, str(rule.location), rule.patterns))
+        if rule.unless_kind == "regex":
+            owners.append((f"{where} (unless)", str(rule.location), rule.unless))
+    for number, entry in enumerate(ruleset.ignore, start=1):
+        where = f"ignore entry #{number}"
+        if entry.kind == "regex":
+            owners.append((where, str(entry.location), entry.patterns))
+        if entry.unless_kind == "regex":
+            owners.append((f"{where} (unless)", str(entry.location), entry.unless))
+    findings = []
+    for where, location, patterns in owners:
+        for pattern in patterns:
+            nested = inspect_regex(pattern).nested_repeat
+            if nested is not None:
+                findings.append(
+                    Finding(
+                        "warning",
+                        "nested-quantifier",
+                        location,
+                        f"{where}: regex '{pattern}' repeats a repetition ('{nested}'); genremap's RE2 matches it"
+                        " in linear time, but a backtracking engine (Python's re) can take hours on it:"
+                        " simplify it (e.g. '(\\w+\\s?)+' → '[\\w\\s]+')",
+                    )
+                )
     return findings
 
 

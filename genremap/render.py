@@ -1,4 +1,11 @@
-"""Render report data as a rich table, JSON or CSV (the same data in each format)."""
+"""Render report data as a rich table, JSON or CSV (the same data in each format).
+
+Store content (artist names, genre strings) and rule-file content reach the terminal
+through these consoles and tables only: every string they render has its control
+characters, separators and bidi overrides escaped (`genremap.text.terminal_safe`), and is
+never read as rich markup or emoji codes. JSON keeps exact values (its escapes parse back to
+the same strings); CSV is data and keeps exact values too.
+"""
 
 from __future__ import annotations
 
@@ -11,21 +18,37 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+from genremap.text import json_terminal_safe, terminal_safe
 
 FORMATS = ("table", "json", "csv")
 
 
+class SafeConsole(Console):
+    """A rich console that shows every string it renders (printed lines, table cells, titles)
+    with terminal controls escaped, and without markup or emoji codes: a name like
+    `\x1b]0;pwned\x07` or `[/]` is shown as written, never acted on."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(markup=False, emoji=False, highlight=False, soft_wrap=True, **kwargs)
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(terminal_safe(text), **kwargs)
+
+
 def out_console() -> Console:
     """A console on the current stdout (so test runners that swap stdout see the output)."""
-    return Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    return SafeConsole(file=sys.stdout)
 
 
 def err_console() -> Console:
-    return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+    return SafeConsole(file=sys.stderr)
 
 
 def write_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    sys.stdout.write(json_terminal_safe(text) + "\n")
 
 
 def write_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:

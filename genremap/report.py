@@ -6,6 +6,8 @@ JSON or CSV; nothing here prints.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, cast
 
 import pandas as pd
@@ -13,7 +15,9 @@ from rapidfuzz import fuzz, process
 
 from genremap.dataset.labels import Labelling
 from genremap.engine import IGNORED, MAPPED, UNMAPPED, CompiledRules, SubgenreDecision
+from genremap.errors import UsageError
 from genremap.normalize import normalize_genre
+from genremap.text import escape_unprintable
 
 STATUS_ROWS = ("unlabelled", "ambiguous", "ignored")
 
@@ -179,12 +183,32 @@ def unmapped(labelling: Labelling, top: int | None = 50, min_share: float = 0.5)
     return rows
 
 
-def emit_rules_yaml(rows: list[dict[str, Any]], origin: str) -> str:
-    """A commented YAML rule file of the suggestions that have a target, for a person to review."""
-    import json
+def yaml_string(text: str) -> str:
+    """`text` as a YAML double-quoted scalar that loads back to exactly `text`.
 
+    Only printable characters other than `"` and `\\` are written as they are; everything
+    else (line breaks of every kind YAML knows, controls, separators, surrogates) becomes a
+    `\\x`, `\\u` or `\\U` escape, so the value can never end its line or its quotes."""
+    out = ['"']
+    for char in text:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif char.isprintable():
+            out.append(char)
+        else:
+            code = ord(char)
+            out.append(f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+def emit_rules_yaml(rows: list[dict[str, Any]], origin: str) -> str:
+    """A commented YAML rule file of the suggestions that have a target, for a person to review.
+
+    Store content (subgenres, example artists) only ever lands in a comment or in a quoted
+    string: loaded back, the file holds exactly the suggested rules, whatever the names hold."""
     lines = [
-        f"# Rules suggested by `genremap unmapped` from {origin}.",
+        f"# Rules suggested by `genremap unmapped` from {escape_unprintable(origin)}.",
         "# Suggestions are evidence, not decisions: review each one (decide by what the music is),",
         "# then move the ones you accept into a file under rules/ and run `genremap diff` and `genremap lint`.",
         "rules:",
@@ -196,17 +220,51 @@ def emit_rules_yaml(rows: list[dict[str, Any]], origin: str) -> str:
         while name in taken:
             name += "'"
         taken.add(name)
+        about = f"{row['subgenre']}: {row['tracks']} tracks, {row['artists']} artists (e.g. {row['example_artist']})"
+        evidence = f"evidence ({row['suggestion_source']}): {row['evidence']}"
         lines += [
-            f"  # {row['subgenre']}: {row['tracks']} tracks, {row['artists']} artists (e.g. {row['example_artist']})",
-            f"  # evidence ({row['suggestion_source']}): {row['evidence']}",
-            f"  - name: {json.dumps(name)}",
-            f"    target: {json.dumps(row['suggested_target'])}",
+            f"  # {escape_unprintable(about)}",
+            f"  # {escape_unprintable(evidence)}",
+            f"  - name: {yaml_string(name)}",
+            f"    target: {yaml_string(row['suggested_target'])}",
             "    kind: exact",
-            f"    patterns: [{json.dumps(row['subgenre'])}]",
+            f"    patterns: [{yaml_string(row['subgenre'])}]",
         ]
     if not accepted:
         lines[-1] = "rules: []  # no suggestion had enough evidence"
     return "\n".join(lines) + "\n"
+
+
+def check_rules_output(path: Path, force: bool) -> None:
+    """Refuse, before any work, an `--emit-rules` path that cannot take a new file.
+
+    A missing parent folder is fine (it is created); a folder, a path below a file, or an
+    existing file without `force` is refused with one line."""
+    shown = escape_unprintable(str(path))
+    if path.is_dir():
+        raise UsageError(f"--emit-rules {shown} is a folder: give a file name, e.g. {shown}/suggested.yaml")
+    if path.exists() and not force:
+        raise UsageError(f"--emit-rules {shown} exists; pass --force to overwrite it")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"--emit-rules {shown}: {escape_unprintable(str(parent))} is a file, not a folder")
+            break
+
+
+def write_rules_output(path: Path, text: str) -> None:
+    """Write a generated rule file whole (a temporary file renamed into place), creating its folder."""
+    shown = escape_unprintable(str(path))
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            partial.write_text(text, encoding="utf-8")
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot write --emit-rules {shown}: {exc.strerror or exc}") from None
 
 
 def _decision_dict(d: SubgenreDecision) -> dict[str, Any]:

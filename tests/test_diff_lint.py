@@ -142,3 +142,34 @@ def test_lint_conflicts(runner: CliRunner, small_db: Path, write_rules: Callable
     result = runner.invoke(app, ["lint", "--db", str(small_db), "--rules", str(rules), "--format", "json"])
     findings = json.loads(result.stdout)["findings"]
     assert any(f["code"] == "conflict" and "'emo'" in f["message"] for f in findings)
+
+
+def test_diff_rev_reads_rule_files_with_spaces_and_non_ascii_names(
+    runner: CliRunner, small_db: Path, test_rules_dir: Path, tmp_path: Path
+) -> None:
+    """`git ls-tree -z` and blob ids: every committed file is in the base, whatever its name."""
+    repo = tmp_path / "repo"
+    shutil.copytree(test_rules_dir, repo / "my rules")
+    rules = repo / "my rules"
+    (rules / "20 swing and big band.yaml").write_text(
+        "rules: [{name: swing, target: jazz, kind: exact, patterns: [swing, big band]}]\n", encoding="utf-8"
+    )
+    (rules / "30-émo ✓.yaml").write_text("rules: [{name: emo, target: rock, kind: keyword, patterns: [emo]}]\n")
+    (rules / "notes.txt").write_text("not a rule file\n")
+    git = ["git", "-C", str(repo), "-c", "user.email=t@example.invalid", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "rules"], check=True)
+    unchanged = _diff(runner, small_db, rules, "--rev", "HEAD")
+    assert (unchanged["artists_moved"], unchanged["subgenres"]) == (0, [])
+    (rules / "20 swing and big band.yaml").unlink()
+    data = _diff(runner, small_db, rules, "--rev", "HEAD")
+    assert data["matrix"] == [{"from": "jazz", "to": "(unlabelled)", "artists": 1, "tracks": 9}]
+    assert {r["subgenre"] for r in data["subgenres"]} == {"swing", "big band"}
+    for bad_rev, fragment in [
+        ("--output=x", "cannot start with '-'"),
+        ("HEAD~5", "no folder my rules at that revision"),
+    ]:
+        refused = runner.invoke(app, ["diff", "--db", str(small_db), "--rules", str(rules), f"--rev={bad_rev}"])
+        assert refused.exit_code == 2 and fragment in refused.stderr, refused.output
+        assert refused.stderr.count("\n") == 1, refused.stderr

@@ -194,6 +194,31 @@ CASES = [
         Case(REGEX + "    patterns: ['" + "(" * 1200 + ")" * 1200 + "']\n", 5, 16, "nested too deeply"),
         id="regex-nested-too-deep",
     ),
+    # Rule regexes are RE2 (linear time): Python-only syntax is refused, naming the construct.
+    pytest.param(
+        Case(REGEX + "    patterns: [ok, '(?<!dark )trap']\n", 5, 20, "bad regex '(?<!dark )trap' in rule 'trap': lookbehind '(?<!...)' is not supported: rule regexes use RE2 syntax"),
+        id="regex-lookbehind",
+    ),
+    pytest.param(
+        Case(REGEX + "    patterns: '^trap(?= metal)'\n", 5, 15, "lookahead '(?=...)' is not supported"),
+        id="regex-lookahead",
+    ),
+    pytest.param(
+        Case(REGEX + "    patterns: ['(\\w+) \\1']\n", 5, 16, "backreference '\\1' is not supported"),
+        id="regex-backreference",
+    ),
+    pytest.param(
+        Case(REGEX.replace("kind: regex", "kind: keyword") + "    patterns: [trap]\n    unless: ['(?>latin) trap']\n    unless_kind: regex\n", 6, 14, "atomic group"),
+        id="regex-atomic-group-in-unless",
+    ),
+    pytest.param(
+        Case("ignore:\n  - kind: regex\n    patterns: ['indie\\Z']\n    reason: scenes\n", 3, 16, "'\\Z' is not supported: write '\\z' (end of text) or '$'"),
+        id="regex-backslash-Z-in-ignore",
+    ),
+    pytest.param(
+        Case(REGEX + "    patterns: ['o{,2}']\n", 5, 16, "'{,2}' is read as literal text by RE2"),
+        id="regex-brace-without-minimum",
+    ),
     pytest.param(
         Case(FUZZY + "    threshold: 150\n", 6, 16, "threshold 150 in rule 'trap' is out of range: it must be between 0 and 100"),
         id="threshold-150",
@@ -340,6 +365,7 @@ CLI_SAMPLE = {
     "unknown-target",
     "duplicate-rule-name-across-files",
     "min-share-out-of-range",
+    "regex-lookbehind",
 }
 CLI_CASES = [p for p in CASES if p.id in CLI_SAMPLE]
 
@@ -467,3 +493,65 @@ def test_lint_lists_every_error_sorted(rules: Path) -> None:
         assert line.startswith(f"{file}:{row}:{col}: error: "), line
         assert fragment in line
     assert result.stdout.startswith(f"{rules}: 0 rules, {len(ALL_ERRORS)} error(s)")
+
+
+# --- links out of the rules folder ----------------------------------------------------------
+
+SECRET = "topsecret"
+ENV_FILES = [
+    f"SPOTIPY_CLIENT_SECRET={SECRET}\n",  # one plain string: the whole file is the value
+    f"SPOTIPY_CLIENT_ID=abc\nSPOTIPY_CLIENT_SECRET={SECRET}\n",
+    f"SPOTIPY_CLIENT_SECRET: {SECRET}\n",  # a mapping with an unknown key
+    f"SPOTIPY_CLIENT_SECRET=[{SECRET}\n",  # a YAML syntax error
+    f"rules: {SECRET}\n",  # the wrong type
+]
+
+
+@pytest.mark.parametrize("env_text", ENV_FILES)
+def test_link_out_of_the_folder_is_refused_without_reading_it(
+    rules: Path, cli_store: Path, env_text: str, tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text(env_text, encoding="utf-8")
+    (rules / "10-case.yaml").write_text(VALID, encoding="utf-8")
+    (rules / "50-secrets.yaml").symlink_to(tmp_path / ".env")
+    message = first_error(rules)
+    assert message == (
+        "rules/50-secrets.yaml:1:1: symbolic link to a file outside the rules folder:"
+        " refused (copy the file into the folder instead)"
+    )
+    for command in ("report", "lint", "explain"):
+        result = RUNNER.invoke(app, commands(rules, cli_store)[command], env=ENV, catch_exceptions=False)
+        assert result.exit_code == 2, result.output
+        assert SECRET not in result.output
+        assert result.stderr.splitlines()[0].startswith("rules/50-secrets.yaml:1:1: "), result.stderr
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
+@pytest.mark.parametrize("env_text", ENV_FILES)
+def test_errors_never_quote_a_whole_line_of_a_file(rules: Path, env_text: str) -> None:
+    """A `.env` copied into the folder: messages quote at most the offending token, never a line."""
+    (rules / "50-secrets.yaml").write_text(env_text, encoding="utf-8")
+    with pytest.raises(RuleErrors) as caught:
+        load_rules(rules, collect_all=True)
+    for error in caught.value.errors:
+        assert error.location.file == "rules/50-secrets.yaml"
+        for line in env_text.splitlines():
+            assert line not in error.message, error.message
+    if "=" in env_text and "[" not in env_text:  # the whole file is one string: named, not quoted
+        assert SECRET not in caught.value.message
+        assert caught.value.message.endswith("not a string")
+
+
+def test_links_inside_the_folder_and_a_linked_folder_are_fine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in the repository (`rules -> genremap/rules`): the folder may be a link, and a file
+    may link to another file of the folder; only links that leave it are refused."""
+    monkeypatch.chdir(tmp_path)
+    real = tmp_path / "genremap" / "rules"
+    real.mkdir(parents=True)
+    (real / "00-targets.yaml").write_text(TARGETS, encoding="utf-8")
+    (real / "shared.yaml.txt").write_text(VALID, encoding="utf-8")
+    (real / "10-case.yaml").symlink_to("shared.yaml.txt")
+    (tmp_path / "rules").symlink_to(real, target_is_directory=True)
+    assert [r.name for r in load_rules(tmp_path / "rules").rules] == ["trap"]
+    (real / "20-dangling.yaml").symlink_to("missing.yaml")
+    assert first_error(tmp_path / "rules").startswith("rules/20-dangling.yaml:1:1: symbolic link to a missing file")

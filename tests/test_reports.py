@@ -226,3 +226,23 @@ def test_subgenres_json(runner: CliRunner, small_db: Path, test_rules_dir: Path)
     assert by_name["americanna"]["rule"] == "americana"  # fuzzy
     only = _json(runner, "subgenres", "--db", str(small_db), "--rules", str(test_rules_dir), "--status", "ignored")
     assert {r["subgenre"] for r in only} == {"pop", "dance pop"}  # type: ignore[union-attr]
+
+
+def test_emit_rules_creates_a_missing_folder_and_refuses_a_folder_or_a_file_parent(
+    runner: CliRunner, small_db: Path, test_rules_dir: Path, tmp_path: Path
+) -> None:
+    common = ["unmapped", "--db", str(small_db), "--rules", str(test_rules_dir), "--emit-rules"]
+    nested = tmp_path / "review" / "2024" / "suggested.yaml"
+    made = runner.invoke(app, [*common, str(nested)])
+    assert made.exit_code == 0, made.output
+    assert nested.read_text(encoding="utf-8").startswith("# Rules suggested by")
+    assert [p.name for p in nested.parent.iterdir()] == ["suggested.yaml"]  # no partial file left
+    for target, fragment in [
+        (tmp_path / "review", "is a folder: give a file name"),
+        (nested / "sub.yaml", f"{nested} is a file, not a folder"),
+    ]:
+        for force in ([], ["--force"]):
+            refused = runner.invoke(app, [*common, str(target), *force])
+            assert refused.exit_code == 2, refused.output
+            assert refused.stdout == "" and refused.stderr.count("\n") == 1, refused.output
+            assert fragment in refused.stderr and "Traceback" not in refused.output

@@ -16,7 +16,6 @@ import json
 import math
 import os
 import re
-import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -37,8 +36,10 @@ from genremap.engine.model import (
     RuleSet,
     Target,
 )
+from genremap.engine.regex import RegexError, compile_regex
 from genremap.errors import Location, RuleErrors, RuleFileError, UsageError
 from genremap.normalize import normalize_genre
+from genremap.text import escape_unprintable as _printable  # messages are one line
 
 PathKey = tuple[str | int, ...]
 
@@ -103,13 +104,6 @@ def did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _printable(text: str) -> str:
-    """`text` with line breaks and other unprintable characters escaped: messages are one line."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
-
-
 def _one_line(error: RuleFileError) -> RuleFileError:
     """The error itself, or a copy with anything that would break the line escaped."""
     if error.message.isprintable():
@@ -118,11 +112,16 @@ def _one_line(error: RuleFileError) -> RuleFileError:
     return RuleFileError(where, _printable(error.problem))
 
 
+def _shorten(text: str, limit: int) -> str:
+    """`text` on one line and at most `limit` characters: messages quote excerpts, not files."""
+    text = _printable(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _q(value: Any, limit: int = 80) -> str:
     """A value quoted for a message: 'text' for strings (escaped, shortened), else a description."""
     if isinstance(value, str):
-        text = _printable(value).replace("'", "\\'")
-        return "'" + (text if len(text) <= limit else text[: limit - 1] + "…") + "'"
+        return "'" + _shorten(value.replace("'", "\\'"), limit) + "'"
     return _describe(value)
 
 
@@ -378,7 +377,10 @@ def _parse_file(path: Path, display: str) -> tuple[_Doc, list[RuleFileError]]:
     return doc, errors
 
 
-def _describe(value: Any) -> str:
+def _describe(value: Any, *, quote: bool = True) -> str:
+    """'the string 'x'', 'a list', 'the number 3'... for messages; `quote=False` never shows a string."""
+    if isinstance(value, str) and not quote:
+        return "a string"
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, int | float):
@@ -579,7 +581,9 @@ def _schema_messages(err: jsonschema.ValidationError, doc: _Doc) -> list[RuleFil
             keys = ", ".join(TOP_KEYS)
             return [
                 RuleFileError(
-                    doc.loc(path), f"a rule file must be a mapping with keys {keys}, not {_describe(instance)}"
+                    doc.loc(path),
+                    # The whole file is this value: name its type, never quote it (it may be a `.env`).
+                    f"a rule file must be a mapping with keys {keys}, not {_describe(instance, quote=False)}",
                 )
             ]
         if wanted == "array" and path in (("rules",), ("ignore",)):
@@ -619,7 +623,7 @@ def _schema_messages(err: jsonschema.ValidationError, doc: _Doc) -> list[RuleFil
                 f"target {_q(path[1])} needs a description string, not {_describe(instance)}",
             )
         ]
-    return [RuleFileError(doc.loc(path), f"{_printable(err.message)} {where}")]
+    return [RuleFileError(doc.loc(path), f"{_shorten(err.message, 120)} {where}")]
 
 
 def _section(err: jsonschema.ValidationError) -> PathKey:
@@ -669,33 +673,16 @@ def _normalized_patterns(
     where: str,
     errors: list[RuleFileError],
 ) -> tuple[str, ...]:
-    """Canonicalise patterns (regexes are kept as written, but compiled to check them)."""
+    """Canonicalise patterns (regexes are kept as written, but compiled by RE2 to check them)."""
     out: list[str] = []
     for i, pattern in enumerate(raw):
         item_path = (*path, i) if (*path, i) in doc.value_at else path
         if kind == "regex":
             try:
-                with warnings.catch_warnings():
-                    # "Possible nested set" and the like would print two lines on stderr
-                    warnings.simplefilter("ignore")
-                    re.compile(pattern)
-            except re.error as exc:
+                compile_regex(pattern)
+            except RegexError as exc:
                 errors.append(
-                    RuleFileError(
-                        doc.loc(item_path),
-                        f"bad regex {_q(pattern)} {where}: {_printable(str(exc))}",
-                    )
-                )
-                continue
-            except RecursionError:
-                errors.append(RuleFileError(doc.loc(item_path), f"bad regex {_q(pattern)} {where}: nested too deeply"))
-                continue
-            except (OverflowError, ValueError, MemoryError) as exc:
-                errors.append(
-                    RuleFileError(
-                        doc.loc(item_path),
-                        f"bad regex {_q(pattern)} {where}: {_printable(str(exc))}",
-                    )
+                    RuleFileError(doc.loc(item_path), f"bad regex {_q(pattern)} {where}: {_printable(str(exc))}")
                 )
                 continue
             out.append(pattern)
@@ -899,10 +886,25 @@ def rule_files(rules_dir: Path) -> list[Path]:
         )
     if not rules_dir.is_dir():
         raise UsageError(f"--rules must be a directory of *.yaml files, not a file: {rules_dir}")
-    files = sorted(p for p in rules_dir.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    files = sorted(p for p in rules_dir.iterdir() if p.suffix in (".yaml", ".yml") and (p.is_file() or p.is_symlink()))
     if not files:
         raise UsageError(f"no rule files (*.yaml) in {rules_dir}")
     return files
+
+
+def _link_problem(path: Path, root: Path) -> str | None:
+    """Why a symbolic link in the rules folder is refused, or None for a plain file (or a link
+    that stays inside the folder). A link leading out could make an error message quote a file
+    that is no rule file at all (a `.env`), so it is never read. `root` is the folder resolved:
+    the folder itself may be a link (the repository's `rules -> genremap/rules`)."""
+    if not path.is_symlink():
+        return None
+    target = path.resolve()
+    if not target.is_relative_to(root):
+        return "symbolic link to a file outside the rules folder: refused (copy the file into the folder instead)"
+    if not target.is_file():
+        return "symbolic link to a missing file or a folder: fix or remove the link"
+    return None
 
 
 def display_path(path: Path) -> str:
@@ -932,13 +934,17 @@ def load_rules(rules_dir: Path, *, collect_all: bool = False) -> RuleSet:
     # Unknown targets are only worth reporting when every target declaration could be read.
     targets_known = True
     files = rule_files(rules_dir)
+    root = rules_dir.resolve()
     for index, path in enumerate(files):
         display = display_path(path)
         try:
+            refused = _link_problem(path, root)
+            if refused is not None:
+                raise RuleErrors([RuleFileError(Location(display, 1, 1), refused)])
             doc, file_errors = _parse_file(path, display)
         except RuleErrors as exc:
             errors.extend(exc.errors)
-            targets_known = targets_known and not _may_declare_targets(path)
+            targets_known = targets_known and refused is None and not _may_declare_targets(path)
         else:
             sources.append((path.name, path.read_bytes()))
             state.ruleset.files.append(display)

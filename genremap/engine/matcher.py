@@ -14,8 +14,6 @@ Resolution order (documented in docs/rules.md):
 
 from __future__ import annotations
 
-import re
-import warnings
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,6 +22,7 @@ from typing import Generic, TypeVar
 from rapidfuzz import fuzz, process
 
 from genremap.engine.model import IgnoreEntry, Rule, RuleSet
+from genremap.engine.regex import RegexUnion, regex_search
 
 MAPPED, IGNORED, UNMAPPED = "mapped", "ignored", "unmapped"
 T = TypeVar("T")
@@ -105,7 +104,7 @@ def _pattern_hits(subgenre: str, patterns: tuple[str, ...], kind: str) -> str | 
             return pattern
         if kind == "keyword" and f" {pattern} " in f" {subgenre} ":
             return pattern
-        if kind == "regex" and re.search(pattern, subgenre):
+        if kind == "regex" and regex_search(pattern, subgenre):
             return pattern
     return None
 
@@ -119,7 +118,8 @@ class _PatternIndex(Generic[T]):
         self.word: dict[str, list[tuple[T, str]]] = defaultdict(list)  # one-word keywords
         self.phrase: dict[str, list[tuple[tuple[str, ...], T, str]]] = defaultdict(list)  # by first word
         self.contains: list[tuple[T, str]] = []
-        self.regex: list[tuple[T, str, re.Pattern[str]]] = []
+        self.regex: list[tuple[T, str]] = []  # RE2: linear time, no pattern can hang
+        self._regex_union: RegexUnion | None = None
 
     def add(self, item: T, kind: str, patterns: tuple[str, ...]) -> None:
         for pattern in patterns:
@@ -134,9 +134,8 @@ class _PatternIndex(Generic[T]):
             elif kind == "contains":
                 self.contains.append((item, pattern))
             elif kind == "regex":
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # the loader already reported them
-                    self.regex.append((item, pattern, re.compile(pattern)))
+                self.regex.append((item, pattern))
+                self._regex_union = None
 
     def hits(self, subgenre: str, words: list[str]) -> list[tuple[T, str]]:
         """Every (item, pattern) matching `subgenre` (whose words are `words`)."""
@@ -154,7 +153,9 @@ class _PatternIndex(Generic[T]):
         if self.contains:
             found += [(item, p) for item, p in self.contains if p in subgenre]
         if self.regex:
-            found += [(item, p) for item, p, rx in self.regex if rx.search(subgenre)]
+            if self._regex_union is None:
+                self._regex_union = RegexUnion([p for _, p in self.regex])
+            found += [self.regex[i] for i in self._regex_union.matching(subgenre)]
         return found
 
 
