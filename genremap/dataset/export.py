@@ -123,7 +123,7 @@ def write_spotify_audio(
 def write_dataset(
     out: Path, tracks: pd.DataFrame, manifest: dict[str, Any], extra_files: Sequence[str] = ()
 ) -> ExportResult:
-    """Write tracks.csv (+ tracks.parquet when pyarrow is there) and manifest.json into `out`
+    """Write tracks.csv, tracks.parquet and manifest.json into `out`
     (`extra_files`: files already written there, listed in the manifest)."""
     prepare_out(out)
     frame = tracks.copy()
@@ -135,13 +135,8 @@ def write_dataset(
     csv_path = out / "tracks.csv"
     frame.to_csv(csv_path, index=False, lineterminator="\n")
     result.files.append("tracks.csv")
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        frame.reset_index(drop=True).to_parquet(out / "tracks.parquet", index=False)
-        result.files.append("tracks.parquet")
+    frame.reset_index(drop=True).to_parquet(out / "tracks.parquet", index=False)
+    result.files.append("tracks.parquet")
     per_class_split = {
         str(t): {s: int(n) for s, n in group["split"].value_counts().reindex(list(SPLITS), fill_value=0).items()}
         for t, group in frame.groupby("target")
