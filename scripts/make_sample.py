@@ -29,204 +29,8 @@ STATS = DATA / "sample_stats.json"
 CORPUS = ROOT.parent / "shared" / "data" / "spotify_artists_genres.csv"
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
-FIRST = [
-    "Alex",
-    "Ana",
-    "Ben",
-    "Carla",
-    "Dana",
-    "Eli",
-    "Fay",
-    "Gus",
-    "Hana",
-    "Ivo",
-    "Jade",
-    "Kai",
-    "Lena",
-    "Milo",
-    "Nia",
-    "Omar",
-    "Pia",
-    "Quinn",
-    "Rosa",
-    "Sam",
-    "Tess",
-    "Uma",
-    "Vic",
-    "Wes",
-    "Xena",
-    "Yuri",
-    "Zoe",
-    "Abe",
-    "Bea",
-    "Cole",
-    "Dee",
-    "Finn",
-    "Gia",
-    "Hal",
-    "Ida",
-    "Jon",
-    "Kim",
-    "Lou",
-    "Max",
-]
-LAST = [
-    "Adams",
-    "Berg",
-    "Cruz",
-    "Dale",
-    "Ennis",
-    "Ford",
-    "Gray",
-    "Hale",
-    "Ives",
-    "Jones",
-    "Kerr",
-    "Lowe",
-    "Marsh",
-    "Nash",
-    "Ortiz",
-    "Price",
-    "Reyes",
-    "Stone",
-    "Tate",
-    "Vance",
-    "Wells",
-    "Young",
-    "Zane",
-    "Moreau",
-    "Silva",
-    "Novak",
-    "Lind",
-    "Okafor",
-    "Tanaka",
-    "Rossi",
-]
-WORDS = [
-    "Velvet",
-    "Iron",
-    "Midnight",
-    "Golden",
-    "Electric",
-    "Silver",
-    "Broken",
-    "Wild",
-    "Crystal",
-    "Neon",
-    "Hollow",
-    "Burning",
-    "Lonely",
-    "Crimson",
-    "Paper",
-    "Rolling",
-    "Sacred",
-    "Northern",
-    "Southern",
-    "Echo",
-    "Static",
-    "Satellite",
-    "Desert",
-    "River",
-    "Thunder",
-    "Glass",
-    "Shadow",
-    "Honey",
-    "Copper",
-    "Ocean",
-    "Falcon",
-    "Wolf",
-    "Raven",
-    "Tiger",
-    "Lotus",
-    "Ember",
-    "Atlas",
-    "Comet",
-    "Harbor",
-]
-NOUNS = [
-    "Kings",
-    "Foxes",
-    "Riders",
-    "Saints",
-    "Machines",
-    "Lights",
-    "Hearts",
-    "Ghosts",
-    "Brothers",
-    "Sisters",
-    "Engines",
-    "Dreams",
-    "Rebels",
-    "Drifters",
-    "Wolves",
-    "Prophets",
-    "Pilots",
-    "Orchestra",
-    "Collective",
-    "Ensemble",
-    "Trio",
-    "Quartet",
-    "Band",
-]
-TITLE_A = [
-    "Love",
-    "Night",
-    "Heart",
-    "Road",
-    "Fire",
-    "Rain",
-    "Summer",
-    "Dream",
-    "Light",
-    "Time",
-    "Home",
-    "Money",
-    "City",
-    "Blue",
-    "Gold",
-    "Soul",
-    "Moon",
-    "Sun",
-    "River",
-    "Shadow",
-    "Stone",
-    "Wind",
-    "Sky",
-    "Dance",
-    "Heaven",
-    "Devil",
-    "Baby",
-    "Sugar",
-    "Highway",
-    "Thunder",
-]
-TITLE_B = [
-    "Song",
-    "Blues",
-    "Waltz",
-    "Boogie",
-    "Prelude",
-    "Anthem",
-    "Serenade",
-    "Ride",
-    "Lullaby",
-    "Groove",
-    "Shuffle",
-    "Nocturne",
-    "Story",
-    "Letter",
-    "Train",
-    "Jam",
-    "Fever",
-    "Party",
-    "Prayer",
-    "Ballad",
-    "Rhapsody",
-    "Tango",
-    "Stomp",
-    "Sonata",
-    "Mix",
-]
+sys.path.insert(0, str(ROOT))  # run from a checkout, installed or not
+from genremap.synthetic import artist_name, track_title  # noqa: E402
 
 
 def refresh_stats(corpus: Path) -> dict[str, object]:
@@ -267,22 +71,6 @@ def _spotify_like_id(rng: random.Random) -> str:
     return "".join(rng.choice(BASE62) for _ in range(22))
 
 
-def _artist_name(rng: random.Random, taken: set[str]) -> str:
-    while True:
-        style = rng.random()
-        if style < 0.4:
-            name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
-        elif style < 0.75:
-            name = f"The {rng.choice(WORDS)} {rng.choice(NOUNS)}"
-        elif style < 0.9:
-            name = f"{rng.choice(WORDS)} {rng.choice(NOUNS)}"
-        else:
-            name = f"DJ {rng.choice(WORDS)}"
-        if name not in taken:
-            taken.add(name)
-            return name
-
-
 def generate(stats: dict[str, object], artists: int, seed: int) -> tuple[list[list[str]], list[list[str]]]:
     """Artist rows (artist_id, artist_name, genres) and track rows for the sample."""
     rng = random.Random(seed)
@@ -295,7 +83,7 @@ def generate(stats: dict[str, object], artists: int, seed: int) -> tuple[list[li
     track_rows: list[list[str]] = []
     for _ in range(artists):
         artist_id = _spotify_like_id(rng)
-        name = _artist_name(rng, names)
+        name = artist_name(rng, names)
         length = int(_weighted(rng, {str(k): v for k, v in lengths.items()}))
         chosen: list[str] = []
         if length:
@@ -311,10 +99,7 @@ def generate(stats: dict[str, object], artists: int, seed: int) -> tuple[list[li
         n_tracks = min(int(_weighted(rng, {str(k): v for k, v in track_counts.items()})), 40)
         titles: set[str] = set()
         for _ in range(n_tracks):
-            title = f"{rng.choice(TITLE_A)} {rng.choice(TITLE_B)}"
-            if title in titles:
-                title = f"{title} No. {len(titles) + 1}"
-            titles.add(title)
+            title = track_title(rng, titles)
             isrc = f"US{rng.choice(['AB', 'CD', 'EF'])}{rng.randint(10, 99)}{rng.randint(10000, 99999)}"
             duration = str(rng.randint(120_000, 420_000))
             track_rows.append(

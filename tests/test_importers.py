@@ -129,7 +129,7 @@ def test_json_jsonl_and_spotify_objects(store: Store, tmp_path: Path) -> None:
 
 
 def test_parquet(store: Store, tmp_path: Path) -> None:
-    pa = pytest.importorskip("pyarrow")
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pa.table({"artist_name": ["A", "B"], "genres": [["dark trap", "rap"], []], "track_count": [5, 2]})

@@ -251,10 +251,8 @@ def _records(path: Path, fmt: str) -> Iterator[tuple[str, dict[str, Any]]]:
             raise UsageError(f"{name}: invalid JSON: {exc}") from None
         yield from _container_records(data, name)
     elif fmt == "parquet":
-        try:
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise UsageError("reading Parquet needs pyarrow: pip install pyarrow") from None
+        import pyarrow.parquet as pq  # a dependency; imported here to keep start-up fast
+
         try:
             table = pq.read_table(path)
         except Exception as exc:  # pyarrow raises several types for a bad file

@@ -140,8 +140,8 @@ def write_dataset(
     *,
     spreadsheet_copy: bool = False,
 ) -> ExportResult:
-    """Write tracks.csv (+ tracks.parquet when pyarrow is there) and manifest.json into the
-    existing folder `out` (`extra_files`: files already written there, listed in the manifest).
+    """Write tracks.csv, tracks.parquet and manifest.json into the existing folder `out`
+    (`extra_files`: files already written there, listed in the manifest).
 
     tracks.csv keeps every value exactly (later stages and ML code read it); `spreadsheet_copy`
     adds tracks_spreadsheet.csv, where formula-like cells are neutralised for spreadsheets."""
@@ -154,13 +154,8 @@ def write_dataset(
     csv_path = out / "tracks.csv"
     frame.to_csv(csv_path, index=False, lineterminator="\n")
     result.files.append("tracks.csv")
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        frame.reset_index(drop=True).to_parquet(out / "tracks.parquet", index=False)
-        result.files.append("tracks.parquet")
+    frame.reset_index(drop=True).to_parquet(out / "tracks.parquet", index=False)
+    result.files.append("tracks.parquet")
     if spreadsheet_copy:
         spreadsheet_safe(frame).to_csv(out / SPREADSHEET_CSV, index=False, lineterminator="\n")
         result.files.append(SPREADSHEET_CSV)

@@ -50,6 +50,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import genremap
 from fakes.loopback import trickle
+from genremap import synthetic
 
 STATS_PATH = Path(genremap.__file__).resolve().parent / "data" / "sample_stats.json"
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -69,209 +70,10 @@ _TERM = re.compile(r'(?:([A-Za-z]+):)?(?:"([^"]*)"?|(\S+))')
 _MARKET = re.compile(r"^[A-Z]{2}$")
 SEARCH_FIELDS = ("genre", "artist", "track", "year")
 
-# Name material (invented; genre words such as "Blues" or "Soul" appear in titles on purpose, as they do for real).
-FIRST = [
-    "Alex",
-    "Ana",
-    "Ben",
-    "Carla",
-    "Dana",
-    "Eli",
-    "Fay",
-    "Gus",
-    "Hana",
-    "Ivo",
-    "Jade",
-    "Kai",
-    "Lena",
-    "Milo",
-    "Nia",
-    "Omar",
-    "Pia",
-    "Quinn",
-    "Rosa",
-    "Sam",
-    "Tess",
-    "Uma",
-    "Vic",
-    "Wes",
-    "Xena",
-    "Yuri",
-    "Zoe",
-    "Abe",
-    "Bea",
-    "Cole",
-    "Dee",
-    "Finn",
-    "Gia",
-    "Hal",
-    "Ida",
-    "Jon",
-    "Kim",
-    "Lou",
-    "Max",
-    "Björk",
-    "Zoë",
-]
-LAST = [
-    "Adams",
-    "Berg",
-    "Cruz",
-    "Dale",
-    "Ennis",
-    "Ford",
-    "Gray",
-    "Hale",
-    "Ives",
-    "Jones",
-    "Kerr",
-    "Lowe",
-    "Marsh",
-    "Nash",
-    "Ortiz",
-    "Price",
-    "Reyes",
-    "Stone",
-    "Tate",
-    "Vance",
-    "Wells",
-    "Young",
-    "Zane",
-    "Moreau",
-    "Silva",
-    "Novak",
-    "Lind",
-    "Okafor",
-    "Tanaka",
-    "Rossi",
-    "Müller",
-    "Ångström",
-]
-WORDS = [
-    "Velvet",
-    "Iron",
-    "Midnight",
-    "Golden",
-    "Electric",
-    "Silver",
-    "Broken",
-    "Wild",
-    "Crystal",
-    "Neon",
-    "Hollow",
-    "Burning",
-    "Lonely",
-    "Crimson",
-    "Paper",
-    "Rolling",
-    "Sacred",
-    "Northern",
-    "Southern",
-    "Echo",
-    "Static",
-    "Satellite",
-    "Desert",
-    "River",
-    "Thunder",
-    "Glass",
-    "Shadow",
-    "Honey",
-    "Copper",
-    "Ocean",
-    "Falcon",
-    "Wolf",
-    "Raven",
-    "Tiger",
-    "Lotus",
-    "Ember",
-    "Atlas",
-    "Comet",
-    "Harbor",
-]
-NOUNS = [
-    "Kings",
-    "Foxes",
-    "Riders",
-    "Saints",
-    "Machines",
-    "Lights",
-    "Hearts",
-    "Ghosts",
-    "Brothers",
-    "Sisters",
-    "Engines",
-    "Dreams",
-    "Rebels",
-    "Drifters",
-    "Wolves",
-    "Prophets",
-    "Pilots",
-    "Orchestra",
-    "Collective",
-    "Ensemble",
-    "Trio",
-    "Quartet",
-    "Band",
-]
-TITLE_A = [
-    "Love",
-    "Night",
-    "Heart",
-    "Road",
-    "Fire",
-    "Rain",
-    "Summer",
-    "Dream",
-    "Light",
-    "Time",
-    "Home",
-    "Money",
-    "City",
-    "Blue",
-    "Gold",
-    "Soul",
-    "Moon",
-    "Sun",
-    "River",
-    "Shadow",
-    "Stone",
-    "Wind",
-    "Sky",
-    "Dance",
-    "Heaven",
-    "Devil",
-    "Baby",
-    "Sugar",
-    "Highway",
-    "Thunder",
-]
-TITLE_B = [
-    "Song",
-    "Blues",
-    "Waltz",
-    "Boogie",
-    "Prelude",
-    "Anthem",
-    "Serenade",
-    "Ride",
-    "Lullaby",
-    "Groove",
-    "Shuffle",
-    "Nocturne",
-    "Story",
-    "Letter",
-    "Train",
-    "Jam",
-    "Fever",
-    "Party",
-    "Prayer",
-    "Ballad",
-    "Rhapsody",
-    "Tango",
-    "Stomp",
-    "Sonata",
-    "Mix",
-]
+# Name material: genremap.synthetic's lists (genre words such as "Blues" or "Soul" appear in titles on purpose, as
+# they do for real), plus a few non-ASCII names.
+FIRST = (*synthetic.FIRST, "Björk", "Zoë")
+LAST = (*synthetic.LAST, "Müller", "Ångström")
 REMASTER_SUFFIXES = (" - Remastered 2011", " - 2009 Remaster", " - Remastered", " - 2015 Remaster")
 
 
@@ -408,7 +210,7 @@ class Catalog:
         names: set[str] = set()
         for _ in range(n_artists):
             artist_id = _new_id(rng, taken)
-            name = self._artist_name(rng, names)
+            name = synthetic.artist_name(rng, names, FIRST, LAST)
             popularity = min(100, int(rng.betavariate(2, 4) * 100))
             followers = int(10 ** (popularity / 20) * rng.uniform(0.5, 5))
             self.artists[artist_id] = {
@@ -427,25 +229,6 @@ class Catalog:
         artist_ids = list(self.artists)
         for artist_id in artist_ids:
             self._make_tracks(rng, taken, artist_id, artist_ids, rng.randint(low, high))
-
-    @staticmethod
-    def _artist_name(rng: random.Random, taken: set[str]) -> str:
-        for attempt in range(1000):
-            style = rng.random()
-            if style < 0.4:
-                name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
-            elif style < 0.75:
-                name = f"The {rng.choice(WORDS)} {rng.choice(NOUNS)}"
-            elif style < 0.9:
-                name = f"{rng.choice(WORDS)} {rng.choice(NOUNS)}"
-            else:
-                name = f"DJ {rng.choice(WORDS)}"
-            if attempt > 20:
-                name = f"{name} {attempt}"
-            if name not in taken:
-                taken.add(name)
-                return name
-        raise RuntimeError("ran out of artist names")  # pragma: no cover
 
     def _album(self, rng: random.Random, taken: set[str], artist: dict[str, Any], name: str, kind: str) -> dict:
         album_id = _new_id(rng, taken)
@@ -475,15 +258,12 @@ class Catalog:
     ) -> None:
         artist = self.artists[artist_id]
         albums = [
-            self._album(rng, taken, artist, f"{rng.choice(WORDS)} {rng.choice(TITLE_A)}", kind)
+            self._album(rng, taken, artist, f"{rng.choice(synthetic.WORDS)} {rng.choice(synthetic.TITLE_A)}", kind)
             for kind in rng.choices(["album", "single", "compilation"], weights=[6, 3, 1], k=max(1, count // 4))
         ]
         titles: set[str] = set()
         for _ in range(count):
-            title = f"{rng.choice(TITLE_A)} {rng.choice(TITLE_B)}"
-            if title in titles:
-                title = f"{title} No. {len(titles) + 1}"
-            titles.add(title)
+            title = synthetic.track_title(rng, titles)
             artists = [artist]
             if len(artist_ids) > 1 and rng.random() < 0.15:  # a feature
                 others = [a for a in rng.sample(artist_ids, min(3, len(artist_ids))) if a != artist_id]
