@@ -1,0 +1,637 @@
+"""`genremap import` on hostile and careless input (issue 7): nothing known is lost, a refusal
+is one line with exit status 2 and leaves the store exactly as it was, and nothing expands
+without bound."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import pickle
+import resource
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from genremap.cli import app
+from genremap.collectors.importers import import_file, safe_unpickle
+from genremap.collectors.readers import MAX_LINE_BYTES
+from genremap.collectors.safe_pickle import PickleTooLarge
+from genremap.errors import UsageError
+from genremap.store import Store
+
+REPO = Path(__file__).resolve().parent.parent
+HEADER = "track_id,track_name,artist,genres\n"
+
+
+def dump(db: Path) -> list[str]:
+    """Every row of every table, as SQL: equal dumps mean an unchanged store."""
+    conn = sqlite3.connect(db)
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()
+
+
+def genres_of(db: Path, artist: str) -> list[str]:
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute(
+            """SELECT g.name FROM artists a JOIN artist_genres ag USING (artist_key) JOIN genres g USING (genre_key)
+               WHERE a.name = ? ORDER BY ag.source, ag.position""",
+            (artist,),
+        ).fetchall()
+    finally:
+        conn.close()
+    return [r[0] for r in rows]
+
+
+TINY_RULES = {
+    "00-targets.yaml": "targets:\n  rock: Rock music.\n  metal: Heavy metal.\n",
+    "10-rules.yaml": "rules:\n  - name: rock\n    target: rock\n    kind: keyword\n    patterns: [rock]\n",
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_rules(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two targets, one rule: labelling after each import stays cheap."""
+    folder = tmp_path_factory.mktemp("rules")
+    for name, text in TINY_RULES.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+Run = Callable[..., Result]
+
+
+@pytest.fixture
+def run(runner: CliRunner, tiny_rules: Path) -> Run:
+    """run(db, *args): `genremap import *args --db db` with the tiny rules."""
+
+    def invoke(db: Path, *args: str | Path) -> Result:
+        return runner.invoke(app, ["import", *map(str, args), "--db", str(db), "--rules", str(tiny_rules)])
+
+    return invoke
+
+
+def assert_refused(result: Result, *fragments: str) -> str:
+    """Exit status 2, exactly one line on stderr (naming the fragments), no traceback."""
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def corpus_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shared Spotify corpus (22,726 artists with genres) imported once; tests copy it."""
+    corpus = REPO.parent / "shared" / "data" / "spotify_artists_genres.csv"
+    if not corpus.exists():
+        pytest.skip(f"shared corpus not found at {corpus}")
+    db = tmp_path_factory.mktemp("corpus") / "corpus.db"
+    with Store.open(db) as store:
+        import_file(store, corpus)
+        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return db
+
+
+@pytest.fixture
+def db(corpus_db: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "store.db"
+    shutil.copy(corpus_db, copy)
+    return copy
+
+
+SMALL_ARTISTS = """artist_id,artist,genres,count
+a1,Black Sabbath,"['heavy metal', 'hard rock']",12
+a2,Björk,"['art pop', 'icelandic pop']",7
+a3,Nobody Asked,,
+a4,Asked And None,[],3
+"""
+SMALL_TRACKS = HEADER + "s1,Paranoid,Black Sabbath,\ns2,Jóga,Björk,\n"
+
+
+@pytest.fixture(scope="module")
+def small_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("small")
+    db = folder / "small.db"
+    with Store.open(db) as store:
+        import_file(store, _text(folder / "artists.csv", SMALL_ARTISTS))
+        import_file(store, _text(folder / "tracks.csv", SMALL_TRACKS))
+        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return db
+
+
+@pytest.fixture
+def small_db(small_template: Path, tmp_path: Path) -> Path:
+    """A small store with genres, so a refusal that wrote anything would show in its dump."""
+    copy = tmp_path / "small.db"
+    shutil.copy(small_template, copy)
+    return copy
+
+
+SABBATH = [
+    "album rock",
+    "birmingham metal",
+    "classic rock",
+    "hard rock",
+    "metal",
+    "rock",
+    "stoner rock",
+    "uk doom metal",
+]
+
+
+# --- 1. a missing value never erases a known one ----------------------------------------------
+
+
+def _parquet(path: Path, columns: dict[str, list[object]]) -> Path:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+BLANK_GENRE_TABLES: dict[str, Callable[[Path], Path]] = {
+    "csv blank cell": lambda d: _text(d / "t.csv", HEADER + "bs1,Paranoid,Black Sabbath,\n"),
+    "csv missing cell": lambda d: _text(d / "t.csv", HEADER + "bs1,Paranoid,Black Sabbath\n"),
+    "csv whitespace": lambda d: _text(d / "t.csv", HEADER + "bs1,Paranoid,Black Sabbath,  \n"),
+    "json null": lambda d: _text(
+        d / "t.json", json.dumps([{"id": "bs1", "name": "Paranoid", "artist": "Black Sabbath", "genres": None}])
+    ),
+    "jsonl key absent": lambda d: _text(
+        d / "t.jsonl",
+        json.dumps({"id": "bs0", "name": "War Pigs", "artist": "Black Sabbath", "genres": None})
+        + "\n"
+        + json.dumps({"id": "bs1", "name": "Paranoid", "artist": "Black Sabbath"})
+        + "\n",
+    ),
+    "parquet null": lambda d: _parquet(
+        d / "t.parquet",
+        {"track_id": ["bs1"], "track_name": ["Paranoid"], "artist": ["Black Sabbath"], "genres": [None]},
+    ),
+    "pickle none": lambda d: _bytes(
+        d / "t.pickle",
+        pickle.dumps({"bs1": {"track_name": "Paranoid", "track_artists": "Black Sabbath", "genres": None}}),
+    ),
+}
+
+
+def _text(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("shape", list(BLANK_GENRE_TABLES))
+def test_a_blank_genres_cell_keeps_the_stored_genres(run: Run, db: Path, tmp_path: Path, shape: str) -> None:
+    assert genres_of(db, "Black Sabbath") == SABBATH
+    result = run(db, BLANK_GENRE_TABLES[shape](tmp_path), "--strict")
+    assert result.exit_code == 0, result.output
+    assert genres_of(db, "Black Sabbath") == SABBATH
+    with Store.open(db) as store:
+        assert store.track("bs1")["artist_name"] == "Black Sabbath"  # type: ignore[index]
+
+
+def test_only_an_explicit_empty_list_means_no_genres(run: Run, db: Path, tmp_path: Path) -> None:
+    path = _text(tmp_path / "t.csv", HEADER + 'bs1,Paranoid,Black Sabbath,"[]"\n')
+    assert run(db, path).exit_code == 0
+    assert genres_of(db, "Black Sabbath") == []
+
+
+def test_within_a_file_the_last_non_missing_value_wins(store: Store, tmp_path: Path) -> None:
+    text = (
+        "track_id,track_name,artist,genres,duration_ms\n"
+        "t1,Paranoid,Black Sabbath,heavy metal;hard rock,168000\n"
+        "t2,Iron Man,Black Sabbath,,356000\n"  # blank: keeps the genres of line 2
+        "t1,Paranoid,Black Sabbath,,\n"  # the same track again, blank: keeps its duration
+        "t3,Children of the Grave,Ozzy Osbourne,['heavy metal'],\n"
+        "t4,Crazy Train,Ozzy Osbourne,\"['hard rock', 'metal']\",\n"  # a later list replaces
+        "t5,Mr. Crowley,Ozzy Osbourne,,\n"
+    )
+    result = import_file(store, _text(tmp_path / "t.csv", text))
+    assert result.bad_rows == []
+    assert genres_of(store.path, "Black Sabbath") == ["heavy metal", "hard rock"]
+    assert genres_of(store.path, "Ozzy Osbourne") == ["hard rock", "metal"]
+    duration = store.conn.execute("SELECT duration_ms FROM tracks WHERE track_id = 't1'").fetchone()[0]
+    assert duration == 168000
+
+
+# --- 2. --strict is all or nothing; values are validated before writing ----------------------
+
+OUT_OF_RANGE = ["99999999999999999999999", "inf", "-inf", "1e400", "9" * 5000, "nan", "-3", "12abc"]
+
+
+@pytest.mark.parametrize("count", OUT_OF_RANGE, ids=lambda v: v[:12])
+def test_a_count_the_store_cannot_hold_is_a_bad_row(run: Run, small_db: Path, tmp_path: Path, count: str) -> None:
+    path = _text(tmp_path / "a.csv", f"artist,genres,count\nGood,rock,1\nHostile,rock,{count}\nAlso Good,pop,2\n")
+    before = dump(small_db)
+    assert_refused(run(small_db, path, "--strict"), "a.csv:3: count", "(1 bad row(s); nothing imported")
+    assert dump(small_db) == before
+    result = run(small_db, path, "--format", "json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [b["where"] for b in report["bad_rows"]] == ["a.csv:3"]
+    assert report["imports"][0]["artists_new"] == 2
+
+
+def test_a_bad_value_past_the_first_batches_writes_nothing_under_strict(
+    run: Run, small_db: Path, tmp_path: Path
+) -> None:
+    rows = [f"New Artist {i},['rock'],{i % 50 + 1}" for i in range(45_000)]
+    rows[44_000] = "New Artist 44000,['rock'],99999999999999999999999"  # line 44,002: the third batch
+    path = _text(tmp_path / "artists.csv", "artist,genres,count\n" + "\n".join(rows) + "\n")
+    before = dump(small_db)
+    assert_refused(run(small_db, path, "--strict"), "artists.csv:44002: count", "nothing imported because of --strict")
+    assert dump(small_db) == before
+
+
+def test_a_file_is_written_in_one_transaction(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = "\n".join(f"Artist {i},['rock']" for i in range(45_000))
+    path = _text(tmp_path / "artists.csv", "artist,genres\n" + rows + "\n")
+    real = Store.upsert_artists
+    calls = []
+
+    def fails_on_the_third_batch(self: Store, artists: object, origin: str) -> object:
+        calls.append(1)
+        if len(calls) == 3:
+            raise sqlite3.OperationalError("simulated failure in the third batch")
+        return real(self, artists, origin)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Store, "upsert_artists", fails_on_the_third_batch)
+    with pytest.raises(sqlite3.OperationalError):
+        import_file(store, path)
+    assert len(calls) == 3
+    assert store.summary().artists == 0  # the first two batches were rolled back with the third
+
+
+@pytest.mark.parametrize(
+    ("column", "arrow_type", "value", "problem"),
+    [
+        ("duration_ms", "int64", 2**63 - 1, None),  # the largest INTEGER is stored exactly
+        ("duration_ms", "int64", -(2**63), "is negative"),
+        ("duration_ms", "uint64", 2**64 - 1, "larger than 9,223,372,036,854,775,807"),
+        ("duration_ms", "float64", float("inf"), "not a finite number"),
+        ("duration_ms", "float64", float("nan"), "not a finite number"),
+        ("popularity", "decimal", Decimal("1e30"), "larger than 9,223,372,036,854,775,807"),
+    ],
+    ids=["int64-max", "int64-min", "uint64-max", "inf", "nan", "decimal-1e30"],
+)
+def test_parquet_numbers_out_of_range_are_bad_rows(
+    run: Run, small_db: Path, tmp_path: Path, column: str, arrow_type: str, value: object, problem: str | None
+) -> None:
+    pa = pytest.importorskip("pyarrow")
+    kind = pa.decimal128(38, 0) if arrow_type == "decimal" else getattr(pa, arrow_type)()
+    first = Decimal(1) if arrow_type == "decimal" else 1
+    path = _parquet(
+        tmp_path / "t.parquet",
+        {
+            "track_id": ["p1", "p2"],
+            "track_name": ["A", "B"],
+            "artist": ["X", "Y"],
+            column: pa.array([first, value], kind),
+        },
+    )
+    before = dump(small_db)
+    strict = run(small_db, path, "--strict")
+    if problem is None:
+        assert strict.exit_code == 0, strict.output
+        stored = sqlite3.connect(small_db).execute(f"SELECT {column} FROM tracks WHERE track_id = 'p2'").fetchone()[0]
+        assert stored == value
+        return
+    assert_refused(strict, "t.parquet: row 2", problem)
+    assert dump(small_db) == before
+    loose = run(small_db, path, "--format", "json")
+    assert loose.exit_code == 0, loose.output
+    assert [b["where"] for b in json.loads(loose.stdout)["bad_rows"]] == ["t.parquet: row 2"]
+
+
+def test_all_files_are_checked_before_the_first_is_written(run: Run, small_db: Path, tmp_path: Path) -> None:
+    good = _text(tmp_path / "good.csv", HEADER + "g1,Song,New Band,rock\n")
+    before = dump(small_db)
+    for missing in (tmp_path / "missing.csv", tmp_path / "x.xlsx", tmp_path):
+        if missing.suffix == ".xlsx":
+            missing.write_text("x")
+        assert_refused(run(small_db, good, missing))
+        assert dump(small_db) == before
+
+
+def test_a_file_refused_half_way_says_what_was_imported(run: Run, small_db: Path, tmp_path: Path) -> None:
+    first = _text(tmp_path / "first.csv", HEADER + "g1,Song,New Band,rock\n")
+    bad = _text(tmp_path / "bad.csv", HEADER + "g2,Song,Other Band,rock\ng3,,Other Band,rock\n")
+    last = _text(tmp_path / "last.csv", HEADER + "g4,Song,Last Band,rock\n")
+    line = assert_refused(run(small_db, first, bad, last, "--strict"), "bad.csv:3")
+    assert f"nothing of {bad} was imported; imported before it: {first}; not read: {last}" in line
+    with Store.open(small_db) as store:
+        assert store.track("g1") is not None
+        assert store.track("g2") is None and store.track("g4") is None
+
+
+# --- 3. inputs that expand ---------------------------------------------------------------------
+
+
+def _limited_memory() -> None:
+    limit = 1 << 30  # 1 GiB of address space: a regression dies with MemoryError, not the machine
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def in_child(*args: str | Path, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    """`python *args` in a child with 1 GiB of memory; the timeout only turns a regression
+    that would never end into a failure."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, *map(str, args)],
+        input=stdin,
+        capture_output=True,
+        env=env,
+        timeout=300,
+        preexec_fn=_limited_memory,
+    )
+
+
+def assert_child_refused(done: subprocess.CompletedProcess[bytes], *fragments: str) -> None:
+    stderr = done.stderr.decode("utf-8", "replace")
+    assert done.returncode == 2, stderr[-800:]
+    assert stderr.count("\n") == 1 and stderr.startswith("error: "), stderr[-800:]
+    for fragment in fragments:
+        assert fragment in stderr, stderr
+
+
+def _genre_bomb(tracks: int = 5_000) -> bytes:
+    """About 1 MB: tracks that share one 100,000-genre list (5 x 10^8 genres once expanded)."""
+    genres = [f"g{i}" for i in range(100_000)]
+    seed = {
+        f"t{i}": {"track_name": f"Song {i}", "track_artists": f"Artist {i}", "genres": genres} for i in range(tracks)
+    }
+    return pickle.dumps(seed, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def test_a_pickle_that_expands_is_refused(run: Run, small_db: Path, tmp_path: Path) -> None:
+    data = _genre_bomb()
+    assert len(data) < 1_200_000
+    with pytest.raises(PickleTooLarge):
+        safe_unpickle(data)
+    before = dump(small_db)
+    path = _bytes(tmp_path / "bomb.pickle", data)
+    assert_child_refused(in_child("-m", "genremap", "import", path, "--db", small_db), "bomb.pickle: expands to more")
+    assert dump(small_db) == before
+
+
+def test_the_pickle_cap_counts_shared_references_not_allocations() -> None:
+    shared = [f"genre {i}" for i in range(1000)]
+    data = pickle.dumps([shared] * 50)  # 1,000 strings allocated, 50,000 genres once expanded
+    assert safe_unpickle(data, max_elements=60_000) == [shared] * 50
+    with pytest.raises(PickleTooLarge):
+        safe_unpickle(data, max_elements=40_000)
+
+
+def _tuple_key_bomb(depth: int = 60) -> bytes:
+    """A dict keyed by a tuple that nests itself twice per level: hashing it would take 2^60 steps."""
+    node: tuple[object, ...] = ("x",)
+    for _ in range(depth):
+        node = (node, node)  # built, never hashed, here
+    body = pickle.dumps(node, protocol=2)[2:-1]  # the pickler memoizes, so this is linear
+    return b"\x80\x02}" + body + b"K\x01s."  # PROTO 2, EMPTY_DICT, key, BININT1 1, SETITEM, STOP
+
+
+# A list L shared three times while empty, then filled: [L, L, L] with L = ['a'] * 10. A count
+# taken when L was shared would be stale; the unpickler refuses to change L after sharing it.
+CHANGED_AFTER_SHARING = (
+    b"\x80\x02]q\x010"  # PROTO 2; EMPTY_LIST L; BINPUT 1; POP
+    b"]q\x02(h\x01h\x01h\x01e"  # EMPTY_LIST outer; BINPUT 2; MARK; BINGET 1 x3; APPENDS
+    b"h\x01(" + b"X\x01\x00\x00\x00a" * 10 + b"e0."  # BINGET 1; MARK; 'a' x10; APPENDS; POP; STOP
+)
+
+
+def test_the_crafted_pickles_are_valid_pickles() -> None:
+    assert pickle.loads(CHANGED_AFTER_SHARING) == [["a"] * 10] * 3
+    small = pickle.loads(_tuple_key_bomb(depth=3))
+    assert list(small.values()) == [1] and len(repr(small)) > 40
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (_tuple_key_bomb(), "PickleTooLarge: expands to more than"),
+        # a list shared first, filled afterwards: its count at the time of sharing would be stale
+        (CHANGED_AFTER_SHARING, "UnpicklingError: refused a pickle that changes a container after sharing it"),
+    ],
+    ids=["tuple-key-hash-bomb", "changed-after-sharing"],
+)
+def test_crafted_pickles_that_would_expand_while_loading_are_refused(data: bytes, problem: str) -> None:
+    load = "import sys; from genremap.collectors.importers import safe_unpickle; safe_unpickle(sys.stdin.buffer.read())"
+    done = in_child("-c", load, stdin=data)  # a child: an unmetered unpickler would hash for ever
+    assert done.returncode == 1 and problem in done.stderr.decode()[-300:], done.stderr
+
+
+def test_dev_zero_is_refused_without_reading_it_all(tmp_path: Path) -> None:
+    for fmt in ("json", "jsonl", "csv", "pickle"):
+        done = in_child("-m", "genremap", "import", "/dev/zero", "--file-format", fmt, "--db", tmp_path / "z.db")
+        assert_child_refused(done, "error: zero")
+
+
+# --- 4. one line, exit 2, never a traceback -----------------------------------------------------
+
+
+def _tracks_csv(rows: int) -> bytes:
+    return "".join(f"c{i},Song {i},Band {i % 97},genre {i % 31}\n" for i in range(rows)).encode()
+
+
+def _cut(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+HOSTILE_FILES: dict[str, tuple[Callable[[Path], Path], tuple[str, ...]]] = {
+    "field over the csv limit": (
+        lambda d: _text(d / "big.csv", HEADER + "b1,Song,Band," + "x" * 200_000 + "\n"),
+        ("big.csv:2: a field longer than 131,072 characters",),
+    ),
+    "unclosed quote to the end": (
+        lambda d: _text(d / "open.csv", HEADER + 'o1,Song,Band,"rock\n' + "o2,Song,Band,rock\n" * 10_000),
+        ("open.csv:2: a field longer than",),
+    ),
+    "latin-1 csv": (
+        lambda d: _bytes(d / "latin.csv", (HEADER + "l1,Jóga,Björk,art pop\n").encode("latin-1")),
+        ("latin.csv:2: byte 0xf3 (byte 5 of the line) is not utf-8", "--encoding latin-1"),
+    ),
+    "invalid utf-8 in jsonl": (
+        lambda d: _bytes(d / "bad.jsonl", b'{"artist": "A", "genres": []}\n{"artist": "Bj\xf6rk", "genres": []}\n'),
+        ("bad.jsonl:2: byte 0xf6", "UTF-8"),
+    ),
+    "invalid utf-8 in json": (
+        lambda d: _bytes(d / "bad.json", b'[{"artist": "A", "genres": []},\n {"artist": "Bj\xf6rk", "genres": []}]'),
+        ("bad.json:2: byte 0xf6 (byte 16 of the line)",),
+    ),
+    "100k-deep json": (
+        lambda d: _text(d / "deep.json", "[" * 100_000 + "]" * 100_000),
+        ("deep.json: invalid JSON (nested",),
+    ),
+    "json that is not a table": (lambda d: _text(d / "n.json", "42"), ("n.json: does not start with [ or {",)),
+    "gzip cut short": (
+        lambda d: _bytes(d / "cut.csv.gz", _cut(gzip.compress(HEADER.encode() + _tracks_csv(2000)))),
+        ("cut.csv.gz: cannot read the file (EOFError",),
+    ),
+    "gzipped parquet": (lambda d: _bytes(d / "t.parquet.gz", gzip.compress(b"PAR1")), ("gzipped Parquet",)),
+    "a line longer than the cap": (
+        lambda d: _bytes(d / "long.jsonl", b" " * (MAX_LINE_BYTES + 10) + b"\n"),
+        ("long.jsonl:1: a line longer than 16 MiB",),
+    ),
+    "not a pickle": (lambda d: _bytes(d / "x.pickle", b"\x00\x01\x02"), ("x.pickle: not a pickle",)),
+    "a pickle cut short": (
+        lambda d: _bytes(d / "cut.pickle", pickle.dumps({"t1": {"track_name": "S", "track_artists": "A"}})[:-5]),
+        ("cut.pickle: not a readable pickle",),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_FILES))
+def test_hostile_files_are_refused_with_one_line(run: Run, small_db: Path, tmp_path: Path, case: str) -> None:
+    write, fragments = HOSTILE_FILES[case]
+    path = write(tmp_path)
+    before = dump(small_db)
+    assert_refused(run(small_db, path), *fragments)
+    assert dump(small_db) == before
+
+
+def test_an_unknown_file_format_is_refused(run: Run, small_db: Path, tmp_path: Path) -> None:
+    path = _text(tmp_path / "t.csv", HEADER + "t1,Song,Band,rock\n")
+    assert_refused(run(small_db, path, "--file-format", "xml"), "--file-format 'xml': expected one of")
+
+
+BAD_ROWS = {
+    "deeply nested list in a genres cell": ('"' + "[" * 100_000 + '"', "cannot parse list"),
+    "count of 5000 digits": ("9" * 5000, "is not a number"),
+    "count of 1e400": ("1e400", "is not a finite number"),
+    "count of inf": ("inf", "is not a finite number"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_ROWS))
+def test_hostile_cells_are_bad_rows_with_their_line(run: Run, small_db: Path, tmp_path: Path, case: str) -> None:
+    cell, problem = BAD_ROWS[case]
+    genres, count = (cell, "3") if "genres" in case else ("rock", cell)
+    path = _text(tmp_path / "a.csv", f"artist,genres,count\nGood,rock,1\nHostile,{genres},{count}\nAlso Good,pop,2\n")
+    before = dump(small_db)
+    assert_refused(run(small_db, path, "--strict"), "a.csv:3:", problem)
+    assert dump(small_db) == before
+    result = run(small_db, path, "--format", "json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [(b["where"], problem in b["reason"]) for b in report["bad_rows"]] == [("a.csv:3", True)]
+    assert report["imports"][0]["artists_new"] == 2
+
+
+def test_a_stray_quote_that_swallows_lines_is_a_bad_row(run: Run, small_db: Path, tmp_path: Path) -> None:
+    text = (
+        HEADER
+        + 'x1,Paranoid,Black Sabbath,"heavy metal\n'  # the quote never closes on this line ...
+        + "x2,Iron Man,Black Sabbath,heavy metal\n"
+        + 'x3,War Pigs,Black Sabbath,"doom metal"\n'  # ... but here, so lines 2-4 became one row
+        + "x4,Planet Caravan,Black Sabbath,psychedelic rock\n"
+    )
+    path = _text(tmp_path / "stray.csv", text)
+    before = dump(small_db)
+    assert_refused(run(small_db, path, "--strict"), "stray.csv:2-4: genre", "line break")
+    assert dump(small_db) == before
+    result = run(small_db, path, "--format", "json")
+    assert result.exit_code == 0
+    assert [b["where"] for b in json.loads(result.stdout)["bad_rows"]] == ["stray.csv:2-4"]
+    with Store.open(small_db) as store:
+        assert [store.track(t) is not None for t in ("x1", "x2", "x3", "x4")] == [False, False, False, True]
+        assert not [g for g in store.genres_frame()["name"] if "\n" in g]
+
+
+def test_a_row_with_more_fields_than_the_header_is_a_bad_row(store: Store, tmp_path: Path) -> None:
+    path = _text(tmp_path / "t.csv", HEADER + "t1,Song, with a comma,Band,rock\nt2,Song,Band,rock,\n")
+    result = import_file(store, path)
+    assert [(b.where, b.reason) for b in result.bad_rows] == [
+        ("t.csv:2", "5 fields where the header has 4 (an unquoted delimiter?)")
+    ]
+    assert result.tracks_new == 1  # a trailing empty field is harmless
+
+
+def test_latin1_imports_with_encoding_and_gzip_is_read_transparently(run: Run, small_db: Path, tmp_path: Path) -> None:
+    text = HEADER + "l1,Svefn-g-englar,Sigur Rós,post-rock;icelandic rock\n"
+    latin = _bytes(tmp_path / "latin.csv", text.encode("latin-1"))
+    assert run(small_db, latin, "--encoding", "latin-1").exit_code == 0
+    assert genres_of(small_db, "Sigur Rós") == ["post-rock", "icelandic rock"]
+    tsv = _bytes(tmp_path / "t.tsv.gz", gzip.compress(text.replace(",", "\t").replace("l1", "l2").encode()))
+    assert run(small_db, tsv).exit_code == 0
+    with Store.open(small_db) as store:
+        first, second = store.track("l1"), store.track("l2")
+    assert first is not None and second is not None
+    assert (second["track_name"], second["artist_name"]) == ("Svefn-g-englar", "Sigur Rós")
+    assert second["artist_id"] == first["artist_id"]
+    assert_refused(run(small_db, latin, "--encoding", "utf-16"), "--encoding utf-16: not supported")
+    assert_refused(run(small_db, latin, "--encoding", "klingon"), "--encoding 'klingon': unknown")
+
+
+# --- 6. the restricted unpickler admits no builtins name but set and frozenset -------------------
+
+
+def _global_call(module: str, name: str, argument: str) -> bytes:
+    """A protocol-0 pickle that calls module.name(argument)."""
+    return f"c{module}\n{name}\n(V{argument}\ntR.".encode()
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "argument"),
+    [
+        ("builtins", "eval", "open('pwned-by-eval', 'w').write('x')"),
+        ("builtins", "exec", "open('pwned-by-exec', 'w').write('x')"),
+        ("builtins", "__import__", "os"),
+        ("builtins", "getattr", "x"),
+        ("builtins", "open", "pwned-by-open"),
+        ("builtins", "compile", "x"),
+        ("__builtin__", "eval", "open('pwned-by-eval', 'w').write('x')"),
+        ("os", "system", "touch pwned-by-system"),
+    ],
+)
+def test_builtins_callables_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: str, name: str, argument: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(pickle.UnpicklingError, match=rf"refused to load {module}\.{name}"):
+        safe_unpickle(_global_call(module, name, argument))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_no_builtins_name_but_set_and_frozenset_is_admitted() -> None:
+    import builtins
+
+    admitted = []
+    for name in dir(builtins):
+        data = f"\x80\x02cbuiltins\n{name}\nq\x00.".encode("latin-1")  # just load the global
+        try:
+            safe_unpickle(data)
+        except pickle.UnpicklingError:
+            continue
+        admitted.append(name)
+    assert admitted == ["frozenset", "set"]
+
+
+def test_a_refused_pickle_through_the_cli_is_one_line(run: Run, small_db: Path, tmp_path: Path) -> None:
+    path = _bytes(tmp_path / "evil.pickle", _global_call("builtins", "eval", "1+1"))
+    before = dump(small_db)
+    assert_refused(run(small_db, path), "evil.pickle: refused to load builtins.eval")
+    assert dump(small_db) == before
+
+
+def test_import_file_refuses_what_check_file_refuses(store: Store, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="gzipped Parquet"):
+        import_file(store, _bytes(tmp_path / "t.parquet.gz", gzip.compress(b"PAR1")))
