@@ -536,6 +536,19 @@ def test_hostile_cells_are_bad_rows_with_their_line(run: Run, small_db: Path, tm
     assert report["imports"][0]["artists_new"] == 2
 
 
+def test_text_longer_than_the_cap_is_a_bad_row(tmp_path: Path) -> None:
+    title = ("(deluxe " * 12_000).strip()  # 95,999 characters, inside the CSV field limit
+    path = _text(tmp_path / "t.csv", HEADER + f"t1,{title},Band,rock\nt2,Song,Band,rock\n")
+    # In a child: the title normalisation is super-linear, and without the cap never finished.
+    done = in_child("-m", "genremap", "import", path, "--db", tmp_path / "s.db", "--format", "json")
+    assert done.returncode == 0, done.stderr[-500:]
+    report = json.loads(done.stdout)
+    assert [(b["where"], b["reason"]) for b in report["bad_rows"]] == [
+        ("t.csv:2", "track_name of 95,999 characters is longer than the 1,000 accepted")
+    ]
+    assert report["imports"][0]["tracks_new"] == 1
+
+
 def test_a_stray_quote_that_swallows_lines_is_a_bad_row(run: Run, small_db: Path, tmp_path: Path) -> None:
     text = (
         HEADER

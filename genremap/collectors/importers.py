@@ -9,8 +9,8 @@ Guarantees (see docs/import.md):
   never erases genres the store or an earlier row of the file holds; only an explicit empty
   list (`[]`) means "no genres". Within a file, the last non-missing value of each field wins.
 - Every value is validated before anything is written (integers within SQLite's range and
-  finite, text valid Unicode without line breaks); a bad value makes a bad row, counted with
-  its line (or item) number. `strict` refuses the file on any bad row.
+  finite, text one line of valid Unicode of at most 1,000 characters); a bad value makes a
+  bad row, counted with its line (or item) number. `strict` refuses the file on any bad row.
 - A file is written in one transaction: it is imported whole or not at all.
 """
 
@@ -63,6 +63,9 @@ BATCH = 20_000
 INT_MAX = 2**63 - 1  # SQLite's largest INTEGER
 _INTEGER = re.compile(r"[+-]?[0-9]{1,19}")
 _GENRE_CACHE_MAX_CHARS = 4096  # genre cells up to this long are parsed once per distinct text
+# Longer names, titles, ids and genres are bad rows: no real one comes near, and the title
+# normalisation used for de-duplication slows down more than linearly on long hostile text.
+MAX_TEXT_CHARS = 1000
 
 
 @dataclass
@@ -108,7 +111,9 @@ def _blank(value: Any) -> bool:
 
 
 def _clean(text: str, column: str) -> str:
-    """`text` if it can be stored as one line of valid Unicode, else ValueError."""
+    """`text` if it can be stored as one line of valid Unicode of at most MAX_TEXT_CHARS, else ValueError."""
+    if len(text) > MAX_TEXT_CHARS:
+        raise ValueError(f"{column} of {len(text):,} characters is longer than the {MAX_TEXT_CHARS:,} accepted")
     if "\n" in text or "\r" in text:
         raise ValueError(
             f"{column} {short(text)} contains a line break (in a CSV, a stray quote makes one field "
