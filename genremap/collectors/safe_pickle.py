@@ -5,22 +5,22 @@ Two dangers, two guards:
 - Code: a pickle names callables (`os.system`, `builtins.eval`) and calls them. Only `set`
   and `frozenset` can be named (old protocols build sets by calling them); every other name,
   every persistent id and every opcode that builds class instances is refused.
-- Size: a pickle re-uses objects through its memo, so 0.9 MB can hold one 100,000-genre list
-  referenced by 10,000 tracks: a billion genres once each track's list is read. Every opcode
-  (at most one new object) counts one element and every re-use (memo get, dup) counts the full size of what it refers
-  to, as it is admitted; past `max_elements` the load stops. Re-used containers are immutable
-  from then on (a pickle that changes one after sharing it is refused), so the count of a
-  re-use stays exact and the count bounds the work of loading, hashing included.
+- Size: a pickle re-uses objects through its memo, so 1 MB can hold one 100,000-genre list
+  referenced by 5,000 tracks: half a billion genres once each track's list is read. Every
+  opcode (at most one new object) counts one element and every re-use (memo get, dup) counts
+  the full size of what it refers to (a string one element per 64 characters), as it is
+  admitted; past `max_elements` the load stops. Re-used containers are immutable from then
+  on (a pickle that changes one after sharing it is refused), so the count of a re-use stays
+  exact and the count bounds the work of loading, hashing included.
 
-The stdlib's pure-Python unpickler is used because the C one cannot be metered: it is several
-times slower (about 3 s for 200,000 seed-notebook tracks), but pickles are a one-off legacy
-input. Its `load` loop is restated here to count opcodes cheaply; it relies on the private
-`pickle._Unframer` and `pickle._Stop`, which the tests exercise on every supported Python.
+The stdlib's pure-Python unpickler is used because the C one cannot be metered: loading is
+a few times slower (about 2 s more for 200,000 seed-notebook tracks), but pickles are a
+one-off legacy input. Its `load` loop is restated here to count opcodes cheaply; it relies
+on the private `pickle._Unframer` and `pickle._Stop`, which the tests exercise.
 """
 
 from __future__ import annotations
 
-import gc
 import io
 import pickle
 from collections.abc import Callable
@@ -201,15 +201,5 @@ RestrictedUnpickler.dispatch = _build_dispatch()
 
 
 def safe_unpickle(data: bytes, *, max_elements: int = MAX_PICKLE_ELEMENTS) -> Any:
-    """Unpickle `data` with RestrictedUnpickler: plain dicts, lists, tuples, sets, str, numbers.
-
-    The cyclic garbage collector is paused meanwhile: it would scan the growing heap of new
-    containers over and over (a fifth of the time), and plain data has no cycles to find.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return RestrictedUnpickler(io.BytesIO(data), max_elements=max_elements).load()
-    finally:
-        if enabled:
-            gc.enable()
+    """Unpickle `data` with RestrictedUnpickler: plain dicts, lists, tuples, sets, str, numbers."""
+    return RestrictedUnpickler(io.BytesIO(data), max_elements=max_elements).load()
