@@ -26,7 +26,7 @@ from genremap.audio.previews import (
     DEFAULT_WORKERS,
     fetch_previews,
 )
-from genremap.collectors.importers import import_file
+from genremap.collectors.importers import check_files, import_files
 from genremap.collectors.musicbrainz import DEFAULT_MB_API, DEFAULT_THRESHOLD, enrich_musicbrainz
 from genremap.collectors.musicbrainz import SERVICE as MB_SERVICE
 from genremap.collectors.spotify import (
@@ -212,17 +212,24 @@ def _main(
 def import_command(
     paths: Annotated[
         list[Path],
-        typer.Argument(help="CSV, TSV, JSON, JSONL, Parquet or seed-notebook pickle files.", metavar="FILE..."),
+        typer.Argument(
+            help="CSV, TSV, JSON, JSONL, Parquet or seed-notebook pickle files (optionally gzipped).", metavar="FILE..."
+        ),
     ],
     db: DbOption = DEFAULT_DB,
     rules: RulesOption = None,
-    strict: Annotated[bool, typer.Option("--strict", help="Refuse the whole file if any row is bad.")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Refuse a file, writing nothing of it, if any of its rows is bad.")
+    ] = False,
     source: Annotated[
         str, typer.Option("--source", help="Genre source the file's genres are stored under.")
     ] = "spotify",
     file_format: Annotated[
         str | None, typer.Option("--file-format", help="Force the file type: csv, json, jsonl, parquet, pickle.")
     ] = None,
+    encoding: Annotated[
+        str, typer.Option("--encoding", help="Text encoding of CSV/TSV/JSON/JSONL files, e.g. latin-1, cp1252.")
+    ] = "utf-8",
     fmt: FormatOption = "table",
 ) -> None:
     """Load artist or track tables into the store (idempotent: importing twice changes nothing).
@@ -230,6 +237,8 @@ def import_command(
     Columns are recognised by name with aliases: track_id/id, track_name/name/title,
     artist_name/artist/artists, artist_id, genres (a list, a Python or JSON list literal, or
     `;`-separated), count/track_count. Rows without ids get stable ids derived from names.
+    A blank genres cell never erases known genres; only `[]` means "no genres". Each file is
+    written in one transaction, all files are checked before the first is read.
     Pickles are read with a restricted unpickler that admits only plain dicts, lists and strings.
     Afterwards, one line says how the rules (--rules) cover the store.
     """
@@ -237,11 +246,15 @@ def import_command(
     if source not in ("spotify", "musicbrainz"):
         raise UsageError(f"--source {source!r}: expected spotify or musicbrainz")
     _, ruleset = _rules(rules)  # a broken rule file stops here, before anything is written
-    results = []
+    sources = check_files(paths, file_format, encoding)  # so does a missing or unreadable file
     with Store.open(db) as store:
-        for path in paths:
-            with counter(err_console(), f"importing {path.name}", None) as advance:
-                results.append(import_file(store, path, strict=strict, source=source, fmt=file_format, on_rows=advance))
+        results = import_files(
+            store,
+            sources,
+            strict=strict,
+            source=source,
+            progress=lambda path: counter(err_console(), f"importing {path.name}", None),
+        )
         cover = coverage(_label(store, ruleset, None, "both"))
     rows = [
         {

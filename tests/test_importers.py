@@ -183,13 +183,17 @@ def test_restricted_unpickler_admits_plain_data_only() -> None:
         ("dark trap; rap", ("dark trap", "rap")),
         ("dark trap|rap", ("dark trap", "rap")),
         ("dark trap", ("dark trap",)),
-        ("[]", ()),
-        ("", ()),
-        (None, ()),
+        ("[]", ()),  # an explicit empty list: the source says "no genres"
+        ([], ()),
+        ("", None),  # blank, null, NaN: nothing is known
+        ("  ", None),
+        (None, None),
+        (float("nan"), None),
+        (";", None),
         (["a", " b "], ("a", "b")),
     ],
 )
-def test_parse_genres(value: object, expected: tuple[str, ...]) -> None:
+def test_parse_genres(value: object, expected: tuple[str, ...] | None) -> None:
     assert parse_genres(value) == expected
 
 

@@ -2,56 +2,70 @@
 
 Column names are recognised with common aliases; where ids are absent, stable ids are
 derived from names. Genre lists may be real lists, Python list literals (parsed with
-`ast.literal_eval`, never `eval`), JSON lists, or `;`/`|`-separated strings. Bad rows are
-counted with their line (or item) number; `strict` makes any of them fatal before anything
-is written.
+`ast.literal_eval`, never `eval`), JSON lists, or `;`/`|`-separated strings.
+
+Guarantees (see docs/import.md):
+- A blank genres cell (empty, null, a missing key or column value) means "not known" and
+  never erases genres the store or an earlier row of the file holds; only an explicit empty
+  list (`[]`) means "no genres". Within a file, the last non-missing value of each field wins.
+- Every value is validated before anything is written (integers within SQLite's range and
+  finite, text one line of valid Unicode of at most 1,000 characters); a bad value makes a
+  bad row, counted with its line (or item) number. `strict` refuses the file on any bad row.
+- A file is written in one transaction: it is imported whole or not at all.
 """
 
 from __future__ import annotations
 
 import ast
-import csv
+import functools
 import hashlib
-import io
 import json
 import math
-import pickle
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+import re
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, fields, replace
+from datetime import date
+from decimal import Decimal
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
+from genremap.collectors.readers import (
+    ALIASES,
+    ERROR,
+    SourceFile,
+    check_file,
+    check_files,
+    column_map,
+    records,
+    short,
+)
+from genremap.collectors.safe_pickle import RestrictedUnpickler, safe_unpickle
 from genremap.errors import UsageError
-from genremap.store import ArtistRecord, Store, TrackRecord
+from genremap.store import ArtistRecord, Store, TrackRecord, _gc_paused
 
-ALIASES: dict[str, tuple[str, ...]] = {
-    "track_id": ("track_id", "id", "spotify_id", "track_uri", "uri"),
-    "track_name": ("track_name", "name", "title", "track", "song", "song_name"),
-    "artist_name": ("artist_name", "artist", "artists", "track_artists", "artist_names", "primary_artist"),
-    "artist_id": ("artist_id", "artist_ids", "artist_uri"),
-    "genres": ("genres", "genre", "artist_genres", "subgenres", "genre_list"),
-    "track_count": ("count", "track_count", "tracks", "n_tracks", "num_tracks"),
-    "duration_ms": ("duration_ms", "duration"),
-    "preview_url": ("preview_url", "preview"),
-    "isrc": ("isrc",),
-    "album": ("album", "album_name"),
-    "release_date": ("release_date", "year"),
-    "popularity": ("popularity",),
-}
-FORMATS = {
-    ".csv": "csv",
-    ".tsv": "csv",
-    ".txt": "csv",
-    ".json": "json",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".pickle": "pickle",
-    ".pkl": "pickle",
-}
-MAX_PICKLE_BYTES = 512 * 1024 * 1024
+__all__ = [
+    "BadRow",
+    "ImportResult",
+    "RestrictedUnpickler",
+    "SourceFile",
+    "check_files",
+    "derive_id",
+    "import_file",
+    "import_files",
+    "import_source",
+    "parse_genres",
+    "safe_unpickle",
+]
+
 BATCH = 20_000
+INT_MAX = 2**63 - 1  # SQLite's largest INTEGER
+_INTEGER = re.compile(r"[+-]?[0-9]{1,19}")
+_GENRE_CACHE_MAX_CHARS = 4096  # genre cells up to this long are parsed once per distinct text
+# Longer names, titles, ids and genres are bad rows: no real one comes near, and the title
+# normalisation used for de-duplication slows down more than linearly on long hostile text.
+MAX_TEXT_CHARS = 1000
 
 
 @dataclass
@@ -85,27 +99,6 @@ def derive_id(kind: str, *names: str) -> str:
     return f"{kind[0]}:{digest[:20]}"
 
 
-_PLAIN_TYPES = {"set": set, "frozenset": frozenset, "list": list, "dict": dict, "tuple": tuple, "str": str}
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """Admits only plain containers, strings and numbers: any other class or function is refused."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        # Old protocols name the builtin container types; nothing else is ever resolved.
-        if module in ("builtins", "__builtin__") and name in _PLAIN_TYPES:
-            return _PLAIN_TYPES[name]
-        raise pickle.UnpicklingError(f"refused to load {module}.{name}")
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise pickle.UnpicklingError("refused a persistent reference")
-
-
-def safe_unpickle(data: bytes) -> Any:
-    """Unpickle `data` with RestrictedUnpickler: plain dicts, lists, tuples, sets, str, numbers."""
-    return RestrictedUnpickler(io.BytesIO(data)).load()
-
-
 # --- value parsing -------------------------------------------------------------------------
 
 
@@ -117,14 +110,33 @@ def _blank(value: Any) -> bool:
     return isinstance(value, str) and not value.strip()
 
 
+def _clean(text: str, column: str) -> str:
+    """`text` if it can be stored as one line of valid Unicode of at most MAX_TEXT_CHARS, else ValueError."""
+    if len(text) <= MAX_TEXT_CHARS and text.isascii() and "\n" not in text and "\r" not in text:
+        return text  # the common case: one check each
+    if len(text) > MAX_TEXT_CHARS:
+        raise ValueError(f"{column} of {len(text):,} characters is longer than the {MAX_TEXT_CHARS:,} accepted")
+    if "\n" in text or "\r" in text:
+        raise ValueError(
+            f"{column} {short(text)} contains a line break (in a CSV, a stray quote makes one field "
+            "swallow the lines after it)"
+        )
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{column} {short(text)} is not valid Unicode (a lone surrogate)") from None
+    return text
+
+
 def _literal_list(text: str) -> list[Any]:
     try:
         value = ast.literal_eval(text)
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         try:
             value = json.loads(text)
-        except ValueError:
-            raise ValueError(f"cannot parse list {text[:60]!r}") from None
+        except (ValueError, RecursionError):
+            raise ValueError(f"cannot parse list {short(text)}") from None
     if isinstance(value, tuple | set):
         value = list(value)
     if not isinstance(value, list):
@@ -132,28 +144,44 @@ def _literal_list(text: str) -> list[Any]:
     return value
 
 
-def parse_genres(value: Any) -> tuple[str, ...]:
-    """A genre list from a list, a list literal, a JSON list or a `;`/`|`/`,`-separated string."""
-    if _blank(value):
-        return ()
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith(("[", "{", "(")):
-            value = _literal_list(text)
-        else:
-            sep = next((s for s in (";", "|", ",") if s in text), None)
-            value = text.split(sep) if sep else [text]
+def _genre_items(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list | tuple):
         raise ValueError(f"genres must be a list of strings, got {type(value).__name__}")
     genres = []
     for item in value:
         if not isinstance(item, str):
-            raise ValueError(f"genre {item!r} is not a string")
+            raise ValueError(f"genre {short(item)} is not a string")
         if item.strip():
-            genres.append(item.strip())
+            genres.append(_clean(item.strip(), "genre"))
     return tuple(genres)
+
+
+def _genre_text(text: str) -> tuple[str, ...] | None:
+    if text.startswith(("[", "{", "(")):
+        return _genre_items(_literal_list(text))
+    sep = next((s for s in (";", "|", ",") if s in text), None)
+    genres = tuple(_clean(g.strip(), "genre") for g in (text.split(sep) if sep else [text]) if g.strip())
+    return genres or None  # separators without a genre say nothing: missing, not "none"
+
+
+_cached_genre_text = functools.lru_cache(maxsize=8192)(_genre_text)
+
+
+def parse_genres(value: Any) -> tuple[str, ...] | None:
+    """A genre list from a list, a list literal, a JSON list or a `;`/`|`/`,`-separated string.
+
+    None when the value is missing (blank, null): nothing is known. An empty tuple only for an
+    explicit empty list: the source says the artist has no genres.
+    """
+    if _blank(value):
+        return None
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, str):
+        text = value.strip()
+        # Many rows share a genre cell (an artist's tracks): parse each distinct text once.
+        return _cached_genre_text(text) if len(text) <= _GENRE_CACHE_MAX_CHARS else _genre_text(text)
+    return _genre_items(value)
 
 
 def _names_and_ids(value: Any) -> tuple[list[str], list[str | None]]:
@@ -181,131 +209,71 @@ def _names_and_ids(value: Any) -> tuple[list[str], list[str | None]]:
         else:
             name, ident = item, None
         if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"artist name {name!r} is not a non-empty string")
-        names.append(name.strip())
-        ids.append(str(ident) if ident else None)
+            raise ValueError(f"artist name {short(name)} is not a non-empty string")
+        names.append(_clean(name.strip(), "artist"))
+        ids.append(_text(ident, "artist id"))
     if not names:
         raise ValueError("no artist")
     return names, ids
 
 
 def _int(value: Any, column: str) -> int | None:
-    if _blank(value):
+    """A non-negative integer the store can hold (rounded if fractional); None when blank."""
+    if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{column} {value!r} is not a number") from None
-    if math.isnan(number) or number < 0:
-        raise ValueError(f"{column} {value!r} is not a non-negative number")
-    return round(number)
+    if type(value) is int or isinstance(value, Integral):
+        number = int(value)
+    else:
+        text = value.strip() if isinstance(value, str) else None
+        if text is not None and _INTEGER.fullmatch(text):
+            number = int(text)
+        else:
+            if text is not None and len(text) > 60:
+                raise ValueError(f"{column} {short(value)} is not a number")
+            try:
+                real = float(value)
+            except (TypeError, ValueError, OverflowError):
+                raise ValueError(f"{column} {short(value)} is not a number") from None
+            if not math.isfinite(real):
+                raise ValueError(f"{column} {short(value)} is not a finite number")
+            if abs(real) >= 2.0**63:
+                raise ValueError(f"{column} {short(value)} is larger than {INT_MAX:,}, the most the store holds")
+            number = round(real)
+    if number < 0:
+        raise ValueError(f"{column} {short(value)} is negative")
+    if number > INT_MAX:
+        raise ValueError(f"{column} {short(value)} is larger than {INT_MAX:,}, the most the store holds")
+    return number
 
 
-def _text(value: Any) -> str | None:
-    if _blank(value):
-        return None
+def _text(value: Any, column: str) -> str | None:
+    """One line of text from a string, a number, a date or an object's "name"; None when blank."""
+    if type(value) is str:  # the common case first
+        text = value.strip()
+        return _clean(text, column) if text else None
     if isinstance(value, dict):
         value = value.get("name")
-        return str(value) if value else None
-    return str(value).strip()
+    if _blank(value):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+    elif isinstance(value, Integral) and abs(int(value)) > INT_MAX:
+        raise ValueError(f"{column} {short(value)} is too large a number for text")
+    elif isinstance(value, int | float | Decimal | date):
+        text = str(value)
+    else:
+        raise ValueError(f"{column} {short(value)} is not text")
+    return _clean(text, column) or None
 
 
-def _spotify_id(value: Any) -> str | None:
-    text = _text(value)
+def _spotify_id(value: Any, column: str) -> str | None:
+    text = _text(value, column)
     if text and text.startswith("spotify:"):
         text = text.rsplit(":", 1)[-1]
     return text
 
 
-# --- reading -------------------------------------------------------------------------------
-
-
-def _records(path: Path, fmt: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(where, record) pairs; `where` is what a person needs to find the row."""
-    name = path.name
-    if fmt == "csv":
-        delimiter = "\t" if path.suffix == ".tsv" else ","
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle, delimiter=delimiter)
-            if not reader.fieldnames:
-                return
-            start = reader.line_num + 1
-            for row in reader:
-                yield f"{name}:{start}", dict(row)
-                start = reader.line_num + 1
-    elif fmt == "jsonl":
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    item = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield f"{name}:{number}", {"__error__": f"invalid JSON ({exc.msg})"}
-                    continue
-                yield f"{name}:{number}", item if isinstance(item, dict) else {"__error__": "not a JSON object"}
-    elif fmt == "json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise UsageError(f"{name}: invalid JSON: {exc}") from None
-        yield from _container_records(data, name)
-    elif fmt == "parquet":
-        import pyarrow.parquet as pq  # a dependency; imported here to keep start-up fast
-
-        try:
-            table = pq.read_table(path)
-        except Exception as exc:  # pyarrow raises several types for a bad file
-            raise UsageError(f"{name}: not a readable Parquet file ({exc})") from None
-        for number, row in enumerate(table.to_pylist(), 1):
-            yield f"{name}: row {number}", row
-    elif fmt == "pickle":
-        size = path.stat().st_size
-        if size > MAX_PICKLE_BYTES:
-            raise UsageError(f"{name}: pickle of {size} bytes is larger than the {MAX_PICKLE_BYTES} bytes allowed")
-        try:
-            data = safe_unpickle(path.read_bytes())
-        except pickle.UnpicklingError as exc:
-            raise UsageError(
-                f"{name}: {exc}: genremap loads only pickles of plain dicts, lists and strings "
-                "(such as the original notebook's track dictionary); convert other data to CSV or JSON"
-            ) from None
-        except Exception as exc:
-            raise UsageError(f"{name}: not a readable pickle ({type(exc).__name__}: {exc})") from None
-        yield from _container_records(data, name)
-
-
-def _container_records(data: Any, name: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Records from a list of objects, {"tracks"/"artists"/"items": [...]}, or {id: object}."""
-    if isinstance(data, dict):
-        for key in ("tracks", "artists", "items", "data"):
-            if isinstance(data.get(key), list):
-                data = data[key]
-                break
-        else:
-            if data and all(isinstance(v, dict) for v in data.values()):
-                # The seed notebook's shape: {track_id: {track_name, track_artists, genres}}
-                for number, (key, value) in enumerate(data.items(), 1):
-                    record = dict(value)
-                    record.setdefault("track_id", key)
-                    yield f"{name}: entry {number} ({key})", record
-                return
-    if not isinstance(data, list):
-        raise UsageError(f"{name}: expected a list of records or a mapping of id to record, got {type(data).__name__}")
-    for number, item in enumerate(data, 1):
-        yield f"{name}: item {number}", item if isinstance(item, dict) else {"__error__": "not an object"}
-
-
-def _column_map(keys: list[str]) -> dict[str, str]:
-    """Our field → the source's column, by alias (case-insensitive, first alias present wins)."""
-    lower = {k.lower().strip(): k for k in keys}
-    mapping: dict[str, str] = {}
-    for fieldname, aliases in ALIASES.items():
-        for alias in aliases:
-            if alias in lower and lower[alias] not in mapping.values():
-                mapping[fieldname] = lower[alias]
-                break
-    return mapping
+# --- rows ----------------------------------------------------------------------------------
 
 
 def _table_kind(columns: dict[str, str]) -> str:
@@ -324,137 +292,66 @@ def _table_kind(columns: dict[str, str]) -> str:
     )
 
 
+_ABSENT = "\x00no such column"  # the column of a field the file does not have: record.get gives None
+
+
+def _every_field(cols: dict[str, str]) -> dict[str, str]:
+    """`cols` with every field present (absent ones map to _ABSENT), for lookups without branches."""
+    return {fieldname: cols.get(fieldname, _ABSENT) for fieldname in ALIASES}
+
+
 def _artist_row(record: dict[str, Any], cols: dict[str, str], source: str) -> ArtistRecord:
     names, ids = _names_and_ids(record.get(cols["artist_name"]))
-    given_id = _spotify_id(record.get(cols["artist_id"])) if "artist_id" in cols else None
+    given_id = _spotify_id(record.get(cols["artist_id"]), "artist_id")
     name = names[0]
-    genres = parse_genres(record.get(cols["genres"])) if "genres" in cols else None
     return ArtistRecord(
         artist_id=given_id or ids[0] or derive_id("artist", name),
         name=name,
-        genres=genres,
+        genres=parse_genres(record.get(cols["genres"])),
         genre_source=source,
-        track_count=_int(record.get(cols["track_count"]), "count") if "track_count" in cols else None,
+        track_count=_int(record.get(cols["track_count"]), "count"),
     )
 
 
 def _track_row(record: dict[str, Any], cols: dict[str, str], source: str) -> tuple[TrackRecord, list[ArtistRecord]]:
-    title = _text(record.get(cols["track_name"]))
+    title = _text(record.get(cols["track_name"]), "track_name")
     if not title:
         raise ValueError("no track name")
     names, ids = _names_and_ids(record.get(cols["artist_name"]))
-    if "artist_id" in cols and not _blank(record.get(cols["artist_id"])):
-        raw_ids = record.get(cols["artist_id"])
+    raw_ids = record.get(cols["artist_id"])
+    if not _blank(raw_ids):
         given = _literal_list(raw_ids) if isinstance(raw_ids, str) and raw_ids.strip().startswith("[") else raw_ids
         given_list = list(given) if isinstance(given, list | tuple) else [given]
-        ids = [_spotify_id(g) for g in given_list] + ids[len(given_list) :]
+        ids = [_spotify_id(g, "artist_id") for g in given_list] + ids[len(given_list) :]
     artist_ids = [i or derive_id("artist", n) for n, i in zip(names, ids + [None] * len(names), strict=False)]
-    genres = parse_genres(record.get(cols["genres"])) if "genres" in cols else None
+    genres = parse_genres(record.get(cols["genres"]))
     artists = [ArtistRecord(artist_ids[0], names[0], genres, source)]
     artists += [ArtistRecord(a, n) for a, n in zip(artist_ids[1:], names[1:], strict=False)]
-    track_id = _spotify_id(record.get(cols["track_id"])) if "track_id" in cols else None
-    album = record.get(cols["album"]) if "album" in cols else None
+    track_id = _spotify_id(record.get(cols["track_id"]), "track_id")
     track = TrackRecord(
         track_id=track_id or derive_id("track", artist_ids[0], title),
         name=title,
         artist_id=artist_ids[0],
         artist_name=names[0],
         artist_ids=tuple(artist_ids),
-        album=_text(album),
-        release_date=_text(record.get(cols["release_date"])) if "release_date" in cols else None,
-        duration_ms=_int(record.get(cols["duration_ms"]), "duration_ms") if "duration_ms" in cols else None,
-        preview_url=_text(record.get(cols["preview_url"])) if "preview_url" in cols else None,
+        album=_text(record.get(cols["album"]), "album"),
+        release_date=_text(record.get(cols["release_date"]), "release_date"),
+        duration_ms=_int(record.get(cols["duration_ms"]), "duration_ms"),
+        preview_url=_text(record.get(cols["preview_url"]), "preview_url"),
         isrc=_isrc(record, cols),
-        popularity=_int(record.get(cols["popularity"]), "popularity") if "popularity" in cols else None,
+        popularity=_int(record.get(cols["popularity"]), "popularity"),
     )
     return track, artists
 
 
 def _isrc(record: dict[str, Any], cols: dict[str, str]) -> str | None:
-    value = record.get(cols["isrc"]) if "isrc" in cols else (record.get("external_ids") or {}).get("isrc")
-    text = _text(value)
+    if cols["isrc"] is not _ABSENT:
+        value = record.get(cols["isrc"])
+    else:
+        external = record.get("external_ids")
+        value = external.get("isrc") if isinstance(external, dict) else None
+    text = _text(value, "isrc")
     return text.upper().replace("-", "") if text else None
-
-
-def detect_format(path: Path, fmt: str | None = None) -> str:
-    if fmt:
-        return fmt
-    suffixes = [s.lower() for s in path.suffixes]
-    for suffix in reversed(suffixes):
-        if suffix in FORMATS:
-            return FORMATS[suffix]
-    raise UsageError(f"{path.name}: unknown file type; use one of {', '.join(sorted(FORMATS))} or pass --format")
-
-
-def import_file(
-    store: Store,
-    path: Path,
-    *,
-    strict: bool = False,
-    source: str = "spotify",
-    fmt: str | None = None,
-    on_rows: Callable[[int], None] = lambda n: None,
-) -> ImportResult:
-    """Import one table into the store (idempotent: ids are stable, writes are upserts).
-
-    `on_rows(n)` reports progress: n more rows read (then written).
-    """
-    if not path.exists():
-        raise UsageError(f"file not found: {path}")
-    if path.is_dir():
-        raise UsageError(f"{path} is a folder; give a file")
-    kind_fmt = detect_format(path, fmt)
-    records = _records(path, kind_fmt)
-    result = ImportResult(path=str(path), table="")
-    artists: dict[str, ArtistRecord] = {}
-    tracks: dict[str, TrackRecord] = {}
-    cols: dict[str, str] | None = None
-    for where, record in records:
-        result.rows += 1
-        if result.rows % 5000 == 0:
-            on_rows(5000)
-        if "__error__" in record:
-            result.bad_rows.append(BadRow(where, str(record["__error__"])))
-            continue
-        if cols is None:
-            cols = _column_map(list(record))
-            result.table = _table_kind(cols)
-            result.columns = dict(cols)
-        try:
-            if result.table == "artists":
-                artist = _artist_row(record, cols, source)
-                if artist.artist_id in artists:
-                    result.duplicates.append(
-                        BadRow(where, f"artist {artist.name!r} appears again: merged into one artist (this row wins)")
-                    )
-                artists[artist.artist_id] = _merge_artist(artists.get(artist.artist_id), artist)
-            else:
-                track, track_artists = _track_row(record, cols, source)
-                tracks[track.track_id] = track
-                for artist in track_artists:
-                    artists[artist.artist_id] = _merge_artist(artists.get(artist.artist_id), artist)
-        except (ValueError, TypeError, KeyError) as exc:
-            result.bad_rows.append(BadRow(where, str(exc)))
-    if cols is None:
-        raise UsageError(f"{path.name}: no rows to import")
-    if strict and result.bad_rows:
-        first = result.bad_rows[0]
-        raise UsageError(
-            f"{first.where}: {first.reason} ({len(result.bad_rows)} bad row(s); nothing imported because of --strict)"
-        )
-    on_rows(result.rows % 5000)
-    origin = f"import:{path.name}"
-    artist_list = list(artists.values())
-    for start in range(0, len(artist_list), BATCH):
-        written = store.upsert_artists(artist_list[start : start + BATCH], origin)
-        result.artists_new += written.new
-        result.artists_updated += written.updated
-    track_list = list(tracks.values())
-    for start in range(0, len(track_list), BATCH):
-        written = store.upsert_tracks(track_list[start : start + BATCH], origin)
-        result.tracks_new += written.new
-        result.tracks_updated += written.updated
-    return result
 
 
 def _merge_artist(old: ArtistRecord | None, new: ArtistRecord) -> ArtistRecord:
@@ -468,3 +365,171 @@ def _merge_artist(old: ArtistRecord | None, new: ArtistRecord) -> ArtistRecord:
         genre_source=new.genre_source if new.genres is not None else old.genre_source,
         track_count=new.track_count if new.track_count is not None else old.track_count,
     )
+
+
+_OPTIONAL_TRACK_FIELDS = tuple(
+    f.name for f in fields(TrackRecord) if f.name not in ("track_id", "name", "artist_id", "artist_name", "artist_ids")
+)
+
+
+def _merge_track(old: TrackRecord | None, new: TrackRecord) -> TrackRecord:
+    """A later row of the same track wins field by field: its blank fields keep the earlier values."""
+    if old is None:
+        return new
+    kept = {name: getattr(old, name) for name in _OPTIONAL_TRACK_FIELDS if getattr(new, name) is None}
+    return replace(new, **kept) if kept else new
+
+
+def _row_problem(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "a value nested more deeply than genremap reads"
+    return str(exc)
+
+
+# --- files ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Table:
+    """A file read and validated, not written yet."""
+
+    result: ImportResult
+    artists: dict[str, ArtistRecord] = field(default_factory=dict)
+    tracks: dict[str, TrackRecord] = field(default_factory=dict)
+
+    def add(self, where: str, record: dict[str, Any], cols: dict[str, str], source: str) -> None:
+        """Validate one row and merge it in (ValueError and the like for a bad row)."""
+        if self.result.table == "artists":
+            artist = _artist_row(record, cols, source)
+            if artist.artist_id in self.artists:
+                note = f"artist {artist.name!r} appears again: merged into one artist (this row wins)"
+                self.result.duplicates.append(BadRow(where, note))
+            self.artists[artist.artist_id] = _merge_artist(self.artists.get(artist.artist_id), artist)
+            return
+        track, track_artists = _track_row(record, cols, source)
+        self.tracks[track.track_id] = _merge_track(self.tracks.get(track.track_id), track)
+        for artist in track_artists:
+            self.artists[artist.artist_id] = _merge_artist(self.artists.get(artist.artist_id), artist)
+
+
+def _read_table(src: SourceFile, source: str, on_rows: Callable[[int], None]) -> _Table:
+    table = _Table(ImportResult(path=str(src.path), table=""))
+    result = table.result
+    cols: dict[str, str] | None = None
+    try:
+        # The collector would scan the growing heap of records over and over (a third of
+        # the time); records and the plain data they come from have no cycles.
+        with _gc_paused():
+            for where, record in records(src):
+                result.rows += 1
+                if result.rows % 5000 == 0:
+                    on_rows(5000)
+                if ERROR in record:
+                    result.bad_rows.append(BadRow(where, str(record[ERROR])))
+                    continue
+                if cols is None:
+                    cols = column_map(record)
+                    result.table = _table_kind(cols)
+                    result.columns = dict(cols)
+                    every = _every_field(cols)
+                try:
+                    table.add(where, record, every, source)
+                except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as exc:
+                    result.bad_rows.append(BadRow(where, _row_problem(exc)))
+    except (OSError, EOFError) as exc:  # a truncated gzip stream, a read error
+        raise UsageError(f"{src.name}: cannot read the file ({type(exc).__name__}: {str(exc)[:200]})") from None
+    on_rows(result.rows % 5000)
+    if cols is None:
+        if result.bad_rows:
+            first = result.bad_rows[0]
+            raise UsageError(f"{first.where}: {first.reason} (no row of {src.name} could be read)")
+        raise UsageError(f"{src.name}: no rows to import")
+    return table
+
+
+def _write_table(store: Store, src: SourceFile, table: _Table) -> None:
+    """All of a file's artists and tracks in one transaction: the file is in the store whole or not at all."""
+    origin = f"import:{src.name}"
+    result = table.result
+    with store.transaction():
+        for batch in _batches(list(table.artists.values())):
+            written = store.upsert_artists(batch, origin)
+            result.artists_new += written.new
+            result.artists_updated += written.updated
+        for tracks in _batches(list(table.tracks.values())):
+            written = store.upsert_tracks(tracks, origin)
+            result.tracks_new += written.new
+            result.tracks_updated += written.updated
+
+
+def _batches(rows: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    return (rows[start : start + BATCH] for start in range(0, len(rows), BATCH))
+
+
+def import_source(
+    store: Store,
+    src: SourceFile,
+    *,
+    strict: bool = False,
+    source: str = "spotify",
+    on_rows: Callable[[int], None] = lambda n: None,
+) -> ImportResult:
+    """Import one checked file (idempotent: ids are stable, writes are upserts)."""
+    table = _read_table(src, source, on_rows)
+    result = table.result
+    if strict and result.bad_rows:
+        first = result.bad_rows[0]
+        raise UsageError(
+            f"{first.where}: {first.reason} ({len(result.bad_rows)} bad row(s); nothing imported because of --strict)"
+        )
+    _write_table(store, src, table)
+    return result
+
+
+def import_file(
+    store: Store,
+    path: Path,
+    *,
+    strict: bool = False,
+    source: str = "spotify",
+    fmt: str | None = None,
+    encoding: str = "utf-8",
+    on_rows: Callable[[int], None] = lambda n: None,
+) -> ImportResult:
+    """Import one table into the store (idempotent: ids are stable, writes are upserts).
+
+    `on_rows(n)` reports progress: n more rows read.
+    """
+    return import_source(store, check_file(path, fmt, encoding), strict=strict, source=source, on_rows=on_rows)
+
+
+def import_files(
+    store: Store,
+    sources: Sequence[SourceFile],
+    *,
+    strict: bool = False,
+    source: str = "spotify",
+    progress: Callable[[Path], AbstractContextManager[Callable[[int], None]]] | None = None,
+) -> list[ImportResult]:
+    """Import checked files one after the other, each in its own transaction.
+
+    A file refused half-way leaves the files before it imported and nothing of itself; the
+    error says which files were imported and which were not read.
+    """
+    results = []
+    for index, src in enumerate(sources):
+        try:
+            if progress is None:
+                results.append(import_source(store, src, strict=strict, source=source))
+                continue
+            with progress(src.path) as advance:
+                results.append(import_source(store, src, strict=strict, source=source, on_rows=advance))
+        except UsageError as exc:
+            if len(sources) == 1:
+                raise
+            done = ", ".join(str(s.path) for s in sources[:index]) or "none"
+            rest = ", ".join(str(s.path) for s in sources[index + 1 :]) or "none"
+            raise UsageError(
+                f"{exc.message} [nothing of {src.path} was imported; imported before it: {done}; not read: {rest}]"
+            ) from None
+    return results

@@ -1,0 +1,384 @@
+"""Read table files into (where, record) pairs, refusing what cannot be read safely.
+
+Every file is checked before anything is written (it exists, is readable, has a known
+format). Text is decoded strictly (UTF-8 unless --encoding says otherwise), so a wrong
+encoding stops with the line and byte instead of importing garbled names. gzip is detected
+by its magic bytes and read transparently. Reads are bounded: CSV, TSV and JSONL are read
+line by line with a cap per line; a JSON document and a pickle are read whole, up to a cap;
+a pickle is also capped in what it expands to (see `safe_pickle`).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gzip
+import json
+import pickle
+import pickletools
+import reprlib
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, cast
+
+from genremap.collectors.safe_pickle import PickleTooLarge, safe_unpickle
+from genremap.errors import UsageError
+
+ALIASES: dict[str, tuple[str, ...]] = {
+    "track_id": ("track_id", "id", "spotify_id", "track_uri", "uri"),
+    "track_name": ("track_name", "name", "title", "track", "song", "song_name"),
+    "artist_name": ("artist_name", "artist", "artists", "track_artists", "artist_names", "primary_artist"),
+    "artist_id": ("artist_id", "artist_ids", "artist_uri"),
+    "genres": ("genres", "genre", "artist_genres", "subgenres", "genre_list"),
+    "track_count": ("count", "track_count", "tracks", "n_tracks", "num_tracks"),
+    "duration_ms": ("duration_ms", "duration"),
+    "preview_url": ("preview_url", "preview"),
+    "isrc": ("isrc",),
+    "album": ("album", "album_name"),
+    "release_date": ("release_date", "year"),
+    "popularity": ("popularity",),
+}
+FORMATS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".pickle": "pickle",
+    ".pkl": "pickle",
+}
+FILE_FORMATS = ("csv", "json", "jsonl", "parquet", "pickle")
+MIB = 1024 * 1024
+MAX_LINE_BYTES = 16 * MIB  # one CSV/TSV/JSONL line
+MAX_JSON_BYTES = 256 * MIB  # a whole JSON document (after gunzip)
+MAX_PICKLE_BYTES = 256 * MIB  # a whole pickle (after gunzip)
+GZIP_MAGIC = b"\x1f\x8b"
+ERROR = "__error__"  # key of a record that is a bad row already (its value says why)
+_EXTRA = "\x00extra fields"  # DictReader's key for fields beyond the header
+_PICKLE_OPCODES = {op.code.encode("latin-1") for op in pickletools.opcodes}
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = _SHORT.maxfrozenset = 4
+_SHORT.maxlevel = 3
+
+
+def short(value: Any) -> str:
+    """A short, escaped excerpt of `value` for messages (never the whole of a huge or deep value)."""
+    try:
+        return _SHORT.repr(value)
+    except (ValueError, RecursionError):  # e.g. an int of more than 4,300 digits
+        return f"<{type(value).__name__}>"
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A file that passed the up-front checks: its format, whether it is gzipped, its encoding."""
+
+    path: Path
+    fmt: str
+    gzipped: bool = False
+    encoding: str = "utf-8"
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def delimiter(self) -> str:
+        return "\t" if ".tsv" in [s.lower() for s in self.path.suffixes] else ","
+
+
+def column_map(keys: Iterable[Any]) -> dict[str, str]:
+    """Our field → the source's column, by alias (case-insensitive, first alias present wins)."""
+    lower = {k.lower().strip(): k for k in keys if isinstance(k, str)}
+    mapping: dict[str, str] = {}
+    for fieldname, aliases in ALIASES.items():
+        for alias in aliases:
+            if alias in lower and lower[alias] not in mapping.values():
+                mapping[fieldname] = lower[alias]
+                break
+    return mapping
+
+
+def detect_format(path: Path, fmt: str | None = None) -> str:
+    """The format forced by --file-format, else the one the file name says (`.gz` aside)."""
+    if fmt:
+        if fmt not in FILE_FORMATS:
+            raise UsageError(f"--file-format {fmt!r}: expected one of {', '.join(FILE_FORMATS)}")
+        return fmt
+    for suffix in reversed([s.lower() for s in path.suffixes]):
+        if suffix in FORMATS:
+            return FORMATS[suffix]
+    raise UsageError(
+        f"{path.name}: unknown file type; use one of {', '.join(sorted(FORMATS))} (optionally .gz) "
+        "or pass --file-format"
+    )
+
+
+def check_encoding(encoding: str) -> str:
+    """The codec's canonical name; only encodings that write ASCII as ASCII can split lines safely."""
+    probe = '\n\r,;\t"[]{}'
+    try:
+        name = codecs.lookup(encoding).name
+        ascii_compatible = probe.encode(name) == probe.encode("ascii")
+    except (LookupError, UnicodeError, TypeError, ValueError):
+        raise UsageError(f"--encoding {encoding!r}: unknown text encoding; e.g. utf-8, latin-1, cp1252") from None
+    if not ascii_compatible:
+        raise UsageError(f"--encoding {encoding}: not supported (not ASCII-compatible); re-encode the file as UTF-8")
+    return name
+
+
+def check_file(path: Path, fmt: str | None = None, encoding: str = "utf-8") -> SourceFile:
+    """Everything that can be known about a file before reading it, refused with one line."""
+    if not path.exists():
+        raise UsageError(f"file not found: {path}")
+    if path.is_dir():
+        raise UsageError(f"{path} is a folder; give a file")
+    kind = detect_format(path, fmt)
+    codec = check_encoding(encoding)
+    try:
+        with path.open("rb") as handle:
+            gzipped = handle.read(2) == GZIP_MAGIC
+        size = path.stat().st_size
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if gzipped and kind == "parquet":
+        raise UsageError(f"{path.name}: a gzipped Parquet file; Parquet is compressed inside already: gunzip it")
+    cap = {"json": MAX_JSON_BYTES, "pickle": MAX_PICKLE_BYTES}.get(kind)
+    if cap is not None and not gzipped and size > cap:
+        raise UsageError(_too_large(path.name, kind, cap))
+    return SourceFile(path, kind, gzipped, codec)
+
+
+def _too_large(name: str, kind: str, cap: int) -> str:
+    hint = {
+        "json": "write it as JSONL (one object per line), which is read line by line",
+        "pickle": "convert it to JSONL or CSV",
+    }[kind]
+    return f"{name}: more than {cap // MIB} MiB of {kind.upper()}, the most genremap reads at once; {hint}"
+
+
+@contextmanager
+def _open_bytes(source: SourceFile) -> Iterator[IO[bytes]]:
+    with source.path.open("rb") as raw:
+        if source.gzipped:
+            with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
+                yield cast(IO[bytes], unzipped)
+        else:
+            yield raw
+
+
+def records(source: SourceFile) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, record) pairs; `where` is what a person needs to find the row.
+
+    A record holding ERROR is a row that is bad already (invalid JSON, too many fields).
+    Problems with the file as a whole raise UsageError.
+    """
+    if source.fmt == "parquet":
+        yield from _parquet_records(source)
+        return
+    with _open_bytes(source) as stream:
+        if source.fmt == "csv":
+            yield from _csv_records(stream, source)
+        elif source.fmt == "jsonl":
+            yield from _jsonl_records(stream, source)
+        elif source.fmt == "json":
+            yield from _json_records(stream, source)
+        else:
+            yield from _pickle_records(stream, source)
+
+
+# --- text ------------------------------------------------------------------------------------
+
+
+def _decode_error(source: SourceFile, line: int, column: int, byte: int) -> str:
+    hint = (
+        "re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8) or pass --encoding latin-1 (or cp1252)"
+        if source.encoding == "utf-8"
+        else "check --encoding"
+    )
+    return f"{source.name}:{line}: byte 0x{byte:02x} (byte {column} of the line) is not {source.encoding}; {hint}"
+
+
+def _split_bare_cr(text: str) -> list[str]:
+    """Lines of a file with old Mac line ends (a lone \\r), each keeping its end."""
+    pieces = text.split("\r")
+    lines = [piece + "\r" for piece in pieces[:-1]]
+    if pieces[-1] == "\n":
+        lines[-1] += "\n"
+    elif pieces[-1]:
+        lines.append(pieces[-1])
+    return lines
+
+
+def _text_lines(stream: IO[bytes], source: SourceFile) -> Iterator[str]:
+    """Decoded lines, each at most MAX_LINE_BYTES; a decoding error names its line and byte."""
+    number = 0
+    utf8 = source.encoding == "utf-8"
+    while raw := stream.readline(MAX_LINE_BYTES + 1):
+        number += 1
+        if len(raw) > MAX_LINE_BYTES:
+            raise UsageError(
+                f"{source.name}:{number}: a line longer than {MAX_LINE_BYTES // MIB} MiB; not a table genremap reads"
+            )
+        if number == 1 and utf8 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8) :]
+        try:
+            text = raw.decode(source.encoding)
+        except UnicodeDecodeError as exc:
+            raise UsageError(_decode_error(source, number, exc.start + 1, raw[exc.start])) from None
+        if text.count("\r") > text.endswith("\r\n"):
+            yield from _split_bare_cr(text)
+        else:
+            yield text
+
+
+def _csv_records(stream: IO[bytes], source: SourceFile) -> Iterator[tuple[str, dict[str, Any]]]:
+    reader = csv.DictReader(_text_lines(stream, source), delimiter=source.delimiter, restkey=_EXTRA)
+    start = 1
+    try:
+        header = reader.fieldnames
+        if not header:
+            return
+        start = reader.line_num + 1
+        for row in reader:
+            end = reader.line_num
+            where = f"{source.name}:{start}" if end == start else f"{source.name}:{start}-{end}"
+            extra = row.pop(_EXTRA, None)
+            if extra and any(isinstance(e, str) and e.strip() for e in extra):
+                fields = len(header) + len(extra)
+                yield where, {ERROR: f"{fields} fields where the header has {len(header)} (an unquoted delimiter?)"}
+            else:
+                yield where, row
+            start = end + 1
+    except csv.Error as exc:
+        if "field limit" in str(exc):
+            raise UsageError(
+                f"{source.name}:{start}: a field longer than {csv.field_size_limit():,} characters (an unclosed "
+                "quote makes one field swallow the lines after it); fix the quoting"
+            ) from None
+        raise UsageError(f"{source.name}:{reader.line_num}: not valid CSV ({exc})") from None
+
+
+def _jsonl_records(stream: IO[bytes], source: SourceFile) -> Iterator[tuple[str, dict[str, Any]]]:
+    for number, line in enumerate(_text_lines(stream, source), 1):
+        if not line.strip():
+            continue
+        where = f"{source.name}:{number}"
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield where, {ERROR: f"invalid JSON ({exc.msg})"}
+            continue
+        except (ValueError, RecursionError) as exc:
+            yield where, {ERROR: f"invalid JSON ({_json_problem(exc)})"}
+            continue
+        yield where, item if isinstance(item, dict) else {ERROR: "not a JSON object"}
+
+
+def _json_problem(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested more deeply than genremap reads"
+    return str(exc)
+
+
+def _read_capped(stream: IO[bytes], cap: int, source: SourceFile, first: bytes) -> bytes:
+    """The rest of the stream after `first`, refused past `cap` bytes in all."""
+    data = first + stream.read(cap + 1 - len(first))
+    if len(data) > cap:
+        raise UsageError(_too_large(source.name, source.fmt, cap))
+    return data
+
+
+def _json_records(stream: IO[bytes], source: SourceFile) -> Iterator[tuple[str, dict[str, Any]]]:
+    head = stream.read(64 * 1024)
+    start = head.lstrip(b" \t\r\n" + codecs.BOM_UTF8)[:1]
+    if start and start not in b"[{":
+        raise UsageError(f"{source.name}: does not start with [ or {{, so it is not a JSON table; check --file-format")
+    data = _read_capped(stream, MAX_JSON_BYTES, source, head)
+    if source.encoding == "utf-8" and data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    try:
+        text = data.decode(source.encoding)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise UsageError(_decode_error(source, line, column, data[exc.start])) from None
+    del data
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{source.name}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:
+        raise UsageError(f"{source.name}: invalid JSON ({_json_problem(exc)})") from None
+    del text
+    yield from container_records(parsed, source.name)
+
+
+# --- binary ----------------------------------------------------------------------------------
+
+
+def _parquet_records(source: SourceFile) -> Iterator[tuple[str, dict[str, Any]]]:
+    import pyarrow.parquet as pq  # a dependency; imported here to keep start-up fast
+
+    try:
+        parquet = pq.ParquetFile(source.path)
+        names = parquet.schema_arrow.names
+        wanted = set(column_map(names).values()) | ({"external_ids"} & set(names))
+        rows = parquet.read(columns=[n for n in dict.fromkeys(names) if n in wanted]).to_pylist()
+    except Exception as exc:  # pyarrow raises several types for a bad file or an unconvertible value
+        raise UsageError(f"{source.name}: not a readable Parquet file ({type(exc).__name__}: {short(exc)})") from None
+    for number, row in enumerate(rows, 1):
+        yield f"{source.name}: row {number}", row
+
+
+def _pickle_records(stream: IO[bytes], source: SourceFile) -> Iterator[tuple[str, dict[str, Any]]]:
+    head = stream.read(64 * 1024)
+    if head and head[:1] not in _PICKLE_OPCODES:
+        raise UsageError(f"{source.name}: not a pickle (it starts with byte 0x{head[0]:02x}); check --file-format")
+    data = _read_capped(stream, MAX_PICKLE_BYTES, source, head)
+    try:
+        value = safe_unpickle(data)
+    except PickleTooLarge as exc:
+        raise UsageError(f"{source.name}: {exc}; refused (convert the data to JSONL or CSV)") from None
+    except pickle.UnpicklingError as exc:
+        raise UsageError(
+            f"{source.name}: {exc}: genremap loads only pickles of plain dicts, lists and strings "
+            "(such as the original notebook's track dictionary); convert other data to CSV or JSON"
+        ) from None
+    except Exception as exc:  # a truncated or corrupt pickle raises many types
+        raise UsageError(f"{source.name}: not a readable pickle ({type(exc).__name__}: {short(exc)})") from None
+    del data
+    yield from container_records(value, source.name)
+
+
+def container_records(data: Any, name: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Records from a list of objects, {"tracks"/"artists"/"items": [...]}, or {id: object}."""
+    if isinstance(data, dict):
+        for key in ("tracks", "artists", "items", "data"):
+            if isinstance(data.get(key), list):
+                data = data[key]
+                break
+        else:
+            if data and all(isinstance(v, dict) for v in data.values()):
+                # The seed notebook's shape: {track_id: {track_name, track_artists, genres}}
+                for number, (key, value) in enumerate(data.items(), 1):
+                    record = dict(value)
+                    record.setdefault("track_id", key)
+                    label = key if isinstance(key, str) and len(key) <= 60 and key.isprintable() else short(key)
+                    yield f"{name}: entry {number} ({label})", record
+                return
+    if not isinstance(data, list):
+        raise UsageError(f"{name}: expected a list of records or a mapping of id to record, got {type(data).__name__}")
+    for number, item in enumerate(data, 1):
+        yield f"{name}: item {number}", item if isinstance(item, dict) else {ERROR: "not an object"}
+
+
+def check_files(paths: Iterable[Path], fmt: str | None = None, encoding: str = "utf-8") -> list[SourceFile]:
+    """Check every file before anything is written, so a bad third file stops the first too."""
+    return [check_file(Path(p), fmt, encoding) for p in paths]
