@@ -981,6 +981,9 @@ def _is_schema_1_store(path: Path) -> bool:
     -shm files its reading made)."""
     conn = _connect(path, readonly=True)
     try:
+        # One read transaction: a migration committed by another command between two of these reads
+        # would otherwise show an old header beside the new tables.
+        conn.execute("BEGIN")
         application, version = (conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("application_id", "user_version"))
         if application == APPLICATION_ID:  # migrated by another command since the header was read
             return True
