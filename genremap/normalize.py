@@ -25,7 +25,14 @@ COMPOUNDS: dict[str, str] = {
     "nu-metal": "nu metal",
 }
 
-_AND_VARIANTS = re.compile(r"(?:\s*&\s*|\s+'n'\s+|\s+'n\s+|\s+n'\s+|\s+n\s+|'n'|\+)")
+# Every pattern here runs on names and titles from the internet, so each takes time linear in
+# the text: a run of whitespace is entered only at its start (`(?<!\s)`: a match starting inside
+# the run would also start at its beginning, so results are the same), and bracket contents stop
+# at the next bracket and are searched only once a closing bracket is known to follow, so no start
+# position rescans the rest of the text.
+_AND_VARIANTS = re.compile(
+    r"(?:(?<!\s)\s+&\s*|&\s*|(?<!\s)\s+'n'\s+|(?<!\s)\s+'n\s+|(?<!\s)\s+n'\s+|(?<!\s)\s+n\s+|'n'|\+)"
+)
 _NON_WORD = re.compile(r"[^\w]+|_+")
 _SPACES = re.compile(r"\s+")
 
@@ -84,7 +91,7 @@ def normalize_name(text: str) -> str:
 # versions, edits, featured-artist credits, edition tags. Live versions and remixes are
 # different recordings and are kept.
 _VERSION_TAIL = re.compile(
-    r"\s+-\s+(?:"
+    r"(?<!\s)\s+-\s+(?:"
     r"(?:\d{4}\s+)?(?:digital(?:ly)?\s+)?re-?master(?:ed)?(?:\s+\d{4})?(?:\s+version)?(?:\s*/.*)?"
     r"|(?:single|album|radio|mono|stereo|original|lp|45)(?:\s+(?:version|edit|mix|mono|stereo))*"
     r"|(?:\d{4}\s+)?(?:mono|stereo)(?:\s+(?:version|mix))?"
@@ -93,25 +100,29 @@ _VERSION_TAIL = re.compile(
     re.IGNORECASE,
 )
 _VERSION_BRACKET = re.compile(
-    r"\s*[\(\[](?:"
-    r"[^\)\]]*re-?master(?:ed)?[^\)\]]*"
-    r"|feat\.?[^\)\]]*|ft\.?\s[^\)\]]*|featuring\s[^\)\]]*|with\s[^\)\]]*"
+    r"(?<!\s)\s*[\(\[](?=[^\(\)\[\]]*[\)\]])(?:"
+    r"[^\(\)\[\]]*re-?master(?:ed)?[^\(\)\[\]]*"
+    r"|feat\.?[^\(\)\[\]]*|ft\.?\s[^\(\)\[\]]*|featuring\s[^\(\)\[\]]*|with\s[^\(\)\[\]]*"
     r"|(?:single|album|radio|mono|stereo)(?:\s+(?:version|edit|mix))?"
-    r"|[^\)\]]*\b(?:deluxe|anniversary|expanded|bonus track|explicit|clean)\b[^\)\]]*"
+    r"|[^\(\)\[\]]*\b(?:deluxe|anniversary|expanded|bonus track|explicit|clean)\b[^\(\)\[\]]*"
     r")[\)\]]",
     re.IGNORECASE,
 )
-_FEAT_TAIL = re.compile(r"\s+(?:feat\.?|ft\.|featuring)\s+.*$", re.IGNORECASE)
+# Each pass removes one layer (`Song (feat. X) - Remastered 2011`); real titles need two or three.
+# Bounded, so a title of thousands of stacked suffixes costs a few passes, not one per suffix.
+_VERSION_PASSES = 8
+_FEAT_TAIL = re.compile(r"(?<!\s)\s+(?:feat\.?|ft\.|featuring)\s+.*$", re.IGNORECASE)
 
 
 def strip_version(title: str) -> str:
     """Drop version suffixes that do not change the recording: `Song - Remastered 2011` → `Song`."""
-    previous = None
-    while previous != title:
+    for _ in range(_VERSION_PASSES):
         previous = title
         title = _VERSION_TAIL.sub("", title)
         title = _VERSION_BRACKET.sub("", title)
         title = _FEAT_TAIL.sub("", title)
+        if title == previous:
+            break
     return title.strip()
 
 
