@@ -18,9 +18,18 @@ from rich.progress import (
 )
 
 
+class _Progress(Progress):
+    """rich's Progress, silent when disabled: rich before 14.3 prints a blank line on `stop` even
+    then, which would put an empty line before every one-line error off a terminal."""
+
+    def stop(self) -> None:
+        if not self.disable:
+            super().stop()
+
+
 def _bars(console: Console, *, transient: bool) -> Progress:
     """Bars with a spinner, a description, a count and the elapsed time; silent off a terminal."""
-    return Progress(
+    return _Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
@@ -35,7 +44,7 @@ def _bars(console: Console, *, transient: bool) -> Progress:
 @contextmanager
 def stages(console: Console, title: str) -> Iterator[Callable[[str], None]]:
     """A spinner naming the current stage; yields a callback taking the next stage's name."""
-    with Progress(
+    with _Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         TimeElapsedColumn(),
