@@ -10,56 +10,38 @@ import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from genremap import __version__
-from genremap.audio.evaluate import evaluate_dataset
-from genremap.audio.features import DEFAULT_FRAME_SECONDS, DEFAULT_SEGMENTS, compute_features
-from genremap.audio.previews import (
+from genremap.defaults import (
     DEFAULT_ALLOWED_HOSTS,
-    DEFAULT_DEEZER_API,
-    DEFAULT_DURATION_TOLERANCE,
-    DEFAULT_MAX_BYTES,
-    DEFAULT_MIN_SCORE,
-    DEFAULT_WORKERS,
-    fetch_previews,
-)
-from genremap.collectors.importers import check_files, import_files
-from genremap.collectors.musicbrainz import DEFAULT_MB_API, DEFAULT_THRESHOLD, enrich_musicbrainz
-from genremap.collectors.musicbrainz import SERVICE as MB_SERVICE
-from genremap.collectors.spotify import (
     DEFAULT_API_BASE,
     DEFAULT_AUTH_URL,
-    SpotifyCollector,
-    check_endpoints,
-    load_collect_config,
-    read_credentials,
+    DEFAULT_DB,
+    DEFAULT_DEADLINE,
+    DEFAULT_DEEZER_API,
+    DEFAULT_DURATION_TOLERANCE,
+    DEFAULT_FRAME_SECONDS,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MB_API,
+    DEFAULT_MIN_SCORE,
+    DEFAULT_SEGMENTS,
+    DEFAULT_THRESHOLD,
+    DEFAULT_WORKERS,
 )
-from genremap.dataset.balance import parse_split
-from genremap.dataset.build import BuildOptions, build_dataset, check_build_options
-from genremap.dataset.labels import Labelling, choose_policy, label_store
-from genremap.diff import diff_labellings, rules_at_revision, temporary_folder
-from genremap.engine import RuleSet, default_rules_dir, load_rules, resolve_rules_dir
-from genremap.engine.loader import display_path, schema_path
 from genremap.errors import GenremapError, RuleErrors, UsageError
-from genremap.http import DEFAULT_DEADLINE, Retrying, RetryPolicy
-from genremap.lint import lint_rules
-from genremap.progress import collect_progress, counter, stages, tracked
 from genremap.render import FORMATS, emit, err_console, out_console, write_json
-from genremap.report import (
-    check_rules_output,
-    coverage,
-    emit_rules_yaml,
-    explain_artist,
-    explain_subgenre,
-    subgenres,
-    unmapped,
-    write_rules_output,
-)
-from genremap.sample import load_sample
-from genremap.store import DEFAULT_DB, Store, describe_store_error
+
+# Each command imports the stages it runs inside its body: `--help`, `--version`, `schema` and
+# `lint` of a rules folder never import pandas, numpy, spotipy, requests or the audio stack
+# (tests/test_startup.py holds this).
+if TYPE_CHECKING:
+    from genremap.dataset.labels import Labelling
+    from genremap.engine import RuleSet
+    from genremap.http import Retrying
+    from genremap.store import Store
 
 app = typer.Typer(
     name="genremap",
@@ -121,6 +103,8 @@ def handles_errors(func: F) -> F:
             )
             raise typer.Exit(130) from None
         except sqlite3.Error as exc:
+            from genremap.store import describe_store_error
+
             error = describe_store_error(kwargs.get("db") or DEFAULT_DB, exc)
             if error is None or os.environ.get("GENREMAP_DEBUG"):
                 raise
@@ -160,17 +144,23 @@ def _check_format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> str:
 
 
 def _rules(rules_dir: Path | None) -> tuple[Path, RuleSet]:
+    from genremap.engine import load_rules, resolve_rules_dir
+
     folder = resolve_rules_dir(rules_dir)
     return folder, load_rules(folder)
 
 
 def _label(store: Store, ruleset: RuleSet, policy: str | None, genre_source: str) -> Labelling:
+    from genremap.dataset.labels import choose_policy, label_store
+
     return label_store(store, ruleset, choose_policy(ruleset, policy), genre_source)
 
 
 def _open_existing(db: Path, *, readonly: bool = True) -> AbstractContextManager[Store]:
     """The store at `db`, which must exist (reports never create an empty one), opened for
     reading only unless the command writes it: reports work on a read-only store."""
+    from genremap.store import Store
+
     return Store.open(db, create=False, readonly=readonly)
 
 
@@ -178,6 +168,8 @@ def _retrying(
     service: str, console: Any, max_wait: float, timeout: float = 15.0, deadline: float = DEFAULT_DEADLINE
 ) -> Retrying:
     """genremap's retry policy for one service, saying so on stderr whenever it waits 2 s or more."""
+    from genremap.http import Retrying, RetryPolicy
+
     if not 0 < deadline < float("inf"):
         raise UsageError(f"--deadline {deadline:g}: expected a positive number of seconds")
 
@@ -242,6 +234,11 @@ def import_command(
     Pickles are read with a restricted unpickler that admits only plain dicts, lists and strings.
     Afterwards, one line says how the rules (--rules) cover the store.
     """
+    from genremap.collectors.importers import check_files, import_files
+    from genremap.progress import counter
+    from genremap.report import coverage
+    from genremap.store import Store
+
     _check_format(fmt)
     if source not in ("spotify", "musicbrainz"):
         raise UsageError(f"--source {source!r}: expected spotify or musicbrainz")
@@ -327,6 +324,8 @@ def report_command(
 ) -> None:
     """Coverage per target: artists, tracks, share of tracks, distinct subgenres; plus the
     unlabelled, ambiguous and ignored artists. Totals add up."""
+    from genremap.report import coverage
+
     _check_format(fmt)
     _, ruleset = _rules(rules)
     with _open_existing(db) as store:
@@ -368,6 +367,8 @@ def subgenres_command(
 ) -> None:
     """Every distinct subgenre in the store: its target, the rule and file:line that decided it,
     how many artists carry it and how many tracks they hold."""
+    from genremap.report import subgenres
+
     _check_format(fmt)
     if status not in (None, "mapped", "ignored", "unmapped"):
         raise UsageError(f"--status {status!r}: expected mapped, ignored or unmapped")
@@ -402,6 +403,8 @@ def unmapped_command(
     """Unmapped subgenres ranked by the tracks they hold, with an example artist and a
     suggested target: first from co-occurrence (the labels of the artists carrying it), then
     from the most similar existing rule pattern."""
+    from genremap.report import check_rules_output, emit_rules_yaml, unmapped, write_rules_output
+
     _check_format(fmt)
     if top < 0:
         raise UsageError("--top must be 0 (all) or more")
@@ -447,6 +450,8 @@ def explain_command(
 ) -> None:
     """Why a subgenre, artist or track got its label: every rule that matched or was vetoed,
     priorities, scores, file:line, and the final decision. CSV lists one row per rule match."""
+    from genremap.report import explain_artist, explain_subgenre
+
     _check_format(fmt)
     if sum(x is not None for x in (text, artist, track)) != 1:
         raise UsageError("give exactly one of: a SUBGENRE argument, --artist NAME, --track ID")
@@ -587,6 +592,10 @@ def diff_command(
 ) -> None:
     """What an edit of the rules changes before it is applied: a from→to matrix of tracks and
     the subgenres that moved, largest first. Against the packaged rules unless --base or --rev."""
+    from genremap.diff import diff_labellings, rules_at_revision, temporary_folder
+    from genremap.engine import default_rules_dir, load_rules
+    from genremap.engine.loader import display_path
+
     _check_format(fmt)
     if base is not None and rev is not None:
         raise UsageError("give --base DIR or --rev REV, not both")
@@ -652,6 +661,9 @@ def lint_command(
 ) -> None:
     """Check the rules: schema errors (exit 2), and warnings for rules that never fire on the
     store, rules shadowed by higher-priority rules, duplicate patterns, targets with no rule."""
+    from genremap.engine import resolve_rules_dir
+    from genremap.lint import lint_rules
+
     _check_format(fmt)
     folder = resolve_rules_dir(rules)
     subgenre_list = None
@@ -750,6 +762,10 @@ def collect_command(
     limits are detected (page size, batch artists, audio features) and remembered. Credentials
     come from SPOTIPY_CLIENT_ID / SPOTIPY_CLIENT_SECRET and are never printed or stored.
     """
+    from genremap.collectors.spotify import SpotifyCollector, check_endpoints, load_collect_config, read_credentials
+    from genremap.progress import collect_progress
+    from genremap.store import Store
+
     _check_format(fmt, ("table", "json"))
     settings = load_collect_config(config)
     if terms:
@@ -815,6 +831,10 @@ def enrich_command(
     request per second, as MusicBrainz asks. Labels then use these genres where Spotify has
     none (see --genre-source on the reports).
     """
+    from genremap.collectors.musicbrainz import SERVICE as MB_SERVICE
+    from genremap.collectors.musicbrainz import enrich_musicbrainz
+    from genremap.progress import tracked
+
     _check_format(fmt, ("table", "json"))
     if source != "musicbrainz":
         raise UsageError(f"--source {source!r}: only musicbrainz is supported")
@@ -953,6 +973,9 @@ def audio_command(
     https and allowed hosts, a size cap while streaming, MP3 checks, no partial files;
     resumable: files already found (checked by sha256) are not fetched again.
     """
+    from genremap.audio.previews import fetch_previews
+    from genremap.progress import tracked
+
     _check_format(fmt, ("table", "json"))
     console = err_console()
     retrying = _retrying("Deezer", console, max_wait, timeout, deadline)
@@ -996,6 +1019,9 @@ def features_command(
     first N segments x 12 chroma / MFCC-timbre values, zero-padded, with a `segments` column)
     and features.csv (per-track summaries; starts track_id,target,split). Needs the [audio]
     extra: pip install 'genremap[audio]'. A file that does not decode is reported and skipped."""
+    from genremap.audio.features import compute_features
+    from genremap.progress import tracked
+
     _check_format(fmt, ("table", "json"))
     with tracked(err_console(), "features") as on_file:
         result = compute_features(
@@ -1049,6 +1075,8 @@ def evaluate_command(
     the dataset's artist-disjoint splits, and beside them on a random split that ignores
     artists, to show how much artist leakage inflates scores. Writes DIR/evaluation.json,
     confusion_matrix.png and per_class_f1.png."""
+    from genremap.audio.evaluate import evaluate_dataset
+
     _check_format(fmt, ("table", "json"))
     if threads < 1:
         raise UsageError("--threads must be at least 1")
@@ -1091,6 +1119,8 @@ def schema_command(
     ] = False,
 ) -> None:
     """Print the JSON Schema of rule files, for editors (e.g. `# yaml-language-server: $schema=...`)."""
+    from genremap.engine.loader import schema_path
+
     if path_only:
         print(schema_path())
     else:
@@ -1140,6 +1170,13 @@ def build_command(
     """Label the store, drop duplicate recordings, balance the classes, split by artist and
     write OUT/tracks.csv (+ .parquet) and OUT/manifest.json, replacing a previous dataset there
     all at once."""
+    from genremap.dataset.balance import parse_split
+    from genremap.dataset.build import BuildOptions, build_dataset, check_build_options
+    from genremap.dataset.labels import choose_policy
+    from genremap.progress import stages
+    from genremap.sample import load_sample
+    from genremap.store import Store
+
     _check_format(fmt, ("table", "json"))
     ratios = parse_split(split)
     rules_dir, ruleset = _rules(rules)

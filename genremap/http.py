@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3.exceptions
 
+from genremap.defaults import DEFAULT_DEADLINE
 from genremap.errors import GenremapError, UsageError
 
 T = TypeVar("T")
@@ -51,9 +52,6 @@ class RealClock:
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             time.sleep(seconds)
-
-
-DEFAULT_DEADLINE = 120.0  # seconds for one whole answer: a 30 s preview (~0.5 MB) at ~4 kB/s
 
 
 @dataclass

@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from genremap.defaults import DEFAULT_DB
 from genremap.errors import StoreError, UsageError
 from genremap.normalize import recording_key
 
-DEFAULT_DB = Path("genremap.db")
 # PRAGMA application_id of every genremap store ("GRMP"): what tells our files from other SQLite files.
 APPLICATION_ID = 0x47524D50
 # How long a command waits for another one that is writing the store before giving up.

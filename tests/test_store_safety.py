@@ -346,7 +346,7 @@ def test_sqlite_error_outside_a_store_block_still_names_the_store(
     def malformed(*args: object, **kwargs: object) -> None:
         raise sqlite3.DatabaseError("database disk image is malformed")
 
-    monkeypatch.setattr("genremap.cli.resolve_rules_dir", malformed)
+    monkeypatch.setattr("genremap.engine.loader.resolve_rules_dir", malformed)
     result = runner.invoke(app, ["lint", "--db", str(sample_db)])
     assert result.exit_code == 2, result.output
     line = one_error_line(result)
@@ -359,7 +359,7 @@ def test_unexpected_exception_is_one_line_asking_for_a_report(
     def bug(*args: object, **kwargs: object) -> None:
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr("genremap.cli.coverage", bug)
+    monkeypatch.setattr("genremap.report.coverage", bug)
     result = runner.invoke(app, ["report", "--db", str(sample_db)])
     assert result.exit_code == 1
     assert "Traceback" not in result.output
@@ -374,7 +374,7 @@ def test_interrupt_still_exits_130(runner: CliRunner, sample_db: Path, monkeypat
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("genremap.cli.coverage", interrupted)
+    monkeypatch.setattr("genremap.report.coverage", interrupted)
     result = runner.invoke(app, ["report", "--db", str(sample_db)])
     assert result.exit_code == 130
     assert result.output.startswith("interrupted:")

@@ -66,6 +66,7 @@ import numpy as np
 import numpy.typing as npt
 
 from genremap.audio.dataset import DatasetFolder, open_dataset, read_tracks, safe_name
+from genremap.defaults import DEFAULT_FRAME_SECONDS, DEFAULT_SEGMENTS
 from genremap.errors import GenremapError, UsageError
 
 SAMPLE_RATE = 22050
@@ -74,8 +75,6 @@ N_FFT = 2048
 HOP = 512
 N_MELS = 128
 N_COEFFS = 12  # values per segment, in pitches and in timbres
-DEFAULT_SEGMENTS = 125  # the notebook's 1500 values = 125 segments × 12
-DEFAULT_FRAME_SECONDS = 0.24  # 125 × 0.24 s = a 30 s preview
 SEGMENTATIONS = ("onset", "frames")
 
 # Suffixes taken as audio (case-insensitive). Anything else under audio/ (manifest.csv...) is ignored.

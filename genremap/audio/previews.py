@@ -40,6 +40,14 @@ import requests
 from genremap import __version__
 from genremap.audio.dataset import DatasetFolder, open_dataset, read_tracks
 from genremap.collectors.musicbrainz import name_score
+from genremap.defaults import (
+    DEFAULT_ALLOWED_HOSTS,
+    DEFAULT_DEEZER_API,
+    DEFAULT_DURATION_TOLERANCE,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MIN_SCORE,
+    DEFAULT_WORKERS,
+)
 from genremap.errors import GenremapError, UsageError
 from genremap.http import (
     FAIL,
@@ -60,12 +68,6 @@ from genremap.http import (
     judge_http,
 )
 
-DEFAULT_DEEZER_API = "https://api.deezer.com"
-DEFAULT_ALLOWED_HOSTS = ("api.deezer.com", "p.scdn.co", ".dzcdn.net")  # a leading dot = any subdomain
-DEFAULT_MAX_BYTES = 5_000_000
-DEFAULT_WORKERS = 4
-DEFAULT_MIN_SCORE = 85.0
-DEFAULT_DURATION_TOLERANCE = 10.0
 DEFAULT_RATE = (50, 5.0)  # requests, seconds: per host
 
 FOUND, MISSING, REJECTED, FAILED = "found", "missing", "rejected", "failed"

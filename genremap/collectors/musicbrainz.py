@@ -21,18 +21,17 @@ from urllib.parse import quote, urlsplit
 from rapidfuzz import fuzz
 
 from genremap import __version__
+from genremap.defaults import DEFAULT_MB_API, DEFAULT_THRESHOLD
 from genremap.errors import GenremapError, UsageError
 from genremap.http import HttpStatusError, JsonClient, Retrying, Stats, require_https
 from genremap.normalize import normalize_name
 from genremap.store import Store
 
-DEFAULT_MB_API = "https://musicbrainz.org/ws/2"
 PROJECT_URL = "https://github.com/genremap/genremap"
 SERVICE = "MusicBrainz"
 SEARCH_ENDPOINT = "musicbrainz.search"  # keys of Stats and of the store's request counters
 LOOKUP_ENDPOINT = "musicbrainz.lookup"
 SEARCH_LIMIT = 10  # candidates asked for per search
-DEFAULT_THRESHOLD = 90.0
 OFFICIAL_HOST = "musicbrainz.org"  # and its subdomains: never faster than one request per second
 
 MATCHED, NO_MATCH = "matched", "no match"

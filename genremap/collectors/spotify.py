@@ -28,6 +28,7 @@ from spotipy.cache_handler import MemoryCacheHandler
 from spotipy.exceptions import SpotifyException
 from spotipy.oauth2 import SpotifyClientCredentials, SpotifyOauthError
 
+from genremap.defaults import DEFAULT_API_BASE, DEFAULT_AUTH_URL
 from genremap.errors import UsageError
 from genremap.http import (
     FAIL,
@@ -43,8 +44,6 @@ from genremap.http import (
 )
 from genremap.store import ArtistRecord, Store, TrackRecord
 
-DEFAULT_API_BASE = "https://api.spotify.com/v1/"
-DEFAULT_AUTH_URL = "https://accounts.spotify.com/api/token"
 ID_VAR, SECRET_VAR = "SPOTIPY_CLIENT_ID", "SPOTIPY_CLIENT_SECRET"
 SEARCH_CAP = 1000  # the API serves at most offset + limit = 1000 results per query
 EXTENDED_LIMIT, DEVELOPMENT_LIMIT = 50, 10
