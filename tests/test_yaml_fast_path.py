@@ -23,7 +23,11 @@ from genremap.errors import RuleErrors
 pytestmark = pytest.mark.skipif(loader._FAST_LOADER is None, reason="PyYAML was built without libyaml")
 
 RULE_FILES = sorted(default_rules_dir().glob("*.yaml"))
-SETTINGS = settings(max_examples=int(os.environ.get("GENREMAP_FUZZ_EXAMPLES", "300")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=int(os.environ.get("GENREMAP_FUZZ_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 # fmt: off
 TOKENS = st.sampled_from([
     "\n", "\n  ", "\n    ", "\n  - ", "- ", ": ", ":", "? ", ", ", ",", "[", "]", "{", "}", "'", '"', "#", " #",
@@ -78,10 +82,14 @@ def dumped_documents(draw: st.DrawFn) -> str:
     """Real YAML of odd values, dumped in block or flow style."""
     leaves = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10)
     data = draw(
-        st.recursive(leaves, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3))
+        st.recursive(
+            leaves, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+        )
     )
     return yaml.safe_dump(
-        {"rules": [data]}, allow_unicode=draw(st.booleans()), default_flow_style=draw(st.sampled_from([None, True, False]))
+        {"rules": [data]},
+        allow_unicode=draw(st.booleans()),
+        default_flow_style=draw(st.sampled_from([None, True, False])),
     )
 
 
