@@ -162,8 +162,26 @@ MIGRATIONS: list[str] = [
     DROP TABLE IF EXISTS previews;
     PRAGMA application_id = {APPLICATION_ID};
     """,
+    """
+    -- Decisions of a rule set for the store's vocabulary (its distinct canonical subgenres), so
+    -- that the next command with the same rules, or with one rule edited, does not decide every
+    -- subgenre again (genremap/engine/cache.py). Only a cache: deleting its rows is always safe.
+    CREATE TABLE decision_cache (
+        engine_hash TEXT NOT NULL,      -- the deciding code and the cache format
+        rules_hash  TEXT NOT NULL,      -- what the rules say, not how their files are laid out
+        vocab_hash  TEXT NOT NULL,      -- the distinct canonical subgenres decided
+        payload     BLOB NOT NULL,      -- zlib-compressed JSON: the rules, the vocabulary, the decisions
+        PRIMARY KEY (engine_hash, rules_hash, vocab_hash)
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+# The version that added the decision cache: older stores, read as they are, have none.
+DECISION_CACHE_VERSION = 3
+# Entries kept (the newest): the rules in use, the base of a diff and a few edits back.
+DECISION_CACHE_ENTRIES = 8
+# How long a command waits for another writer before giving up on saving its decisions.
+DECISION_CACHE_WAIT_SECONDS = 0.2
 # Read-only opens read a store as it is, without migrating it: the read methods must work on
 # every version from this one on (raise it when a migration changes what they read).
 OLDEST_READABLE = 1
@@ -570,6 +588,56 @@ class Store:
         return self._frame(f"SELECT {select} FROM tracks t JOIN artists a USING (artist_key) ORDER BY t.track_id")
 
     # --- collection state -----------------------------------------------------------------
+    # --- decision cache -------------------------------------------------------------------
+    def decision_cache_entry(self, engine: str, rules: str, vocab: str) -> tuple[str, str, bytes] | None:
+        """The saved decisions that best serve these rules and this vocabulary (rules_hash,
+        vocab_hash, payload): the exact entry, else the newest for the same vocabulary, else
+        the newest for the same rules; None when nothing fits or the store has no cache."""
+        if self.version < DECISION_CACHE_VERSION:
+            return None
+        row = self.conn.execute(
+            """SELECT rules_hash, vocab_hash, payload FROM decision_cache WHERE engine_hash = ?
+               ORDER BY rules_hash = ? AND vocab_hash = ? DESC, vocab_hash = ? DESC, rules_hash = ? DESC, rowid DESC
+               LIMIT 1""",
+            (engine, rules, vocab, vocab, rules),
+        ).fetchone()
+        if row is None or (row[0] != rules and row[1] != vocab):
+            return None
+        return str(row[0]), str(row[1]), bytes(row[2])
+
+    def save_decision_cache(self, engine: str, rules: str, vocab: str, payload: bytes) -> bool:
+        """Save decisions for the next command, as a best effort that never fails the command.
+
+        Read-only commands call this too, so it writes only when this process may write the
+        store and the store has the cache table (read as it is, an older store is left as it
+        is), on a connection of its own in its own short transaction, waiting at most
+        DECISION_CACHE_WAIT_SECONDS for another writer. False when nothing was saved."""
+        if not (os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)):
+            return False
+        try:
+            if self.version < DECISION_CACHE_VERSION:
+                return False
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=DECISION_CACHE_WAIT_SECONDS)
+            try:
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute(
+                    "INSERT OR REPLACE INTO decision_cache(engine_hash, rules_hash, vocab_hash, payload)"
+                    " VALUES (?, ?, ?, ?)",
+                    (engine, rules, vocab, payload),
+                )
+                conn.execute(
+                    "DELETE FROM decision_cache WHERE rowid NOT IN"
+                    " (SELECT rowid FROM decision_cache ORDER BY rowid DESC LIMIT ?)",
+                    (DECISION_CACHE_ENTRIES,),
+                )
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            return False
+        return True
+
     def get_state(self, key: str) -> str | None:
         """A remembered fact about an API (e.g. 'spotify.search_limit'), None if never learnt."""
         row = self.conn.execute("SELECT value FROM api_state WHERE key = ?", (key,)).fetchone()

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
 from genremap.engine import CompiledRules, Policy, RuleSet, SubgenreDecision, decisions_frame
+from genremap.engine.cache import CacheKey, CacheUse, Saved, cache_key, decide_cached
 from genremap.engine.policy import ARTIST_STATUSES, ArtistLabels, DecisionArrays, resolve
 from genremap.errors import UsageError
 from genremap.normalize import normalize_many
@@ -39,7 +41,6 @@ class Labelling:
     """Everything a report or a build needs: decisions per subgenre, labels per artist."""
 
     ruleset: RuleSet
-    compiled: CompiledRules
     policy: Policy
     genre_source: str
     decisions: dict[str, SubgenreDecision]  # canonical subgenre → decision, for subgenres present
@@ -49,6 +50,17 @@ class Labelling:
     genre_names: np.ndarray  # genre strings as the sources spell them
     vocab: list[str]  # canonical subgenres present, in code order
     rows: GenreRows = field(repr=False)
+    # Rules compiled for the decisions made here; compiled on first use when all were reused.
+    compiled_rules: CompiledRules | None = field(default=None, repr=False)
+    # How the decisions were made: None when no decision cache was consulted.
+    cache: CacheUse | None = None
+
+    @property
+    def compiled(self) -> CompiledRules:
+        """The rules compiled (for explanations of subgenres the store lacks)."""
+        if self.compiled_rules is None:
+            self.compiled_rules = CompiledRules.build(self.ruleset)
+        return self.compiled_rules
 
     @cached_property
     def subgenres(self) -> pd.DataFrame:
@@ -84,13 +96,44 @@ class Labelling:
         out["share"] = labels.share
         out["detail"] = labels.details(list(self.ruleset.targets))
         out["genre"] = self._from_deciding_row(np.array([*self.genre_names, None], dtype=object), rows.genre)
-        source = np.full(len(out), None, dtype=object)
-        starts = (
-            np.flatnonzero(np.r_[True, rows.artist[1:] != rows.artist[:-1]]) if len(rows.artist) else np.zeros(0, int)
-        )
-        source[rows.artist[starts]] = np.where(rows.musicbrainz[starts], "musicbrainz", "spotify")
+        has_genres, from_musicbrainz = self.genre_source_flags
+        source = np.where(from_musicbrainz, "musicbrainz", "spotify").astype(object)
+        source[~has_genres] = None
         out["genre_source"] = source
         return out
+
+    @cached_property
+    def genre_source_flags(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per artist: whether it has genres, and whether they are MusicBrainz's (the source of
+        its first genre row)."""
+        rows, n = self.rows, len(self.artists_in)
+        has_genres, from_musicbrainz = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+        starts = _group_firsts(rows.artist)
+        has_genres[rows.artist[starts]] = True
+        from_musicbrainz[rows.artist[starts]] = rows.musicbrainz[starts]
+        return has_genres, from_musicbrainz
+
+    @cached_property
+    def artist_tracks(self) -> np.ndarray:
+        """Tracks per artist (position in `artists_in`), 0 where unknown."""
+        return self.artists_in["tracks"].fillna(0).to_numpy().astype(np.int64)
+
+    def subgenre_counts(self) -> dict[str, tuple[int, int]]:
+        """Per subgenre carried, in vocabulary order: (artists carrying it, tracks they hold)."""
+        rows, n = self.rows, len(self.vocab)
+        artists = np.bincount(rows.subgenre, minlength=n)
+        tracks = np.zeros(n, dtype=np.int64)
+        np.add.at(tracks, rows.subgenre, self.artist_tracks[rows.artist])
+        return {self.vocab[i]: (int(artists[i]), int(tracks[i])) for i in np.flatnonzero(artists).tolist()}
+
+    def spellings(self) -> dict[str, list[str]]:
+        """Per subgenre carried: the distinct ways the sources spell it, sorted."""
+        rows, n_genres = self.rows, len(self.genre_names)
+        pairs = np.unique(rows.subgenre.astype(np.int64) * n_genres + rows.genre)
+        out: dict[str, set[str]] = {}
+        for sub, genre in zip((pairs // n_genres).tolist(), (pairs % n_genres).tolist(), strict=True):
+            out.setdefault(self.vocab[sub], set()).add(self.genre_names[genre])
+        return {subgenre: sorted(names) for subgenre, names in out.items()}
 
     def _from_deciding_row(self, values: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """values[codes[deciding row]] per artist; the trailing element of `values` (None) where none."""
@@ -126,11 +169,16 @@ def choose_policy(ruleset: RuleSet, name: str | None) -> Policy:
     return replace(ruleset.policy, name=name)
 
 
-def _group_starts(sorted_groups: np.ndarray) -> np.ndarray:
-    """For each element of a sorted array, the index where its run of equal values starts."""
+def _group_firsts(sorted_groups: np.ndarray) -> np.ndarray:
+    """Indices of the first element of each run of equal values in a sorted array."""
     if len(sorted_groups) == 0:
         return np.zeros(0, dtype=np.int64)
-    starts = np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]])
+    return np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]])
+
+
+def _group_starts(sorted_groups: np.ndarray) -> np.ndarray:
+    """For each element of a sorted array, the index where its run of equal values starts."""
+    starts = _group_firsts(sorted_groups)
     return np.repeat(starts, np.diff(np.r_[starts, len(sorted_groups)]))
 
 
@@ -146,12 +194,13 @@ def label_rows(
     genre_source: str = "both",
     compiled: CompiledRules | None = None,
     artist_of_key: np.ndarray | None = None,
+    cache: DecisionStore | None = None,
 ) -> Labelling:
     """Label `artists` from genre rows given as arrays: artist (position in `artists`),
-    musicbrainz (source flag), position in the source's list, genre (index into `genre_names`)."""
+    musicbrainz (source flag), position in the source's list, genre (index into `genre_names`).
+    With a `cache` (the store), decisions saved by an earlier command are reused."""
     if genre_source not in GENRE_SOURCES:
         raise UsageError(f"unknown genre source '{genre_source}' (expected {', '.join(GENRE_SOURCES)})")
-    compiled = compiled or CompiledRules.build(ruleset)
     n_artists = len(artists)
     is_mb = np.asarray(musicbrainz, dtype=bool)
     if genre_source == "spotify":
@@ -183,14 +232,17 @@ def label_rows(
     code_of = np.full(len(canon_vocab), -1, dtype=np.int64)
     code_of[present] = np.arange(len(present))
     sub = code_of[row_canon]
-    decided = compiled.decide_many(vocab)
+    if cache is None:
+        compiled = compiled or CompiledRules.build(ruleset)
+        decided, use = compiled.decide_many(vocab), None
+    else:
+        decided, use, compiled = _decide_with(cache, ruleset, vocab, compiled)
     decision_list = [decided[s] for s in vocab]
     targets = list(ruleset.targets)
     rows = GenreRows(artist[idx], is_mb[idx], genre[idx], sub)
     labels = resolve(n_artists, rows.artist, sub, DecisionArrays.build(decision_list, targets), policy, targets)
     return Labelling(
         ruleset,
-        compiled,
         policy,
         genre_source,
         decided,
@@ -200,7 +252,37 @@ def label_rows(
         np.asarray(genre_names, dtype=object),
         vocab,
         rows,
+        compiled,
+        use,
     )
+
+
+class DecisionStore(Protocol):
+    """Where decisions are kept between commands (the store)."""
+
+    def decision_cache_entry(self, engine: str, rules: str, vocab: str) -> tuple[str, str, bytes] | None: ...
+
+    def save_decision_cache(self, engine: str, rules: str, vocab: str, payload: bytes) -> bool: ...
+
+
+def _decide_with(
+    cache: DecisionStore, ruleset: RuleSet, vocab: list[str], compiled: CompiledRules | None
+) -> tuple[dict[str, SubgenreDecision], CacheUse, CompiledRules | None]:
+    """Decide `vocab`, reusing the decisions `cache` holds and saving the new ones."""
+    built: list[CompiledRules] = [compiled] if compiled is not None else []
+
+    def compile_once() -> CompiledRules:
+        if not built:
+            built.append(CompiledRules.build(ruleset))
+        return built[0]
+
+    key = cache_key(ruleset, vocab)
+    entry = cache.decision_cache_entry(key.engine, key.rules, key.vocab)
+    saved = Saved(CacheKey(key.engine, entry[0], entry[1]), entry[2]) if entry is not None else None
+    decided, use, payload = decide_cached(ruleset, vocab, saved, compile_once)
+    if payload is not None:
+        cache.save_decision_cache(key.engine, key.rules, key.vocab, payload)
+    return decided, use, built[0] if built else None
 
 
 def label_artist_genres(
@@ -246,15 +328,18 @@ def label_store(
     policy: Policy | None = None,
     genre_source: str = "both",
     with_counts: bool = True,
+    cache: bool = True,
 ) -> Labelling:
     """Label every artist of the store under `policy` (default: the rules' policy).
 
     `with_counts=False` skips counting each artist's tracks (builds do not need it). The three
-    reads come from one snapshot, so a command writing the store meanwhile cannot mix them."""
+    reads come from one snapshot, so a command writing the store meanwhile cannot mix them.
+    Decisions come from the store's decision cache where it has them and are saved there for
+    the next command (`cache=False`: decide every subgenre, save nothing)."""
     with store.snapshot():
         artists = store.artists_frame(with_counts=with_counts)
         genres, rows = store.genres_frame(), store.genre_rows()
-    return label_frames(ruleset, artists, genres, rows, policy, genre_source)
+    return label_frames(ruleset, artists, genres, rows, policy, genre_source, cache=store if cache else None)
 
 
 def label_frames(
@@ -265,6 +350,7 @@ def label_frames(
     policy: Policy | None = None,
     genre_source: str = "both",
     compiled: CompiledRules | None = None,
+    cache: DecisionStore | None = None,
 ) -> Labelling:
     """Label from the store's frames as read (artists_frame, genres_frame, genre_rows)."""
     artist_of_key = _key_index(artists["artist_key"].to_numpy())
@@ -281,6 +367,7 @@ def label_frames(
         genre_source,
         compiled,
         artist_of_key=artist_of_key,
+        cache=cache,
     )
 
 

@@ -214,6 +214,12 @@ class CompiledRules:
         fuzzy_hits = self._fuzzy_matches(distinct) if self.fuzzy else {}
         return {s: self._decide(s, fuzzy_hits.get(i, [])) for i, s in enumerate(distinct)}
 
+    def touched(self, subgenres: list[str]) -> set[str]:
+        """The subgenres that a pattern of these rules or ignore entries hits, vetoed or not:
+        the only ones whose decision these rules can take part in."""
+        fuzzy_hits = self._fuzzy_matches(subgenres) if self.fuzzy else {}
+        return {s for i, s in enumerate(subgenres) if i in fuzzy_hits or self.index.hits(s, s.split())}
+
     def decide(self, subgenre: str) -> SubgenreDecision:
         return self.decide_many([subgenre])[subgenre]
 
