@@ -587,23 +587,26 @@ class Store:
         select = ", ".join("a.artist_id" if c == "artist_id" else f"t.{c}" for c in columns)
         return self._frame(f"SELECT {select} FROM tracks t JOIN artists a USING (artist_key) ORDER BY t.track_id")
 
-    # --- collection state -----------------------------------------------------------------
     # --- decision cache -------------------------------------------------------------------
     def decision_cache_entry(self, engine: str, rules: str, vocab: str) -> tuple[str, str, bytes] | None:
         """The saved decisions that best serve these rules and this vocabulary (rules_hash,
         vocab_hash, payload): the exact entry, else the newest for the same vocabulary, else
         the newest for the same rules; None when nothing fits or the store has no cache."""
-        if self.version < DECISION_CACHE_VERSION:
+        try:
+            if self.version < DECISION_CACHE_VERSION:
+                return None
+            row = self.conn.execute(
+                """SELECT rules_hash, vocab_hash, payload FROM decision_cache WHERE engine_hash = ?
+                   ORDER BY rules_hash = ? AND vocab_hash = ? DESC, vocab_hash = ? DESC, rules_hash = ? DESC,
+                            rowid DESC
+                   LIMIT 1""",
+                (engine, rules, vocab, vocab, rules),
+            ).fetchone()
+        except sqlite3.Error:  # a cache that cannot be read is no cache
             return None
-        row = self.conn.execute(
-            """SELECT rules_hash, vocab_hash, payload FROM decision_cache WHERE engine_hash = ?
-               ORDER BY rules_hash = ? AND vocab_hash = ? DESC, vocab_hash = ? DESC, rules_hash = ? DESC, rowid DESC
-               LIMIT 1""",
-            (engine, rules, vocab, vocab, rules),
-        ).fetchone()
-        if row is None or (row[0] != rules and row[1] != vocab):
+        if row is None or (row[0] != rules and row[1] != vocab) or not isinstance(row[2], bytes):
             return None
-        return str(row[0]), str(row[1]), bytes(row[2])
+        return str(row[0]), str(row[1]), row[2]
 
     def save_decision_cache(self, engine: str, rules: str, vocab: str, payload: bytes) -> bool:
         """Save decisions for the next command, as a best effort that never fails the command.
@@ -638,6 +641,7 @@ class Store:
             return False
         return True
 
+    # --- collection state -----------------------------------------------------------------
     def get_state(self, key: str) -> str | None:
         """A remembered fact about an API (e.g. 'spotify.search_limit'), None if never learnt."""
         row = self.conn.execute("SELECT value FROM api_state WHERE key = ?", (key,)).fetchone()

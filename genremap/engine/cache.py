@@ -309,12 +309,15 @@ def decide_cached(
     the bytes to save for next time (None when `saved` already holds exactly them)."""
     key = cache_key(ruleset, vocab)
     data = _decode(saved.payload) if saved is not None and saved.key.engine == key.engine else None
-    found = None
+    found, same_rules, same_vocab = None, False, False
     if data is not None:
-        assert saved is not None
         try:
-            found = _reuse(data, ruleset, vocab, same=saved.key.rules == key.rules)
-        except (KeyError, IndexError, TypeError, ValueError):  # a damaged entry is no entry
+            # What the entry holds is read from the payload itself, never from the key it was
+            # filed under: a row copied from another store or rule set cannot pass for these rules.
+            same_rules = _digest({"rules": data["rules"], "ignore": data["ignore"]}) == key.rules
+            same_vocab = _digest(sorted(data["vocab"])) == key.vocab
+            found = _reuse(data, ruleset, vocab, same=same_rules)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError):  # a damaged entry is no entry
             found = None
     if found is None:
         decisions = compiled().decide_many(vocab)
@@ -322,6 +325,7 @@ def decide_cached(
     reused, redo = found
     fresh = compiled().decide_many(redo) if redo else {}
     decisions = {s: reused[s] if s in reused else fresh[s] for s in vocab}
-    hit = saved is not None and saved.key == key and not redo
+    hit = same_rules and same_vocab and not redo
     use = CacheUse(hit=hit, reused=len(reused), decided=len(redo))
-    return decisions, use, None if hit else encode(ruleset, decisions)
+    filed_right = saved is not None and saved.key == key
+    return decisions, use, None if hit and filed_right else encode(ruleset, decisions)
