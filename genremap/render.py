@@ -152,8 +152,8 @@ def plain_table(
     body = [[terminal_safe(_cell(row.get(c))) for c in columns] for row in rows]
     foot = [terminal_safe(_cell(footer.get(c))) for c in columns] if footer is not None else None
     widths = [cell_len(h) for h in head]
-    for cells in (*body, *([foot] if foot is not None else [])):
-        for i, text in enumerate(cells):
+    for texts in (*body, *([foot] if foot is not None else [])):
+        for i, text in enumerate(texts):
             n = cell_len(text)
             if n > widths[i]:
                 widths[i] = n
