@@ -592,6 +592,7 @@ def diff_command(
 ) -> None:
     """What an edit of the rules changes before it is applied: a from→to matrix of tracks and
     the subgenres that moved, largest first. Against the packaged rules unless --base or --rev."""
+    from genremap.dataset.labels import choose_policy, label_store_each
     from genremap.diff import diff_labellings, rules_at_revision, temporary_folder
     from genremap.engine import default_rules_dir, load_rules
     from genremap.engine.loader import display_path
@@ -605,9 +606,12 @@ def diff_command(
             base if base is not None else (rules_at_revision(rules, rev, Path(tmp)) if rev else default_rules_dir())
         )
         base_rules = load_rules(base_dir)
-        with _open_existing(db) as store:
-            before = _label(store, base_rules, policy, genre_source)
-            after = _label(store, edited, policy, genre_source)
+        with _open_existing(db) as store:  # one read of the store, labelled by both rule sets
+            before, after = label_store_each(
+                store,
+                [(base_rules, choose_policy(base_rules, policy)), (edited, choose_policy(edited, policy))],
+                genre_source,
+            )
     data = diff_labellings(before, after)
     data["base_dir"] = f"{rules}@{rev}" if rev else display_path(base_dir)
     data["rules_dir"] = str(rules)

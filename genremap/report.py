@@ -7,14 +7,17 @@ JSON or CSV; nothing here prints.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
 import pandas as pd
 from rapidfuzz import fuzz, process
 
 from genremap.dataset.labels import Labelling
 from genremap.engine import IGNORED, MAPPED, UNMAPPED, CompiledRules, SubgenreDecision
+from genremap.engine.policy import ARTIST_STATUSES
 from genremap.errors import UsageError
 from genremap.normalize import normalize_genre
 from genremap.text import escape_unprintable
@@ -24,71 +27,66 @@ STATUS_ROWS = ("unlabelled", "ambiguous", "ignored")
 
 def subgenre_counts(labelling: Labelling) -> dict[str, tuple[int, int]]:
     """Per subgenre: (artists carrying it, tracks those artists hold)."""
-    tracks = labelling.artists.set_index("artist_id")["tracks"]
-    ag = labelling.artist_genres[["artist_id", "subgenre"]].copy()
-    ag["tracks"] = ag["artist_id"].map(tracks).fillna(0).astype("int64")
-    counts = ag.groupby("subgenre", observed=True).agg(artists=("artist_id", "size"), tracks=("tracks", "sum"))
-    return {
-        str(s): (int(a), int(t))
-        for s, a, t in zip(counts.index, counts["artists"].tolist(), counts["tracks"].tolist(), strict=True)
-    }
+    return labelling.subgenre_counts()
 
 
 def coverage(labelling: Labelling) -> dict[str, Any]:
-    """Per target: artists, tracks, share of tracks, distinct subgenres; plus the other statuses."""
-    artists = labelling.artists
-    total_tracks = int(artists["tracks"].sum())
-    total_artists = len(artists)
-    present = set(labelling.artist_genres["subgenre"].unique())
-    sub = labelling.subgenres[labelling.subgenres["subgenre"].isin(present)]
+    """Per target: artists, tracks, share of tracks, distinct subgenres; plus the other statuses.
+
+    Counted on the labelling's arrays (no per-artist frame is built: `report` stays quick)."""
+    labels, rows, tracks = labelling.labels, labelling.rows, labelling.artist_tracks
+    total_tracks = int(tracks.sum())
+    total_artists = len(tracks)
+    present = np.zeros(len(labelling.vocab), dtype=bool)
+    present[rows.subgenre] = True
+    sub = [labelling.decisions[s] for s, carried in zip(labelling.vocab, present.tolist(), strict=True) if carried]
 
     def share(tracks: int) -> float:
         return round(tracks / total_tracks, 4) if total_tracks else 0.0
 
+    def count(where: np.ndarray) -> tuple[int, int]:
+        return int(where.sum()), int(tracks[where].sum())
+
+    names = list(labelling.ruleset.targets)
+    labelled = labels.status == ARTIST_STATUSES.index("labelled")
+    _, from_musicbrainz = labelling.genre_source_flags
+    subs_by_target = Counter(d.target for d in sub if d.status == MAPPED)
     targets = []
-    labelled = artists[artists["status"] == "labelled"]
-    by_target = labelled.groupby("target").agg(artists=("artist_id", "size"), tracks=("tracks", "sum"))
-    subs_by_target = sub[sub["status"] == MAPPED].groupby("target")["subgenre"].nunique()
-    from_mb = labelled[labelled["genre_source"] == "musicbrainz"].groupby("target").size()
-    for name in labelling.ruleset.targets:
-        a = int(by_target["artists"].get(name, 0))
-        t = int(by_target["tracks"].get(name, 0))
+    for code, name in enumerate(names):
+        a, t = count(labelled & (labels.target == code))
         targets.append(
             {
                 "target": name,
                 "artists": a,
                 "tracks": t,
                 "share": share(t),
-                "subgenres": int(subs_by_target.get(name, 0)),
-                "artists_from_musicbrainz": int(from_mb.get(name, 0)),
+                "subgenres": subs_by_target.get(name, 0),
+                "artists_from_musicbrainz": int((labelled & (labels.target == code) & from_musicbrainz).sum()),
             }
         )
 
     def status_row(status: str, subgenres: int) -> dict[str, Any]:
-        rows = artists[artists["status"] == status]
-        t = int(rows["tracks"].sum())
-        return {"artists": len(rows), "tracks": t, "share": share(t), "subgenres": subgenres}
+        a, t = count(labels.status == ARTIST_STATUSES.index(status))
+        return {"artists": a, "tracks": t, "share": share(t), "subgenres": subgenres}
 
-    ambiguous_ids = artists.loc[artists["status"] == "ambiguous", "artist_id"]
-    ambiguous_subs = labelling.artist_genres.loc[
-        labelling.artist_genres["artist_id"].isin(ambiguous_ids), "subgenre"
-    ].nunique()
-    no_genres = artists[(artists["status"] == "unlabelled") & (artists["detail"] == "no genres")]
+    ambiguous = labels.status == ARTIST_STATUSES.index("ambiguous")
+    ambiguous_subs = len(np.unique(rows.subgenre[ambiguous[rows.artist]]))
+    n_no_genres, no_genre_tracks = count((labels.status == ARTIST_STATUSES.index("unlabelled")) & (labels.carried == 0))
     result: dict[str, Any] = {
         "targets": targets,
         "unlabelled": {
-            **status_row("unlabelled", int((sub["status"] == UNMAPPED).sum())),
-            "without_genres": {"artists": len(no_genres), "tracks": int(no_genres["tracks"].sum())},
+            **status_row("unlabelled", sum(d.status == UNMAPPED for d in sub)),
+            "without_genres": {"artists": n_no_genres, "tracks": no_genre_tracks},
         },
-        "ambiguous": status_row("ambiguous", int(ambiguous_subs)),
-        "ignored": status_row("ignored", int((sub["status"] == IGNORED).sum())),
+        "ambiguous": status_row("ambiguous", ambiguous_subs),
+        "ignored": status_row("ignored", sum(d.status == IGNORED for d in sub)),
         "totals": {
             "artists": total_artists,
             "tracks": total_tracks,
             "share": 1.0 if total_tracks else 0.0,
-            "subgenres": len(present),
-            "mapped_subgenres": int((sub["status"] == MAPPED).sum()),
-            "conflicts": int(sub["conflict"].sum()),
+            "subgenres": len(sub),
+            "mapped_subgenres": sum(d.status == MAPPED for d in sub),
+            "conflicts": sum(d.is_conflict for d in sub),
         },
         "policy": labelling.policy.name,
         "genre_source": labelling.genre_source,
@@ -100,7 +98,7 @@ def coverage(labelling: Labelling) -> dict[str, Any]:
 def subgenres(labelling: Labelling) -> list[dict[str, Any]]:
     """Every distinct subgenre in the store with its decision and counts, most tracks first."""
     counts = subgenre_counts(labelling)
-    raw_forms = labelling.artist_genres.groupby("subgenre", observed=True)["genre"].agg(lambda s: sorted(set(s)))
+    raw_forms = labelling.spellings()
     rows: list[dict[str, Any]] = []
     for subgenre, d in labelling.decisions.items():
         if subgenre not in counts:

@@ -7,6 +7,7 @@ Readable frames for reports are built only when asked for.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Protocol
@@ -336,10 +337,23 @@ def label_store(
     reads come from one snapshot, so a command writing the store meanwhile cannot mix them.
     Decisions come from the store's decision cache where it has them and are saved there for
     the next command (`cache=False`: decide every subgenre, save nothing)."""
+    return label_store_each(store, [(ruleset, policy)], genre_source, with_counts, cache)[0]
+
+
+def label_store_each(
+    store: Store,
+    rulesets: Sequence[tuple[RuleSet, Policy | None]],
+    genre_source: str = "both",
+    with_counts: bool = True,
+    cache: bool = True,
+) -> list[Labelling]:
+    """Label the store under each (rule set, policy) from one read of it, as `label_store`
+    does for one (`diff` labels with the base and the edited rules: one read, one snapshot)."""
     with store.snapshot():
         artists = store.artists_frame(with_counts=with_counts)
         genres, rows = store.genres_frame(), store.genre_rows()
-    return label_frames(ruleset, artists, genres, rows, policy, genre_source, cache=store if cache else None)
+    decisions = store if cache else None
+    return [label_frames(r, artists, genres, rows, p, genre_source, cache=decisions) for r, p in rulesets]
 
 
 def label_frames(
