@@ -323,11 +323,34 @@ def report_command(
     rules: RulesOption = None,
     policy: PolicyOption = None,
     genre_source: GenreSourceOption = "both",
-    fmt: FormatOption = "table",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", "-f", help="Output format: table, json, csv, or html (a self-contained page, see --out)."
+        ),
+    ] = "table",
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="With --format html: the page to write (default coverage.html)."),
+    ] = None,
 ) -> None:
     """Coverage per target: artists, tracks, share of tracks, distinct subgenres; plus the
-    unlabelled, ambiguous and ignored artists. Totals add up."""
-    _check_format(fmt)
+    unlabelled, ambiguous and ignored artists. Totals add up. `--format html` writes one offline
+    page with a chart and every subgenre, searchable, to open in a browser."""
+    _check_format(fmt, (*FORMATS, "html"))
+    if out is not None and fmt != "html":
+        raise UsageError(f"--out is for --format html; --format {fmt} prints to stdout")
+    if fmt == "html":
+        from genremap.html_report import DEFAULT_OUT, Origin, check_out, write_report
+
+        page = check_out(out or DEFAULT_OUT)
+        folder, ruleset = _rules(rules)
+        with _open_existing(db) as store:
+            written = write_report(page, _label(store, ruleset, policy, genre_source), Origin(db, folder))
+        out_console().print(
+            f"wrote {written.path}: {written.subgenres:,} subgenres, {written.bytes:,} bytes", markup=False
+        )
+        return
     _, ruleset = _rules(rules)
     with _open_existing(db) as store:
         data = coverage(_label(store, ruleset, policy, genre_source))
