@@ -113,9 +113,13 @@ class _Column:
         return self._widest(lambda text: [text])
 
     @property
+    def widest_value(self) -> int:
+        return max((cell_len(text) for text in self.cells), default=1)
+
+    @property
     def by_words(self) -> int:
         if self.whole:  # values stay whole; the header may still wrap at its spaces
-            return max(max((cell_len(text) for text in self.cells), default=1), *map(cell_len, self.header.split()))
+            return max(self.widest_value, *map(cell_len, self.header.split()))
         return self._widest(str.split)
 
     @property
@@ -152,19 +156,22 @@ def fit_widths(columns: Sequence[_Column], available: int) -> list[int] | None:
     Rich's own fitting shrinks the widest columns first, so it folds a `FILE:LINE:COL` or a rule
     name mid-token while a neighbour could have wrapped at a space. Here whole columns keep
     their width; free text wraps at spaces, else also after hyphens, and is folded mid-word
-    only when nothing else fits (the widest free-text columns first)."""
+    only when nothing else fits (the widest columns first; in a whole column, only a header
+    word)."""
     naturals = [c.natural for c in columns]
     if sum(naturals) <= available:
         return None
     for minimum in ([c.by_words for c in columns], [c.by_pieces for c in columns]):
         if sum(minimum) <= available:
             return _share_room(minimum, naturals, available - sum(minimum))
+    # Fold the widest columns one cell at a time: free text down to NARROWEST, whole columns
+    # down to their widest value (only a header word folds there).
     widths = [c.by_pieces for c in columns]
-    foldable = [i for i, c in enumerate(columns) if not c.whole]
-    while foldable and sum(widths) > available:
-        widest = max(foldable, key=lambda i: widths[i])
-        if widths[widest] <= NARROWEST:
-            break  # rather a table wider than the terminal than a broken whole value
+    floors = [c.widest_value if c.whole else min(NARROWEST, w) for c, w in zip(columns, widths, strict=True)]
+    while sum(widths) > available:
+        widest = max(range(len(widths)), key=lambda i: (widths[i] > floors[i], widths[i]))
+        if widths[widest] <= floors[widest]:
+            break  # rather a table wider than the terminal than a broken value
         widths[widest] -= 1
     return widths
 
@@ -254,9 +261,8 @@ def table(
             justify="right" if spec.name in numeric else "left",
             footer=Text(spec.cells[-1]) if footer else "",
             overflow="fold",
-            no_wrap=spec.whole,
             width=widths[index] if widths else None,
-            min_width=spec.by_words if spec.whole else None,
+            min_width=spec.widest_value if spec.whole else None,
         )
     for row_index in range(len(rows)):
         t.add_row(*(Text(spec.cells[row_index]) for spec in specs))
