@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from genremap import __version__
-from genremap.audio.evaluate import evaluate_dataset
+from genremap.audio.evaluate import evaluate_dataset, model_rows
 from genremap.audio.features import DEFAULT_FRAME_SECONDS, DEFAULT_SEGMENTS, compute_features
 from genremap.audio.previews import (
     DEFAULT_ALLOWED_HOSTS,
@@ -26,6 +26,7 @@ from genremap.audio.previews import (
     DEFAULT_WORKERS,
     fetch_previews,
 )
+from genremap.choices import did_you_mean, resolve_targets
 from genremap.collectors.importers import check_files, import_files
 from genremap.collectors.musicbrainz import DEFAULT_MB_API, DEFAULT_THRESHOLD, enrich_musicbrainz
 from genremap.collectors.musicbrainz import SERVICE as MB_SERVICE
@@ -49,17 +50,21 @@ from genremap.lint import lint_rules
 from genremap.progress import collect_progress, counter, stages, tracked
 from genremap.render import FORMATS, emit, err_console, out_console, write_json
 from genremap.report import (
+    EXPLAIN_COLUMNS,
     check_rules_output,
     coverage,
     emit_rules_yaml,
     explain_artist,
+    explain_rows,
     explain_subgenre,
     subgenres,
     unmapped,
+    within_rules_folder,
     write_rules_output,
 )
 from genremap.sample import load_sample
 from genremap.store import DEFAULT_DB, Store, describe_store_error
+from genremap.words import counted
 
 app = typer.Typer(
     name="genremap",
@@ -78,6 +83,18 @@ app = typer.Typer(
 F = TypeVar("F", bound=Callable[..., Any])
 
 DbOption = Annotated[Path, typer.Option("--db", help="SQLite store to read and write.", show_default=True)]
+ReadDbOption = Annotated[
+    Path, typer.Option("--db", help="SQLite store to read (this command never writes it).", show_default=True)
+]
+BuildDbOption = Annotated[
+    Path,
+    typer.Option(
+        "--db",
+        help="SQLite store to read (never written, except that --sample loads the sample into it, "
+        "creating it if missing).",
+        show_default=True,
+    ),
+]
 RulesOption = Annotated[
     Path | None,
     typer.Option(
@@ -290,6 +307,7 @@ def import_command(
         columns=list(rows[0]),
         title=f"Imported into {db}",
         numeric=[k for k in rows[0] if k not in ("file", "table")],
+        optional=["artists_updated", "tracks_updated"],
     )
     if bad and fmt == "table":
         console = err_console()
@@ -306,9 +324,9 @@ def import_command(
     if fmt == "table":
         share = labelled / summary["artists"] if summary["artists"] else 0.0
         out_console().print(
-            f"store: {summary['artists']:,} artists, {summary['tracks']:,} tracks; the rules label "
-            f"{labelled:,} artists ({share:.0%}) and map {summary['mapped_subgenres']:,} of "
-            f"{summary['subgenres']:,} subgenres. Next: genremap report, genremap unmapped",
+            f"store: {counted(summary['artists'], 'artist')}, {counted(summary['tracks'], 'track')}; the rules "
+            f"label {counted(labelled, 'artist')} ({share:.0%}) and map {summary['mapped_subgenres']:,} of "
+            f"{counted(summary['subgenres'], 'subgenre')}. Next: genremap report, genremap unmapped",
             markup=False,
         )
 
@@ -319,7 +337,7 @@ def import_command(
 @app.command("report")
 @handles_errors
 def report_command(
-    db: DbOption = DEFAULT_DB,
+    db: ReadDbOption = DEFAULT_DB,
     rules: RulesOption = None,
     policy: PolicyOption = None,
     genre_source: GenreSourceOption = "both",
@@ -359,10 +377,11 @@ def report_command(
         rows.append({"target": f"({status})", **{k: v for k, v in data[status].items() if k != "without_genres"}})
     totals = data["totals"]
     footer = {"target": "total", **totals}
+    no_genres = data["unlabelled"]["without_genres"]["artists"]
     caption = (
-        f"policy {data['policy']} · {totals['mapped_subgenres']:,} of {totals['subgenres']:,} subgenres mapped"
-        f" · {totals['conflicts']:,} conflicts"
-        f" · {data['unlabelled']['without_genres']['artists']:,} artists have no genres"
+        f"policy {data['policy']} · {totals['mapped_subgenres']:,} of {counted(totals['subgenres'], 'subgenre')}"
+        f" mapped · {counted(totals['conflicts'], 'conflict')}"
+        f" · {counted(no_genres, 'artist')} {'has' if no_genres == 1 else 'have'} no genres"
     )
     from_mb = sum(t["artists_from_musicbrainz"] for t in data["targets"])
     if from_mb:
@@ -382,10 +401,13 @@ def report_command(
 @app.command("subgenres")
 @handles_errors
 def subgenres_command(
-    db: DbOption = DEFAULT_DB,
+    db: ReadDbOption = DEFAULT_DB,
     rules: RulesOption = None,
     status: Annotated[str | None, typer.Option("--status", help="Only mapped, ignored or unmapped subgenres.")] = None,
-    target: Annotated[str | None, typer.Option("--target", help="Only subgenres mapped to this target.")] = None,
+    target: Annotated[
+        str | None,
+        typer.Option("--target", help="Only subgenres mapped to this target (any spelling: Hip-Hop)."),
+    ] = None,
     genre_source: GenreSourceOption = "both",
     fmt: FormatOption = "table",
 ) -> None:
@@ -394,25 +416,34 @@ def subgenres_command(
     _check_format(fmt)
     if status not in (None, "mapped", "ignored", "unmapped"):
         raise UsageError(f"--status {status!r}: expected mapped, ignored or unmapped")
-    _, ruleset = _rules(rules)
+    rules_dir, ruleset = _rules(rules)
+    wanted = None if target is None else resolve_targets([target], ruleset, "--target")[0]
     with _open_existing(db) as store:
         rows = subgenres(_label(store, ruleset, None, genre_source))
-    rows = [r for r in rows if (status is None or r["status"] == status) and (target is None or r["target"] == target)]
-    columns = ["subgenre", "target", "status", "rule", "location", "artists", "tracks", "conflict"]
+    rows = [r for r in rows if (status is None or r["status"] == status) and (wanted is None or r["target"] == wanted)]
+    if fmt != "table":
+        columns = ["subgenre", "target", "status", "rule", "location", "artists", "tracks", "conflict", "spellings"]
+        emit(fmt, data=rows, rows=rows, columns=columns, title="")
+        return
+    # A table puts the status where the target would be, as `report` does, and locations
+    # relative to the rules folder, so that it fits 80 columns with every location whole.
+    shown = [{**r, "target": r["target"] or f"({r['status']})"} for r in within_rules_folder(rows, rules_dir)]
     emit(
         fmt,
-        data=rows,
-        rows=rows,
-        columns=columns + (["spellings"] if fmt != "table" else []),
-        title=f"{len(rows)} subgenres",
+        data=None,
+        rows=shown,
+        columns=["subgenre", "target", "rule", "location", "artists", "tracks", "conflict"],
+        title=counted(len(rows), "subgenre"),
         numeric=["artists", "tracks"],
+        caption=f"locations in {display_path(rules_dir)}" if rows else None,
+        optional=["conflict", "rule", "artists"],
     )
 
 
 @app.command("unmapped")
 @handles_errors
 def unmapped_command(
-    db: DbOption = DEFAULT_DB,
+    db: ReadDbOption = DEFAULT_DB,
     rules: RulesOption = None,
     top: Annotated[int, typer.Option("--top", help="How many to list (0 = all).")] = 30,
     emit_rules: Annotated[
@@ -442,7 +473,8 @@ def unmapped_command(
             else "; review it, then move accepted rules into rules/"
         )
         err_console().print(
-            f"wrote {sum(1 for r in rows if r['suggested_target'])} suggested rules to {emit_rules}{note}", markup=False
+            f"wrote {counted(sum(1 for r in rows if r['suggested_target']), 'suggested rule')} to {emit_rules}{note}",
+            markup=False,
         )
     columns = ["subgenre", "tracks", "artists", "example_artist", "suggested_target", "evidence"]
     emit(
@@ -462,7 +494,7 @@ def explain_command(
     text: Annotated[str | None, typer.Argument(help="A subgenre, as Spotify writes it or in any spelling.")] = None,
     artist: Annotated[str | None, typer.Option("--artist", help="Explain an artist's label (name or id).")] = None,
     track: Annotated[str | None, typer.Option("--track", help="Explain a track's label (track id).")] = None,
-    db: DbOption = DEFAULT_DB,
+    db: ReadDbOption = DEFAULT_DB,
     rules: RulesOption = None,
     policy: PolicyOption = None,
     genre_source: GenreSourceOption = "both",
@@ -495,7 +527,10 @@ def explain_command(
             assert artist is not None
             matches = store.find_artists(artist)
             if matches.empty:
-                raise UsageError(f"no artist named {artist!r} in {db}")
+                from genremap.normalize import normalize_name
+
+                names = store.artists_frame(with_counts=False)["name"].drop_duplicates().tolist()
+                raise UsageError(f"no artist named {artist!r} in {db}{did_you_mean(artist, names, normalize_name)}")
             artist_ids = matches["artist_id"].tolist()
             found = None
         labelling = _label(store, ruleset, policy, genre_source)
@@ -515,7 +550,7 @@ def explain_command(
         )
     for item in explained:
         console.print(
-            f"artist {item['name']} ({item['artist_id']}), {item['tracks']} tracks, "
+            f"artist {item['name']} ({item['artist_id']}), {counted(item['tracks'], 'track')}, "
             + (f"genres from {item['genre_source']}" if item["genre_source"] else "no genres in the store"),
             markup=False,
         )
@@ -541,35 +576,9 @@ def explain_command(
         console.print(f"  → {verdict}{why}", markup=False)
 
 
-EXPLAIN_COLUMNS = [
-    "artist",
-    "subgenre",
-    "status",
-    "target",
-    "rule",
-    "kind",
-    "pattern",
-    "priority",
-    "score",
-    "location",
-    "outcome",
-]
-
-
 def _explain_csv(decisions: list[tuple[str, dict[str, Any]]]) -> None:
     """One CSV row per rule match (or one row for a subgenre no rule matched)."""
-    rows = []
-    for artist, d in decisions:
-        base = {"artist": artist, "subgenre": d["subgenre"], "status": d["status"], "target": d["target"]}
-        for m in d["matches"] or [{}]:
-            rows.append(
-                {
-                    **base,
-                    **{k: m.get(k) for k in ("rule", "kind", "pattern", "priority", "score", "location")},
-                    "outcome": m.get("outcome", (d["ignored_by"] or {}).get("reason", "no rule matches")),
-                }
-            )
-    emit("csv", data=None, rows=rows, columns=EXPLAIN_COLUMNS, title="")
+    emit("csv", data=None, rows=explain_rows(decisions), columns=EXPLAIN_COLUMNS, title="")
 
 
 def _print_decision(data: dict[str, Any], indent: str = "", raw: str | None = None) -> None:
@@ -603,7 +612,7 @@ def diff_command(
     rev: Annotated[
         str | None, typer.Option("--rev", help="Compare against the --rules folder as committed at this git revision.")
     ] = None,
-    db: DbOption = DEFAULT_DB,
+    db: ReadDbOption = DEFAULT_DB,
     policy: PolicyOption = None,
     genre_source: GenreSourceOption = "both",
     fmt: FormatOption = "table",
@@ -642,7 +651,8 @@ def diff_command(
         console.print(f"no change: {rules} labels the store exactly as {data['base_dir']}", markup=False)
         return
     console.print(
-        f"{data['tracks_moved']:,} tracks ({data['artists_moved']:,} artists) change label, "
+        f"{counted(data['tracks_moved'], 'track')} ({counted(data['artists_moved'], 'artist')}) "
+        f"change{'s' if data['tracks_moved'] == 1 else ''} label, "
         f"{data['base_dir']} → {rules}",
         markup=False,
     )
@@ -669,7 +679,7 @@ def diff_command(
 @handles_errors
 def lint_command(
     rules: RulesOption = None,
-    db: DbOption = DEFAULT_DB,
+    db: ReadDbOption = DEFAULT_DB,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 on warnings too.")] = False,
     fmt: FormatOption = "table",
 ) -> None:
@@ -704,13 +714,13 @@ def lint_command(
         for f in findings:
             console.print(f"{f.location}: {f.severity}: {f.message} [{f.code}]", markup=False)
         scope = (
-            f"against the {len(subgenre_list):,} subgenres of {db}"
+            f"against the {counted(len(subgenre_list), 'subgenre')} of {db}"
             if subgenre_list is not None
             else f"(no store at {db}: static checks only)"
         )
         rules_count = len(ruleset.rules) if ruleset else 0
         out_console().print(
-            f"{folder}: {rules_count} rules, {errors} error(s), {warnings} warning(s) {scope}", markup=False
+            f"{folder}: {counted(rules_count, 'rule')}, {errors} error(s), {warnings} warning(s) {scope}", markup=False
         )
     if errors:
         raise typer.Exit(2)
@@ -803,9 +813,10 @@ def collect_command(
     for note in result.notes:
         out.print(f"note: {note}", markup=False)
     out.print(
-        f"collected {result.new_tracks:,} new tracks ({result.updated_tracks:,} seen again), "
-        f"{result.artists_fetched:,} artists fetched, {sum(retrying.stats.requests.values()):,} requests, "
-        f"{data['retries']:,} retries, {data['throttled']:,} rate-limited, {data['waited_seconds']:,} s waited"
+        f"collected {counted(result.new_tracks, 'new track')} ({result.updated_tracks:,} seen again), "
+        f"{counted(result.artists_fetched, 'artist')} fetched, "
+        f"{counted(sum(retrying.stats.requests.values()), 'request')}, {counted(data['retries'], 'retry', 'retries')}, "
+        f"{data['throttled']:,} rate-limited, {data['waited_seconds']:,} s waited"
         + (f", errors: {data['errors']}" if data["errors"] else ""),
         markup=False,
     )
@@ -863,16 +874,16 @@ def enrich_command(
         write_json(data)
         return
     out_console().print(
-        f"MusicBrainz: {result.looked_up:,} artists looked up, {result.matched:,} matched "
-        f"({result.genres_added:,} genres stored), {result.no_match:,} without a match; "
-        f"{result.skipped_cached:,} answered before, {result.pending:,} left; {result.requests:,} requests",
+        f"MusicBrainz: {counted(result.looked_up, 'artist')} looked up, {result.matched:,} matched "
+        f"({counted(result.genres_added, 'genre')} stored), {result.no_match:,} without a match; "
+        f"{result.skipped_cached:,} answered before, {result.pending:,} left; {counted(result.requests, 'request')}",
         markup=False,
     )
 
 
 @app.command("status")
 @handles_errors
-def status_command(db: DbOption = DEFAULT_DB, fmt: FormatOption = "table") -> None:
+def status_command(db: ReadDbOption = DEFAULT_DB, fmt: FormatOption = "table") -> None:
     """Collection progress: tracks and artists in the store, progress per search term, artists
     and features still pending, what the API allows this app, requests made and 429s seen."""
     _check_format(fmt)
@@ -895,10 +906,10 @@ def status_command(db: DbOption = DEFAULT_DB, fmt: FormatOption = "table") -> No
         return
     out = out_console()
     out.print(
-        f"{db}: {data['tracks']:,} tracks, {data['artists']:,} artists ({data['artists_with_genres']:,} with genres); "
-        f"pending: {data['artists_pending']:,} artists"
+        f"{db}: {counted(data['tracks'], 'track')}, {counted(data['artists'], 'artist')} "
+        f"({data['artists_with_genres']:,} with genres); pending: {counted(data['artists_pending'], 'artist')}"
         + (
-            f", {data['features_pending']:,} audio features"
+            f", {counted(data['features_pending'], 'audio feature')}"
             if data["api"].get("spotify.audio_features") == "ok"
             else ""
         ),
@@ -1041,7 +1052,8 @@ def features_command(
         return
     out = out_console()
     out.print(
-        f"features of {result.processed:,} clips ({result.padded:,} shorter than {segments} segments, padded) "
+        f"features of {counted(result.processed, 'clip')} ({result.padded:,} shorter than "
+        f"{counted(segments, 'segment')}, padded) "
         f"in {result.seconds:.1f} s with {result.workers} worker(s); wrote {', '.join(result.files_written)}",
         markup=False,
     )
@@ -1085,12 +1097,7 @@ def evaluate_command(
     if fmt == "json":
         write_json(report)
         return
-    rows = [
-        {"split": name.replace("_", "-"), "model": report[name]["model"], "accuracy": report[name]["accuracy"],
-         "macro_f1": report[name]["macro_f1"]}
-        for name in ("artist_disjoint", "mixed")
-    ]  # fmt: skip
-    emit("table", data=None, rows=rows, columns=["split", "model", "accuracy", "macro_f1"],
+    emit("table", data=None, rows=model_rows(report), columns=["split", "model", "accuracy", "macro_f1"],
          title=f"Baseline on {dataset} (chance {report['chance']:.1%})", numeric=["accuracy", "macro_f1"],
          headers={"macro_f1": "macro-F1"})  # fmt: skip
     matrix = report["artist_disjoint"]["confusion_matrix"]
@@ -1099,7 +1106,7 @@ def evaluate_command(
         {"true": label, **dict(zip(labels, values, strict=True))}
         for label, values in zip(labels, matrix["matrix"], strict=True)
     ]
-    title = "Confusion matrix (artist-disjoint test set; rows: true)"
+    title = f"Confusion matrix of {report['artist_disjoint']['model']} (artist-disjoint test set; rows: true)"
     emit("table", data=None, rows=cm_rows, columns=["true", *labels], title=title, numeric=labels)
     for warning in report.get("warnings", []):
         err_console().print(f"warning: {warning}", markup=False)
@@ -1144,9 +1151,10 @@ def build_command(
         bool, typer.Option("--allow-short", help="Keep classes smaller than --per-class (and drop empty ones).")
     ] = False,
     targets: Annotated[
-        str | None, typer.Option("--targets", help="Comma-separated subset of targets to build.")
+        str | None,
+        typer.Option("--targets", help="Comma-separated subset of targets to build (any spelling: Hip-Hop, hiphop)."),
     ] = None,
-    db: DbOption = DEFAULT_DB,
+    db: BuildDbOption = DEFAULT_DB,
     rules: RulesOption = None,
     policy: PolicyOption = None,
     genre_source: GenreSourceOption = "both",
@@ -1181,7 +1189,12 @@ def build_command(
         spreadsheet_safe=spreadsheet_safe,
     )
     check_build_options(options, ruleset)  # before the store is opened (or created)
-    with Store.open(db, readonly=not sample) as store, stages(err_console(), "build") as on_stage:
+    if not sample and not db.exists():
+        raise UsageError(
+            f"store not found: {db}: try the bundled sample with `genremap build --sample`, "
+            "or import data first (genremap import FILE), or pass --db PATH"
+        )
+    with Store.open(db, create=sample, readonly=not sample) as store, stages(err_console(), "build") as on_stage:
         if sample:
             on_stage("loading the bundled sample")
             load_sample(store)
@@ -1204,18 +1217,19 @@ def build_command(
         }
         for t, per_split in counts["per_class_split"].items()
     ]
-    footer = {"target": "total", **counts["per_split"], "total": counts["tracks"], "available": result.labelled_tracks}
+    footer = {"target": "total", **counts["per_split"], "total": counts["tracks"], "available": result.available}
+    capped = f" and {result.over_artist_cap:,} beyond --max-per-artist {max_per_artist}" if max_per_artist else ""
     emit(
         "table",
         data=None,
         rows=rows,
         columns=["target", "train", "validation", "test", "total", "available"],
-        title=f"Dataset {out} ({result.per_class:,} tracks per class, seed {seed})",
+        title=f"Dataset {out} ({counted(result.per_class, 'track')} per class, seed {seed})",
         numeric=["train", "validation", "test", "total", "available"],
         footer=footer,
-        caption="available = labelled tracks after removing "
+        caption=f"available = {result.labelled_tracks:,} labelled tracks less "
         f"{result.dropped_isrc + result.dropped_title:,} duplicate recordings"
-        f" ({result.dropped_isrc:,} by ISRC, {result.dropped_title:,} by artist + title)",
+        f" ({result.dropped_isrc:,} by ISRC, {result.dropped_title:,} by artist + title){capped}",
     )
     console.print(f"wrote {', '.join(str(out / f) for f in result.export.files)}", markup=False)
 

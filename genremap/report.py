@@ -15,6 +15,7 @@ from rapidfuzz import fuzz, process
 
 from genremap.dataset.labels import Labelling
 from genremap.engine import IGNORED, MAPPED, UNMAPPED, CompiledRules, SubgenreDecision
+from genremap.engine.loader import display_path
 from genremap.errors import UsageError
 from genremap.normalize import normalize_genre
 from genremap.text import escape_unprintable
@@ -123,6 +124,16 @@ def subgenres(labelling: Labelling) -> list[dict[str, Any]]:
         )
     rows.sort(key=lambda r: (-r["tracks"], -r["artists"], r["subgenre"]))
     return rows
+
+
+def within_rules_folder(rows: list[dict[str, Any]], folder: Path) -> list[dict[str, Any]]:
+    """`rows` with each `location` inside `folder` written relative to it (`10-rock.yaml:68:5`):
+    short enough for a table to show whole, where a packaged rule file's full path is not."""
+    prefix = display_path(folder).rstrip(os.sep) + os.sep
+    return [
+        {**row, "location": row["location"][len(prefix) :]} if row["location"].startswith(prefix) else row
+        for row in rows
+    ]
 
 
 def unmapped(labelling: Labelling, top: int | None = 50, min_share: float = 0.5) -> list[dict[str, Any]]:
@@ -312,6 +323,38 @@ def explain_subgenre(compiled: CompiledRules, text: str) -> dict[str, Any]:
     """Every rule that matched or was vetoed for `text`, and the final decision."""
     canonical = normalize_genre(text)
     return {"input": text, **_decision_dict(compiled.decide(canonical))}
+
+
+EXPLAIN_COLUMNS = [
+    "artist",
+    "subgenre",
+    "status",
+    "final_target",
+    "rule",
+    "target",
+    "kind",
+    "pattern",
+    "priority",
+    "score",
+    "location",
+    "outcome",
+]
+
+
+def explain_rows(decisions: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Explanations (artist name, decision) as rows of EXPLAIN_COLUMNS: one per rule match, with
+    the rule's own target beside the subgenre's final status and target; or one row saying why
+    no rule decided (the ignore reason and its location, or "no rule matches")."""
+    rows = []
+    for artist, d in decisions:
+        base = {"artist": artist, "subgenre": d["subgenre"], "status": d["status"], "final_target": d["target"]}
+        for m in d["matches"]:
+            rows.append({**base, **{k: m[k] for k in EXPLAIN_COLUMNS if k in m}})
+        if not d["matches"]:
+            ignored = d["ignored_by"] or {}
+            outcome = ignored.get("reason", "no rule matches")
+            rows.append({**base, "location": ignored.get("location"), "outcome": outcome})
+    return rows
 
 
 def explain_artist(labelling: Labelling, artist_id: str) -> dict[str, Any]:
