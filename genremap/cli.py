@@ -40,7 +40,7 @@ from genremap.collectors.spotify import (
 from genremap.dataset.balance import parse_split
 from genremap.dataset.build import BuildOptions, build_dataset, check_build_options
 from genremap.dataset.labels import Labelling, choose_policy, label_store
-from genremap.diff import diff_labellings, rules_at_revision, temporary_folder
+from genremap.diff import compared_with, diff_labellings, no_change_message, rules_at_revision, temporary_folder
 from genremap.engine import RuleSet, default_rules_dir, load_rules, resolve_rules_dir
 from genremap.engine.loader import display_path, schema_path
 from genremap.errors import GenremapError, RuleErrors, UsageError
@@ -55,6 +55,7 @@ from genremap.report import (
     explain_artist,
     explain_subgenre,
     subgenres,
+    tracks_phrase,
     unmapped,
     write_rules_output,
 )
@@ -65,8 +66,10 @@ app = typer.Typer(
     name="genremap",
     help=(
         "Build balanced, genre-labelled music datasets from Spotify's micro-genres.\n\n"
-        "Typical loop: `genremap import artists.csv`, `genremap report`, `genremap unmapped`, "
-        "edit rules/*.yaml, `genremap diff --rules rules`, `genremap build --out dataset`. "
+        "Typical loop: `genremap init work` (plain copies of the packaged rules in work/rules), "
+        "`cd work`, `genremap import artists.csv`, `genremap report`, `genremap unmapped`, "
+        "edit rules/*.yaml, `genremap diff` (./rules against the packaged rules; `--rev HEAD` "
+        "against the last commit in git), `genremap build --out dataset`. "
         "Try it offline with `genremap build --sample`."
     ),
     no_args_is_help=True,
@@ -277,6 +280,7 @@ def import_command(
         "artists": totals["artists"],
         "labelled_artists": labelled,
         "tracks": totals["tracks"],
+        "track_rows": totals["track_rows"],
         "subgenres": totals["subgenres"],
         "mapped_subgenres": totals["mapped_subgenres"],
     }
@@ -306,7 +310,8 @@ def import_command(
     if fmt == "table":
         share = labelled / summary["artists"] if summary["artists"] else 0.0
         out_console().print(
-            f"store: {summary['artists']:,} artists, {summary['tracks']:,} tracks; the rules label "
+            f"store: {summary['artists']:,} artists, {tracks_phrase(summary['tracks'], totals['track_rows'])}; "
+            "the rules label "
             f"{labelled:,} artists ({share:.0%}) and map {summary['mapped_subgenres']:,} of "
             f"{summary['subgenres']:,} subgenres. Next: genremap report, genremap unmapped",
             markup=False,
@@ -341,6 +346,8 @@ def report_command(
         f" · {totals['conflicts']:,} conflicts"
         f" · {data['unlabelled']['without_genres']['artists']:,} artists have no genres"
     )
+    if totals["tracks"] != totals["track_rows"]:
+        caption += f" · {tracks_phrase(totals['tracks'], totals['track_rows'])}"
     from_mb = sum(t["artists_from_musicbrainz"] for t in data["targets"])
     if from_mb:
         caption += f" · {from_mb:,} labelled from MusicBrainz genres"
@@ -575,7 +582,12 @@ def _print_decision(data: dict[str, Any], indent: str = "", raw: str | None = No
 @app.command("diff")
 @handles_errors
 def diff_command(
-    rules: Annotated[Path, typer.Option("--rules", help="The edited rules folder.")],
+    rules: Annotated[
+        Path | None,
+        typer.Option(
+            "--rules", help="The edited rules folder. Default: ./rules if it exists, else the packaged rules."
+        ),
+    ] = None,
     base: Annotated[Path | None, typer.Option("--base", help="Compare against this rules folder.")] = None,
     rev: Annotated[
         str | None, typer.Option("--rev", help="Compare against the --rules folder as committed at this git revision.")
@@ -586,10 +598,16 @@ def diff_command(
     fmt: FormatOption = "table",
 ) -> None:
     """What an edit of the rules changes before it is applied: a from→to matrix of tracks and
-    the subgenres that moved, largest first. Against the packaged rules unless --base or --rev."""
+    the subgenres that moved, largest first. Compares ./rules (or --rules) with the packaged
+    rules unless --base DIR or --rev REV; the first line says what was compared.
+
+    The loop: `genremap init DIR` (plain copies of the packaged rules in DIR/rules), edit
+    DIR/rules/*.yaml, then `genremap diff` in DIR. In a git checkout, `genremap diff --rev HEAD`
+    shows what the uncommitted edits change."""
     _check_format(fmt)
     if base is not None and rev is not None:
         raise UsageError("give --base DIR or --rev REV, not both")
+    rules = resolve_rules_dir(rules)
     edited = load_rules(rules)
     with temporary_folder() as tmp:
         base_dir = (
@@ -602,6 +620,7 @@ def diff_command(
     data = diff_labellings(before, after)
     data["base_dir"] = f"{rules}@{rev}" if rev else display_path(base_dir)
     data["rules_dir"] = str(rules)
+    data["compared_with"] = compared_with(rules, base, rev, display_path(base_dir))
     if fmt == "json":
         write_json(data)
         return
@@ -616,11 +635,11 @@ def diff_command(
         return
     console = out_console()
     if not data["matrix"] and not data["subgenres"]:
-        console.print(f"no change: {rules} labels the store exactly as {data['base_dir']}", markup=False)
+        console.print(no_change_message(rules, base, rev, data["compared_with"]), markup=False)
         return
     console.print(
-        f"{data['tracks_moved']:,} tracks ({data['artists_moved']:,} artists) change label, "
-        f"{data['base_dir']} → {rules}",
+        f"{display_path(rules)} compared with {data['compared_with']}: "
+        f"{data['tracks_moved']:,} tracks ({data['artists_moved']:,} artists) change label",
         markup=False,
     )
     emit(
@@ -872,7 +891,8 @@ def status_command(db: DbOption = DEFAULT_DB, fmt: FormatOption = "table") -> No
         return
     out = out_console()
     out.print(
-        f"{db}: {data['tracks']:,} tracks, {data['artists']:,} artists ({data['artists_with_genres']:,} with genres); "
+        f"{db}: {tracks_phrase(data['tracks'], data['track_rows'])}, {data['artists']:,} artists "
+        f"({data['artists_with_genres']:,} with genres); "
         f"pending: {data['artists_pending']:,} artists"
         + (
             f", {data['features_pending']:,} audio features"
@@ -1195,6 +1215,34 @@ def build_command(
         f" ({result.dropped_isrc:,} by ISRC, {result.dropped_title:,} by artist + title)",
     )
     console.print(f"wrote {', '.join(str(out / f) for f in result.export.files)}", markup=False)
+
+
+# --- init --------------------------------------------------------------------------------------
+
+
+@app.command("init")
+@handles_errors
+def init_command(
+    folder: Annotated[Path, typer.Argument(help="Folder to set up (created if missing).", metavar="DIR")] = Path("."),
+) -> None:
+    """Set up a folder to work in: DIR/rules/*.yaml (plain copies of the packaged rules, to edit)
+    and DIR/collect.yaml (the search terms of `genremap collect`, commented). Never overwrites:
+    if any of these files exists, nothing is written.
+
+    Then, in DIR: edit rules/*.yaml, and `genremap diff` shows what the edit changes against the
+    packaged rules; every command there uses ./rules unless given --rules."""
+    from genremap.scaffold import init_folder
+
+    scaffold = init_folder(folder)
+    rules = [path for path, _ in scaffold.files if path.parent == scaffold.rules_dir]
+    shown = display_path(folder)
+    out_console().print(
+        f"wrote {len(rules)} rule files to {display_path(scaffold.rules_dir)}/ and "
+        f"{display_path(folder / 'collect.yaml')}. Next: "
+        + ("" if shown == "." else f"cd {shlex.quote(shown)}, ")
+        + "genremap import FILE --db corpus.db, edit rules/*.yaml, genremap diff --db corpus.db",
+        markup=False,
+    )
 
 
 def main() -> None:

@@ -34,6 +34,14 @@ def subgenre_counts(labelling: Labelling) -> dict[str, tuple[int, int]]:
     }
 
 
+def tracks_phrase(tracks: int, track_rows: int) -> str:
+    """Track counts in the same words everywhere (report, status, import): the tracks counted,
+    and, when some come from an artist table's `count` column rather than track rows, both."""
+    if tracks == track_rows:
+        return f"{tracks:,} tracks"
+    return f"{tracks:,} tracks (counted by an artist table; {track_rows:,} track rows)"
+
+
 def coverage(labelling: Labelling) -> dict[str, Any]:
     """Per target: artists, tracks, share of tracks, distinct subgenres; plus the other statuses."""
     artists = labelling.artists
@@ -85,6 +93,7 @@ def coverage(labelling: Labelling) -> dict[str, Any]:
         "totals": {
             "artists": total_artists,
             "tracks": total_tracks,
+            "track_rows": int(artists["stored_tracks"].sum()) if "stored_tracks" in artists else total_tracks,
             "share": 1.0 if total_tracks else 0.0,
             "subgenres": len(present),
             "mapped_subgenres": int((sub["status"] == MAPPED).sum()),

@@ -98,8 +98,9 @@ def build_dataset(
     if tracks.empty:
         summary = store.summary()
         raise UsageError(
-            f"no labelled tracks in {store.path} ({summary.tracks} tracks, {summary.artists} artists): "
-            "import a track table (genremap import FILE), collect, or run `genremap build --sample`"
+            f"no labelled tracks in {store.path} ({summary.tracks:,} track rows, {summary.artists:,} artists): "
+            "build needs track rows (an artist table's count column only counts tracks): import a track "
+            "table (genremap import FILE), collect, or run `genremap build --sample`"
         )
     on_stage("dropping duplicate recordings")
     unique = dedupe(tracks)
