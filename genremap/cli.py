@@ -49,6 +49,7 @@ from genremap.lint import lint_rules
 from genremap.progress import collect_progress, counter, stages, tracked
 from genremap.render import FORMATS, emit, err_console, out_console, write_json
 from genremap.report import (
+    EMIT_CONFIDENCE,
     check_rules_output,
     coverage,
     emit_rules_yaml,
@@ -402,41 +403,55 @@ def unmapped_command(
     emit_rules: Annotated[
         Path | None, typer.Option("--emit-rules", help="Write the suggestions as a commented YAML rule file to review.")
     ] = None,
+    min_confidence: Annotated[
+        float,
+        typer.Option(
+            "--min-confidence",
+            help="Write only suggestions at least this confident (0-1) to --emit-rules; "
+            "0.5 is one artist whose other subgenres all agree.",
+        ),
+    ] = EMIT_CONFIDENCE,
     force: Annotated[bool, typer.Option("--force", help="Overwrite the --emit-rules file if it exists.")] = False,
     genre_source: GenreSourceOption = "both",
     fmt: FormatOption = "table",
 ) -> None:
-    """Unmapped subgenres ranked by the tracks they hold, with an example artist and a
-    suggested target: first from co-occurrence (the labels of the artists carrying it), then
-    from the most similar existing rule pattern."""
+    """Unmapped subgenres ranked by the tracks they hold, with an example artist and a suggested
+    target, or (ignore) to leave it out, with a confidence from 0 to 1 and its evidence: what the
+    rules decide for the other subgenres of the artists carrying it (co-occurrence), for names
+    sharing its words, and for the most similarly spelled names."""
     _check_format(fmt)
     if top < 0:
         raise UsageError("--top must be 0 (all) or more")
+    if not 0 <= min_confidence <= 1:
+        raise UsageError(f"--min-confidence {min_confidence:g}: expected a number from 0 to 1")
     if emit_rules is not None:
         check_rules_output(emit_rules, force)
     rules_dir, ruleset = _rules(rules)
     with _open_existing(db) as store:
         rows = unmapped(_label(store, ruleset, None, genre_source), top or None)
     if emit_rules is not None:
-        write_rules_output(emit_rules, emit_rules_yaml(rows, str(db)))
+        write_rules_output(emit_rules, emit_rules_yaml(rows, str(db), min_confidence))
         inside = emit_rules.resolve().parent == rules_dir.resolve()
         note = (
             " (inside the rules folder: it is now live, review it!)"
             if inside
             else "; review it, then move accepted rules into rules/"
         )
+        written = sum(1 for r in rows if r["suggested_target"] and r["confidence"] >= min_confidence)
         err_console().print(
-            f"wrote {sum(1 for r in rows if r['suggested_target'])} suggested rules to {emit_rules}{note}", markup=False
+            f"wrote {written} suggestions (confidence {min_confidence:.2f} or more) to {emit_rules}{note}",
+            markup=False,
         )
-    columns = ["subgenre", "tracks", "artists", "example_artist", "suggested_target", "evidence"]
+    shown = [{**r, "confidence": f"{r['confidence']:.2f}" if r["suggested_target"] else ""} for r in rows]
+    columns = ["subgenre", "tracks", "artists", "example_artist", "suggested_target", "confidence", "evidence"]
     emit(
         fmt,
         data=rows,
-        rows=rows,
-        columns=columns + (["suggestion_source"] if fmt != "table" else []),
+        rows=shown if fmt == "table" else rows,
+        columns=columns + (["suggestion_source", "ignore_reason"] if fmt != "table" else []),
         title=f"Unmapped subgenres by tracks (top {top or 'all'})",
-        numeric=["tracks", "artists"],
-        headers={"suggested_target": "suggest"},
+        numeric=["tracks", "artists", "confidence"],
+        headers={"suggested_target": "suggest", "confidence": "conf"},
     )
 
 
