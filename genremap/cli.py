@@ -70,7 +70,8 @@ app = typer.Typer(
         "Typical loop: `genremap init work` (plain copies of the packaged rules in work/rules), "
         "`cd work`, `genremap import artists.csv`, `genremap report`, `genremap unmapped`, "
         "edit rules/*.yaml, `genremap diff` (./rules against the packaged rules; `--rev HEAD` "
-        "against the last commit in git), `genremap build --out dataset`. "
+        "against the last commit in git), `genremap build --out dataset` (from track rows: a track "
+        "table or `genremap collect`; an artist table only counts tracks). "
         "Try it offline with `genremap build --sample`."
     ),
     no_args_is_help=True,
@@ -448,7 +449,7 @@ def unmapped_command(
         fmt,
         data=rows,
         rows=shown if fmt == "table" else rows,
-        columns=columns + (["suggestion_source", "ignore_reason"] if fmt != "table" else []),
+        columns=columns + (["suggestion_source", "ignore_like", "ignore_reason"] if fmt != "table" else []),
         title=f"Unmapped subgenres by tracks (top {top or 'all'})",
         numeric=["tracks", "artists", "confidence"],
         headers={"suggested_target": "suggest", "confidence": "conf"},
@@ -654,7 +655,8 @@ def diff_command(
         return
     console.print(
         f"{display_path(rules)} compared with {data['compared_with']}: "
-        f"{data['tracks_moved']:,} tracks ({data['artists_moved']:,} artists) change label",
+        f"{data['tracks_moved']:,} tracks ({data['artists_moved']:,} artist{'s' * (data['artists_moved'] != 1)}) "
+        "change label",
         markup=False,
     )
     emit(
@@ -1247,13 +1249,14 @@ def init_command(
     Then, in DIR: edit rules/*.yaml, and `genremap diff` shows what the edit changes against the
     packaged rules; every command there uses ./rules unless given --rules."""
     from genremap.scaffold import init_folder
+    from genremap.text import escape_unprintable
 
     scaffold = init_folder(folder)
     rules = [path for path, _ in scaffold.files if path.parent == scaffold.rules_dir]
-    shown = display_path(folder)
+    shown = escape_unprintable(str(folder))  # as typed: `../work` stays `../work`
     out_console().print(
-        f"wrote {len(rules)} rule files to {display_path(scaffold.rules_dir)}/ and "
-        f"{display_path(folder / 'collect.yaml')}. Next: "
+        f"wrote {len(rules)} rule files to {escape_unprintable(str(scaffold.rules_dir))}/ and "
+        f"{escape_unprintable(str(folder / 'collect.yaml'))}. Next: "
         + ("" if shown == "." else f"cd {shlex.quote(shown)}, ")
         + "genremap import FILE --db corpus.db, edit rules/*.yaml, genremap diff --db corpus.db",
         markup=False,

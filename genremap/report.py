@@ -169,7 +169,7 @@ class _Evidence:
     source: str
     weight: float
     shares: dict[str, float]
-    behind: dict[str, list[str]]  # outcome → subgenres (or words) supporting it, strongest first
+    behind: dict[str, list[str]]  # outcome → the decided names supporting it, strongest first
     describe: Callable[[str], str]  # outcome → one phrase for the evidence column
 
 
@@ -181,6 +181,7 @@ class _Vocabulary:
     decisions: dict[str, SubgenreDecision]
     outcome: dict[str, str]
     by_word: dict[str, Counter[str]]
+    names_by_word: dict[str, list[str]]
     names: list[str]
 
     @classmethod
@@ -192,10 +193,12 @@ class _Vocabulary:
         decisions |= {s: d for s, d in labelling.compiled.decide_many(fresh).items() if d.status != UNMAPPED}
         outcome = {s: _result_of(d) for s, d in decisions.items()}
         by_word: dict[str, Counter[str]] = {}
+        names_by_word: dict[str, list[str]] = {}
         for name, result in outcome.items():
             for word in _words(name):
                 by_word.setdefault(word, Counter())[result] += 1
-        return cls(decisions, outcome, by_word, list(outcome))
+                names_by_word.setdefault(word, []).append(name)
+        return cls(decisions, outcome, by_word, names_by_word, list(outcome))
 
 
 def _result_of(d: SubgenreDecision) -> str:
@@ -266,7 +269,7 @@ def _name_words(subgenre: str, vocab: _Vocabulary) -> _Evidence | None:
         counts = vocab.by_word[word]
         return f"'{word}': {counts[result]} of {sum(counts.values())} names with it are {_word_for(result)}"
 
-    behind = {r: [w for w in ranked if vocab.by_word[w][r]] for r in shares}
+    behind = {r: [n for w in ranked for n in vocab.names_by_word[w] if vocab.outcome[n] == r] for r in shares}
     return _Evidence("name words", min(total, 1.5), {r: x / total for r, x in shares.items()}, behind, describe)
 
 
@@ -299,24 +302,35 @@ def _suggest(evidence: list[_Evidence], vocab: _Vocabulary) -> dict[str, Any]:
     for e in evidence:
         for result, share in e.shares.items():
             support[result] += e.weight * share
-    none = {"suggested_target": "", "confidence": 0.0, "suggestion_source": "", "evidence": "", "ignore_reason": ""}
+    none = {
+        "suggested_target": "",
+        "confidence": 0.0,
+        "suggestion_source": "",
+        "evidence": "",
+        "ignore_like": "",
+        "ignore_reason": "",
+    }
     if not support:
         return none
     best, score = min(support.items(), key=lambda kv: (-kv[1], kv[0]))
     confidence = score / (sum(e.weight for e in evidence) + _PRIOR)
     if confidence < SHOW_CONFIDENCE:
         return none
-    backing = sorted((e for e in evidence if e.shares.get(best)), key=lambda e: -e.weight * e.shares[best])
-    reason = ""
-    if best == IGNORE_SUGGESTION:
-        like = next(s for e in backing for s in e.behind[best] if s in vocab.decisions)
+    # The evidence that points to it (its own first choice), strongest first; the rest only counts.
+    backing = sorted(
+        (e for e in evidence if max(e.shares.values()) == e.shares.get(best)), key=lambda e: -e.weight * e.shares[best]
+    )
+    like = reason = ""
+    if best == IGNORE_SUGGESTION:  # the ignored name behind the strongest evidence, and why it is ignored
+        like = backing[0].behind[best][0]
         entry = vocab.decisions[like].ignored_by
-        reason = f"like '{like}'" + (f": {' '.join(entry.reason.split())}" if entry is not None else "")
+        reason = " ".join(entry.reason.split()) if entry is not None else ""
     return {
         "suggested_target": best,
         "confidence": round(confidence, 2),
         "suggestion_source": backing[0].source,
         "evidence": "; ".join(e.describe(best) for e in backing),
+        "ignore_like": like,
         "ignore_reason": reason,
     }
 
@@ -428,10 +442,13 @@ def emit_rules_yaml(rows: list[dict[str, Any]], origin: str, min_confidence: flo
     if ignores:
         lines.append("ignore:")
     for row in ignores:
+        like = row["ignore_like"]
+        why, reason = f"'{like}' is ignored: {row['ignore_reason']}", f"like '{like}' (suggested by genremap unmapped)"
         lines += [
             *_suggestion_comments(row),
+            f"  # {escape_unprintable(why)}",
             f"  - subgenres: [{yaml_string(row['subgenre'])}]",
-            f"    reason: {yaml_string('suggested by genremap unmapped, ' + row['ignore_reason'])}",
+            f"    reason: {yaml_string(reason)}",
         ]
     if not accepted:
         lines.append(f"rules: []  # no suggestion had confidence {min_confidence:.2f} or more")
@@ -440,7 +457,8 @@ def emit_rules_yaml(rows: list[dict[str, Any]], origin: str, min_confidence: flo
 
 def _suggestion_comments(row: dict[str, Any]) -> list[str]:
     """The two comment lines above a suggested rule: what the subgenre holds, and the evidence."""
-    about = f"{row['subgenre']}: {row['tracks']} tracks, {row['artists']} artists (e.g. {row['example_artist']})"
+    artists = f"{row['artists']} artist" + "s" * (row["artists"] != 1)
+    about = f"{row['subgenre']}: {row['tracks']} tracks, {artists} (e.g. {row['example_artist']})"
     evidence = f"confidence {row['confidence']:.2f}, evidence ({row['suggestion_source']}): {row['evidence']}"
     return [f"  # {escape_unprintable(about)}", f"  # {escape_unprintable(evidence)}"]
 

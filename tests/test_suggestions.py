@@ -181,7 +181,7 @@ def test_most_of_the_top_50_get_a_suggestion_a_person_agrees_with(corpus_labelli
     for row in rows:
         if row["suggested_target"]:
             assert SHOW_CONFIDENCE <= row["confidence"] <= 1 and row["evidence"] and row["suggestion_source"]
-            assert (row["suggested_target"] == IGNORE) == bool(row["ignore_reason"])
+            assert (row["suggested_target"] == IGNORE) == bool(row["ignore_like"])
         else:
             assert (row["confidence"], row["evidence"]) == (0.0, "")
 
@@ -247,14 +247,14 @@ def test_unmapped_suggests_ignore_from_ignored_neighbours_and_emits_an_ignore_en
     assert (feng["suggested_target"], feng["suggestion_source"]) == (IGNORE, "co-occurrence")
     assert "its 2 artists' other subgenres: 100% ignored (mandopop" in feng["evidence"]
     assert feng["confidence"] == pytest.approx(2 / 3, abs=0.01)  # two artists, unanimous: 2 / (2 + prior 1)
-    assert feng["ignore_reason"] == "like 'mandopop': Chinese pop is not a target"
+    assert (feng["ignore_like"], feng["ignore_reason"]) == ("mandopop", "Chinese pop is not a target")
     assert scratch["suggested_target"] == "hip hop"
     assert "1 of 1 artists carrying it are labelled hip hop" in scratch["evidence"]
     text = out.read_text(encoding="utf-8")
     assert yaml.safe_load(text)["ignore"] == [
         {
             "subgenres": ["zhongguo feng"],
-            "reason": "suggested by genremap unmapped, like 'mandopop': Chinese pop is not a target",
+            "reason": "like 'mandopop' (suggested by genremap unmapped)",
         }
     ]
     (rules / "95-suggested.yaml").write_text(text, encoding="utf-8")
