@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from genremap.cli import app
 from genremap.collectors.spotify import load_collect_config
 from genremap.engine import default_rules_dir, load_rules
-from tests.conftest import REPO
+
+REPO = Path(__file__).resolve().parent.parent
 
 EDIT = "rules:\n  - {name: all trap is house, target: house, kind: keyword, patterns: [trap], priority: 100}\n"
 

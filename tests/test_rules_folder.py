@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 from genremap.cli import app
 from genremap.engine import default_rules_dir, load_rules
-from tests.conftest import REPO
+
+REPO = Path(__file__).resolve().parent.parent
 
 RULE_FILES = [
     "00-targets.yaml",

@@ -27,7 +27,8 @@ from genremap.dataset.labels import Labelling, choose_policy, label_store
 from genremap.engine import IGNORED, MAPPED, CompiledRules, default_rules_dir, load_rules
 from genremap.report import EMIT_CONFIDENCE, IGNORE_SUGGESTION, SHOW_CONFIDENCE, emit_rules_yaml, unmapped
 from genremap.store import Store
-from tests.conftest import SHARED_CORPUS
+
+SHARED_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "spotify_artists_genres.csv"
 
 IGNORE = IGNORE_SUGGESTION
 UNSURE = "?"
