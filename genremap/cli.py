@@ -41,7 +41,7 @@ from genremap.collectors.spotify import (
 from genremap.dataset.balance import parse_split
 from genremap.dataset.build import BuildOptions, build_dataset, check_build_options
 from genremap.dataset.labels import Labelling, choose_policy, label_store
-from genremap.diff import diff_labellings, rules_at_revision, temporary_folder
+from genremap.diff import compared_with, diff_labellings, no_change_message, rules_at_revision, temporary_folder
 from genremap.engine import RuleSet, default_rules_dir, load_rules, resolve_rules_dir
 from genremap.engine.loader import display_path, schema_path
 from genremap.errors import GenremapError, RuleErrors, UsageError
@@ -50,6 +50,7 @@ from genremap.lint import lint_rules
 from genremap.progress import collect_progress, counter, stages, tracked
 from genremap.render import FORMATS, emit, err_console, out_console, write_json
 from genremap.report import (
+    EMIT_CONFIDENCE,
     EXPLAIN_COLUMNS,
     check_rules_output,
     coverage,
@@ -58,6 +59,7 @@ from genremap.report import (
     explain_rows,
     explain_subgenre,
     subgenres,
+    tracks_phrase,
     unmapped,
     within_rules_folder,
     write_rules_output,
@@ -70,8 +72,11 @@ app = typer.Typer(
     name="genremap",
     help=(
         "Build balanced, genre-labelled music datasets from Spotify's micro-genres.\n\n"
-        "Typical loop: `genremap import artists.csv`, `genremap report`, `genremap unmapped`, "
-        "edit rules/*.yaml, `genremap diff --rules rules`, `genremap build --out dataset`. "
+        "Typical loop: `genremap init work` (plain copies of the packaged rules in work/rules), "
+        "`cd work`, `genremap import artists.csv`, `genremap report`, `genremap unmapped`, "
+        "edit rules/*.yaml, `genremap diff` (./rules against the packaged rules; `--rev HEAD` "
+        "against the last commit in git), `genremap build --out dataset` (from track rows: a track "
+        "table or `genremap collect`; an artist table only counts tracks). "
         "Try it offline with `genremap build --sample`."
     ),
     no_args_is_help=True,
@@ -294,6 +299,7 @@ def import_command(
         "artists": totals["artists"],
         "labelled_artists": labelled,
         "tracks": totals["tracks"],
+        "track_rows": totals["track_rows"],
         "subgenres": totals["subgenres"],
         "mapped_subgenres": totals["mapped_subgenres"],
     }
@@ -324,8 +330,9 @@ def import_command(
     if fmt == "table":
         share = labelled / summary["artists"] if summary["artists"] else 0.0
         out_console().print(
-            f"store: {counted(summary['artists'], 'artist')}, {counted(summary['tracks'], 'track')}; the rules "
-            f"label {counted(labelled, 'artist')} ({share:.0%}) and map {summary['mapped_subgenres']:,} of "
+            f"store: {counted(summary['artists'], 'artist')}, "
+            f"{tracks_phrase(summary['tracks'], totals['track_rows'])}; "
+            f"the rules label {counted(labelled, 'artist')} ({share:.0%}) and map {summary['mapped_subgenres']:,} of "
             f"{counted(summary['subgenres'], 'subgenre')}. Next: genremap report, genremap unmapped",
             markup=False,
         )
@@ -383,6 +390,8 @@ def report_command(
         f" mapped · {counted(totals['conflicts'], 'conflict')}"
         f" · {counted(no_genres, 'artist')} {'has' if no_genres == 1 else 'have'} no genres"
     )
+    if totals["tracks"] != totals["track_rows"]:
+        caption += f" · {tracks_phrase(totals['tracks'], totals['track_rows'])}"
     from_mb = sum(t["artists_from_musicbrainz"] for t in data["targets"])
     if from_mb:
         caption += f" · {from_mb:,} labelled from MusicBrainz genres"
@@ -449,42 +458,55 @@ def unmapped_command(
     emit_rules: Annotated[
         Path | None, typer.Option("--emit-rules", help="Write the suggestions as a commented YAML rule file to review.")
     ] = None,
+    min_confidence: Annotated[
+        float,
+        typer.Option(
+            "--min-confidence",
+            help="Write only suggestions at least this confident (0-1) to --emit-rules; "
+            "0.5 is one artist whose other subgenres all agree.",
+        ),
+    ] = EMIT_CONFIDENCE,
     force: Annotated[bool, typer.Option("--force", help="Overwrite the --emit-rules file if it exists.")] = False,
     genre_source: GenreSourceOption = "both",
     fmt: FormatOption = "table",
 ) -> None:
-    """Unmapped subgenres ranked by the tracks they hold, with an example artist and a
-    suggested target: first from co-occurrence (the labels of the artists carrying it), then
-    from the most similar existing rule pattern."""
+    """Unmapped subgenres ranked by the tracks they hold, with an example artist and a suggested
+    target, or (ignore) to leave it out, with a confidence from 0 to 1 and its evidence: what the
+    rules decide for the other subgenres of the artists carrying it (co-occurrence), for names
+    sharing its words, and for the most similarly spelled names."""
     _check_format(fmt)
     if top < 0:
         raise UsageError("--top must be 0 (all) or more")
+    if not 0 <= min_confidence <= 1:
+        raise UsageError(f"--min-confidence {min_confidence:g}: expected a number from 0 to 1")
     if emit_rules is not None:
         check_rules_output(emit_rules, force)
     rules_dir, ruleset = _rules(rules)
     with _open_existing(db) as store:
         rows = unmapped(_label(store, ruleset, None, genre_source), top or None)
     if emit_rules is not None:
-        write_rules_output(emit_rules, emit_rules_yaml(rows, str(db)))
+        write_rules_output(emit_rules, emit_rules_yaml(rows, str(db), min_confidence))
         inside = emit_rules.resolve().parent == rules_dir.resolve()
         note = (
             " (inside the rules folder: it is now live, review it!)"
             if inside
             else "; review it, then move accepted rules into rules/"
         )
+        written = sum(1 for r in rows if r["suggested_target"] and r["confidence"] >= min_confidence)
         err_console().print(
-            f"wrote {counted(sum(1 for r in rows if r['suggested_target']), 'suggested rule')} to {emit_rules}{note}",
+            f"wrote {counted(written, 'suggestion')} (confidence {min_confidence:.2f} or more) to {emit_rules}{note}",
             markup=False,
         )
-    columns = ["subgenre", "tracks", "artists", "example_artist", "suggested_target", "evidence"]
+    shown = [{**r, "confidence": f"{r['confidence']:.2f}" if r["suggested_target"] else ""} for r in rows]
+    columns = ["subgenre", "tracks", "artists", "example_artist", "suggested_target", "confidence", "evidence"]
     emit(
         fmt,
         data=rows,
-        rows=rows,
-        columns=columns + (["suggestion_source"] if fmt != "table" else []),
+        rows=shown if fmt == "table" else rows,
+        columns=columns + (["suggestion_source", "ignore_like", "ignore_reason"] if fmt != "table" else []),
         title=f"Unmapped subgenres by tracks (top {top or 'all'})",
-        numeric=["tracks", "artists"],
-        headers={"suggested_target": "suggest"},
+        numeric=["tracks", "artists", "confidence"],
+        headers={"suggested_target": "suggest", "confidence": "conf"},
     )
 
 
@@ -607,7 +629,12 @@ def _print_decision(data: dict[str, Any], indent: str = "", raw: str | None = No
 @app.command("diff")
 @handles_errors
 def diff_command(
-    rules: Annotated[Path, typer.Option("--rules", help="The edited rules folder.")],
+    rules: Annotated[
+        Path | None,
+        typer.Option(
+            "--rules", help="The edited rules folder. Default: ./rules if it exists, else the packaged rules."
+        ),
+    ] = None,
     base: Annotated[Path | None, typer.Option("--base", help="Compare against this rules folder.")] = None,
     rev: Annotated[
         str | None, typer.Option("--rev", help="Compare against the --rules folder as committed at this git revision.")
@@ -618,10 +645,16 @@ def diff_command(
     fmt: FormatOption = "table",
 ) -> None:
     """What an edit of the rules changes before it is applied: a from→to matrix of tracks and
-    the subgenres that moved, largest first. Against the packaged rules unless --base or --rev."""
+    the subgenres that moved, largest first. Compares ./rules (or --rules) with the packaged
+    rules unless --base DIR or --rev REV; the first line says what was compared.
+
+    The loop: `genremap init DIR` (plain copies of the packaged rules in DIR/rules), edit
+    DIR/rules/*.yaml, then `genremap diff` in DIR. In a git checkout, `genremap diff --rev HEAD`
+    shows what the uncommitted edits change."""
     _check_format(fmt)
     if base is not None and rev is not None:
         raise UsageError("give --base DIR or --rev REV, not both")
+    rules = resolve_rules_dir(rules)
     edited = load_rules(rules)
     with temporary_folder() as tmp:
         base_dir = (
@@ -634,6 +667,7 @@ def diff_command(
     data = diff_labellings(before, after)
     data["base_dir"] = f"{rules}@{rev}" if rev else display_path(base_dir)
     data["rules_dir"] = str(rules)
+    data["compared_with"] = compared_with(rules, base, rev, display_path(base_dir))
     if fmt == "json":
         write_json(data)
         return
@@ -648,12 +682,12 @@ def diff_command(
         return
     console = out_console()
     if not data["matrix"] and not data["subgenres"]:
-        console.print(f"no change: {rules} labels the store exactly as {data['base_dir']}", markup=False)
+        console.print(no_change_message(rules, base, rev, data["compared_with"]), markup=False)
         return
     console.print(
+        f"{display_path(rules)} compared with {data['compared_with']}: "
         f"{counted(data['tracks_moved'], 'track')} ({counted(data['artists_moved'], 'artist')}) "
-        f"change{'s' if data['tracks_moved'] == 1 else ''} label, "
-        f"{data['base_dir']} → {rules}",
+        f"change{'s' if data['tracks_moved'] == 1 else ''} label",
         markup=False,
     )
     emit(
@@ -906,7 +940,7 @@ def status_command(db: ReadDbOption = DEFAULT_DB, fmt: FormatOption = "table") -
         return
     out = out_console()
     out.print(
-        f"{db}: {counted(data['tracks'], 'track')}, {counted(data['artists'], 'artist')} "
+        f"{db}: {tracks_phrase(data['tracks'], data['track_rows'])}, {counted(data['artists'], 'artist')} "
         f"({data['artists_with_genres']:,} with genres); pending: {counted(data['artists_pending'], 'artist')}"
         + (
             f", {counted(data['features_pending'], 'audio feature')}"
@@ -1232,6 +1266,35 @@ def build_command(
         f" ({result.dropped_isrc:,} by ISRC, {result.dropped_title:,} by artist + title){capped}",
     )
     console.print(f"wrote {', '.join(str(out / f) for f in result.export.files)}", markup=False)
+
+
+# --- init --------------------------------------------------------------------------------------
+
+
+@app.command("init")
+@handles_errors
+def init_command(
+    folder: Annotated[Path, typer.Argument(help="Folder to set up (created if missing).", metavar="DIR")] = Path("."),
+) -> None:
+    """Set up a folder to work in: DIR/rules/*.yaml (plain copies of the packaged rules, to edit)
+    and DIR/collect.yaml (the search terms of `genremap collect`, commented). Never overwrites:
+    if any of these files exists, nothing is written.
+
+    Then, in DIR: edit rules/*.yaml, and `genremap diff` shows what the edit changes against the
+    packaged rules; every command there uses ./rules unless given --rules."""
+    from genremap.scaffold import init_folder
+    from genremap.text import escape_unprintable
+
+    scaffold = init_folder(folder)
+    rules = [path for path, _ in scaffold.files if path.parent == scaffold.rules_dir]
+    shown = escape_unprintable(str(folder))  # as typed: `../work` stays `../work`
+    out_console().print(
+        f"wrote {len(rules)} rule files to {escape_unprintable(str(scaffold.rules_dir))}/ and "
+        f"{escape_unprintable(str(folder / 'collect.yaml'))}. Next: "
+        + ("" if shown == "." else f"cd {shlex.quote(shown)}, ")
+        + "genremap import FILE --db corpus.db, edit rules/*.yaml, genremap diff --db corpus.db",
+        markup=False,
+    )
 
 
 def main() -> None:

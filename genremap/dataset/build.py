@@ -102,9 +102,10 @@ def build_dataset(
     if tracks.empty:
         summary = store.summary()
         raise UsageError(
-            f"no labelled tracks in {store.path} ({counted(summary.tracks, 'track')}, "
-            f"{counted(summary.artists, 'artist')}): "
-            "import a track table (genremap import FILE), collect, or run `genremap build --sample`"
+            f"no labelled tracks in {store.path} ({counted(summary.tracks, 'track row')}, "
+            f"{counted(summary.artists, 'artist')}): build needs track rows (an artist table's count "
+            "column only counts tracks): import a track table (genremap import FILE), collect, or run "
+            "`genremap build --sample`"
         )
     on_stage("dropping duplicate recordings")
     unique = dedupe(tracks)
