@@ -1297,6 +1297,50 @@ def init_command(
     )
 
 
+# --- watch -------------------------------------------------------------------------------------
+
+
+@app.command("watch")
+@handles_errors
+def watch_command(
+    rules: RulesOption = None,
+    db: Annotated[
+        Path, typer.Option("--db", help="SQLite store to read (once, at start).", show_default=True)
+    ] = DEFAULT_DB,
+    max_updates: Annotated[
+        int | None,
+        typer.Option(
+            "--max-updates",
+            metavar="N",
+            help="Exit (status 0) after N updates caused by saves; the render at start does not count.",
+        ),
+    ] = None,
+    top: Annotated[int, typer.Option("--top", help="Subgenres that moved listed per update (0 = all).")] = 20,
+    policy: PolicyOption = None,
+    genre_source: GenreSourceOption = "both",
+) -> None:
+    """Watch the rules folder and, on every save, show the coverage (the `report` table, with
+    each row's change in tracks) and what moved since the previous save (the `diff` moves and
+    subgenres). The store is read once; a save re-loads only the rules. A broken rule file shows
+    its FILE:LINE:COL error and the watch goes on. Off a terminal, each update is a plain-text
+    block starting with `=== `. Ctrl-C stops it (exit status 130)."""
+    from genremap.watch import Session, View, check_options, folder_events, read_store, run
+
+    check_options(policy, genre_source, max_updates)
+    if top < 0:
+        raise UsageError("--top must be 0 (all) or more")
+    folder = resolve_rules_dir(rules)
+    if not folder.is_dir():
+        load_rules(folder)  # the loader's one-line error for a missing folder or a file
+    session = Session(folder, read_store(db), policy, genre_source)
+    view = View(out_console(), display_path(folder), str(db), top=top, max_updates=max_updates)
+    try:
+        run(session, folder_events(folder) if max_updates != 0 else [()], view, max_updates)
+    except KeyboardInterrupt:
+        err_console().print("stopped watching", markup=False)
+        raise typer.Exit(130) from None
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
