@@ -358,7 +358,7 @@ def test_counts_of_one_are_singular(
     assert "2 tracks, 2 artists (1 with genres)" in status
     moved = write_rules({"10-rules.yaml": "rules:\n  - {name: j, target: rock, kind: exact, patterns: [jazz]}\n"})
     diff = invoke(runner, "diff", "--db", tiny_db, "--rules", moved, "--base", test_rules_dir).stdout
-    assert diff.startswith("1 track (1 artist) changes label,"), diff
+    assert diff.splitlines()[0].endswith(": 1 track (1 artist) changes label"), diff
 
 
 def test_import_of_an_unknown_file_type_names_the_option(runner: CliRunner, tmp_path: Path) -> None:
