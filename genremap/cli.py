@@ -507,6 +507,7 @@ def unmapped_command(
         title=f"Unmapped subgenres by tracks (top {top or 'all'})",
         numeric=["tracks", "artists", "confidence"],
         headers={"suggested_target": "suggest", "confidence": "conf"},
+        long_text=["evidence"],
     )
 
 

@@ -198,15 +198,17 @@ def _columns(
     headers: dict[str, str],
     numeric: Sequence[str],
     footer: dict[str, Any] | None,
+    long_text: Sequence[str] = (),
 ) -> tuple[list[_Column], bool]:
-    """The table's columns with their texts (terminal-safe, free text shortened), and whether
-    any text was shortened. A footer's cell comes last in each column."""
+    """The table's columns with their texts (terminal-safe, free text shortened unless its column
+    is in `long_text`), and whether any text was shortened. A footer's cell comes last in each
+    column."""
     specs: list[_Column] = []
     shortened = False
     for col in columns:
         whole = col in numeric or col in WHOLE_COLUMNS
         cells = [terminal_safe(_cell(row.get(col))) for row in rows]
-        if not whole:
+        if not whole and col not in long_text:
             short = [shorten(text) for text in cells]
             shortened = shortened or short != cells
             cells = short
@@ -227,15 +229,17 @@ def table(
     caption: str | None = None,
     width: int | None = None,
     optional: Sequence[str] = (),
+    long_text: Sequence[str] = (),
 ) -> Table:
     """A rich table of `rows` (dicts) showing `columns`; numeric columns are right-aligned.
 
     Numbers and WHOLE_COLUMNS are never broken, free text longer than TABLE_TEXT_LIMIT is
-    shortened. Given the console's `width`, the `optional` columns are hidden, first listed
+    shortened (except in the `long_text` columns, the table's point, folded instead). Given the
+    console's `width`, the `optional` columns are hidden, first listed
     first, while the others would have to break a word, then the columns are fitted to it (see
     fit_widths); the caption says what was shortened or hidden. Every cell is made
     terminal-safe here, before it becomes a rich Text (which is never read as markup)."""
-    specs, shortened = _columns(rows, columns, headers or {}, numeric, footer)
+    specs, shortened = _columns(rows, columns, headers or {}, numeric, footer, long_text)
     hidden: list[str] = []
     if width:
         for name in optional:
@@ -281,6 +285,7 @@ def emit(
     footer: dict[str, Any] | None = None,
     caption: str | None = None,
     optional: Sequence[str] = (),
+    long_text: Sequence[str] = (),
 ) -> None:
     """Print `data` as JSON, `rows` as CSV, or `rows` as a rich table, as `fmt` asks."""
     if fmt == "json":
@@ -300,5 +305,6 @@ def emit(
                 caption=caption,
                 width=console.width,
                 optional=optional,
+                long_text=long_text,
             )
         )

@@ -281,6 +281,20 @@ def test_diff_table_shortens_long_ignore_reasons_and_json_keeps_them(
     assert {r["to_rule"] for r in rows} == {reason}
 
 
+def test_unmapped_table_folds_its_evidence_and_never_shortens_it(sample_db: Path) -> None:
+    """The evidence is what `unmapped` is read for: folded to the width, whole, unlike other free text."""
+    for width in (80, 120):
+        runner = wide_runner(width)
+        rows = json_of(runner, "unmapped", "--db", sample_db, "--top", "30")
+        long = [r["evidence"] for r in rows if len(r["evidence"]) > 60]
+        assert long, "the sample has no long evidence to show"
+        shown = invoke(runner, "unmapped", "--db", sample_db, "--top", "30").stdout
+        evidence = " ".join(row[-1] for row in table_rows(shown) if row[-1])
+        for text in long:
+            assert text in evidence
+        assert "long text shortened" not in shown.replace("\n", " ")
+
+
 @pytest.mark.parametrize(
     ("width", "name"),
     [(80, "spotify_artists_genres.csv"), (120, "spotify-artists-genres-snapshot-2021-02-03-with-track-counts.csv")],
