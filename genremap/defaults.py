@@ -35,3 +35,7 @@ DEFAULT_DURATION_TOLERANCE = 10.0
 # Audio features.
 DEFAULT_SEGMENTS = 125  # the notebook's 1500 values = 125 segments × 12
 DEFAULT_FRAME_SECONDS = 0.24  # 125 × 0.24 s = a 30 s preview
+
+# `unmapped --emit-rules`: the confidence a suggestion needs to be written out; as strong as
+# one artist whose other subgenres all agree.
+EMIT_CONFIDENCE = 0.5

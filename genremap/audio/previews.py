@@ -67,6 +67,7 @@ from genremap.http import (
     iter_body,
     judge_http,
 )
+from genremap.words import counted
 
 DEFAULT_RATE = (50, 5.0)  # requests, seconds: per host
 
@@ -188,7 +189,7 @@ class PreviewResult:
         sent = sum(self.requests.values())
         return (
             f"previews: {self.found:,} found ({self.skipped:,} already there), {self.missing:,} missing, "
-            f"{self.rejected:,} rejected, {self.failed:,} failed; {sent:,} requests"
+            f"{self.rejected:,} rejected, {self.failed:,} failed; {counted(sent, 'request')}"
         )
 
     def summary(self) -> dict[str, Any]:
