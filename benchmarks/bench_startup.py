@@ -19,8 +19,15 @@ over all of them, beside `python -c "import pandas"` in the same rounds:
   --rules my-rules --base rules`; then changes it again and times `report --rules my-rules`
   (target: at most 2x). Each is the first command after its edit.
 
+- `explain --artist` of one artist on the corpus store (target: at most 2x); the issue also
+  names an `artists` command, timed when the CLI has one.
+
 For information: the interpreter alone (`python -c pass`), and `report` with the store's
 decision cache emptied before each run (every subgenre decided afresh).
+
+Children write and reuse compiled bytecode (in a `pycache` folder of the work folder) even
+when PYTHONDONTWRITEBYTECODE is set here, as an installed genremap and pandas have theirs: the
+warm-up round compiles, the timed rounds do not.
 
 Medians of wall time (and of CPU time, user + system, from os.wait4) are printed with their
 ratio to `import pandas`, and PASS or MISS per target (by wall time). The exit status is
@@ -115,13 +122,15 @@ def main() -> int:
 def run(args: argparse.Namespace, work: Path) -> int:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     env.pop("COLUMNS", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
     db = work / "corpus.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     rules, mine = work / "rules", work / "my-rules"
     for folder in (rules, mine):
         shutil.rmtree(folder, ignore_errors=True)
-        shutil.copytree(ROOT / "genremap" / "rules", folder)
+        shutil.copytree(ROOT / "rules", folder)
     wall, _ = timed([*GENREMAP, "import", str(args.corpus), "--db", str(db), "--rules", str(rules)], work, env)
     print(f"imported {args.corpus.name} into {db} in {wall:.2f} s")
     unmapped = json.loads(
@@ -166,10 +175,14 @@ def run(args: argparse.Namespace, work: Path) -> int:
         Case("report after a one-rule edit", [*GENREMAP, "report", "--db", str(db), "--rules", str(mine)], 2.0, edit),
         Case("report, decision cache emptied", [*GENREMAP, "report", *on_store], None, empty_cache),
     ]
+    conn = sqlite3.connect(db)
+    artist = conn.execute("SELECT name FROM artists ORDER BY track_count DESC LIMIT 1").fetchone()[0]
+    conn.close()
+    cases.insert(8, Case("explain --artist", [*GENREMAP, "explain", "--artist", artist, *on_store], 2.0))
     if has_command("artists", work, env):
         cases.insert(8, Case("artists", [*GENREMAP, "artists", "--db", str(db)], 2.0))
     else:
-        print("artists: no such command yet, skipped")
+        print("artists: no such command, skipped (explain --artist timed instead)")
     for case in cases:  # warm the file cache once
         timed(case.argv, work, env)
     load = os.getloadavg()
