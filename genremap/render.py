@@ -15,7 +15,7 @@ import json
 import re
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rich.cells import cell_len
@@ -345,34 +345,58 @@ def plain_table(
     optional: Sequence[str] = (),
     long_text: Sequence[str] = (),
 ) -> list[str] | None:
-    """The lines `console.print(table(...))` prints, built directly when every column fits on
-    one line: rich lays out each cell as a renderable, about a second for the corpus's 2,604
-    subgenres; this takes milliseconds. None when the columns must be fitted to `width` (rich
-    wraps and folds cells) or a column has no text at all. tests/test_render.py checks these
-    lines against rich's for tables of every kind of text."""
+    """The lines `console.print(table(...))` prints, built directly: rich lays out each cell as
+    a renderable, about a second for the corpus's 2,604 subgenres; this takes milliseconds
+    (only a cell wider than its column goes through rich's own word wrap). None where rich must
+    do it: a styled terminal whose columns must be fitted, a column of no text at all.
+    tests/test_render.py checks these lines against rich's for tables of every kind of text."""
     if console.legacy_windows:
         return None
     specs, caption, widths = _layout(rows, columns, headers or {}, numeric, footer, caption, width, optional, long_text)
-    if widths is not None or not specs:
-        return None
-    head = [terminal_safe(spec.header) for spec in specs]
-    sizes = [max([cell_len(h), *map(cell_len, spec.cells)]) for h, spec in zip(head, specs, strict=True)]
-    if 0 in sizes:  # an empty column: rich styles its padding its own way
-        return None
-    if width is not None and sum(sizes) + _chrome(len(sizes)) > width:
+    if not specs:
         return None
     styled = console.is_terminal and console.color_system is not None
+    head = [terminal_safe(spec.header) for spec in specs]
+    if widths is None:
+        sizes = [max([cell_len(h), *map(cell_len, spec.cells)]) for h, spec in zip(head, specs, strict=True)]
+        if width is not None and sum(sizes) + _chrome(len(sizes)) > width:
+            return None
+    elif styled:
+        return None
+    else:
+        sizes = list(widths)
+        specs = [
+            replace(spec, cells=[_break_after_hyphens(text, size) for text in spec.cells]) if not spec.whole else spec
+            for spec, size in zip(specs, sizes, strict=True)
+        ]
+    if 0 in sizes:  # an empty column: rich styles its padding its own way
+        return None
     right = [spec.name in numeric for spec in specs]
 
-    def cells(texts: Sequence[str], bold: bool) -> list[str]:
-        out = []
-        for text, size, to_right in zip(texts, sizes, right, strict=True):
-            if to_right:
-                text = text.rstrip()  # as rich justifies
-            gap = " " * (size - cell_len(text))
-            padded = gap + text if to_right else text + gap
-            out.append(f"{_BOLD} {_RESET}{_BOLD}{padded}{_RESET}{_BOLD} {_RESET}" if bold else f" {padded} ")
-        return out
+    def cell(text: str, size: int, to_right: bool) -> list[str]:
+        if "\n" in text or len(text) > size or cell_len(text) > size:  # rich's wrap: folds, trims
+            wrapped = Text(text, justify="right" if to_right else "left", overflow="fold").wrap(console, size)
+            return [line.plain for line in wrapped] or [" " * size]
+        if to_right:
+            text = text.rstrip()  # as rich justifies
+        gap = " " * (size - cell_len(text))
+        return [gap + text if to_right else text + gap]
+
+    def row(texts: Sequence[str], bold: bool = False, bottom: bool = False, bar: str = "│") -> list[str]:
+        """A row's lines; cells aligned at the top (a header's at the bottom, as rich does)."""
+        parts = [cell(text, size, to_right) for text, size, to_right in zip(texts, sizes, right, strict=True)]
+        height = max(map(len, parts))
+        if bottom:
+            parts = [[" " * size] * (height - len(part)) + part for part, size in zip(parts, sizes, strict=True)]
+        lines = []
+        for i in range(height):
+            padded = [part[i] if i < len(part) else " " * size for part, size in zip(parts, sizes, strict=True)]
+            if bold:
+                line = [f"{_BOLD} {_RESET}{_BOLD}{text}{_RESET}{_BOLD} {_RESET}" for text in padded]
+            else:
+                line = [f" {text} " for text in padded]
+            lines.append(line)
+        return [bar + bar.join(line) + bar for line in lines]
 
     def rule(left: str, fill: str, mid: str, end: str) -> str:
         return left + mid.join(fill * (size + 2) for size in sizes) + end
@@ -381,13 +405,13 @@ def plain_table(
     if title:
         lines.append(f"{_TITLE}{terminal_safe(title)}{_RESET}" if styled else terminal_safe(title))
     lines.append(rule("┏", "━", "┳", "┓"))
-    lines.append("┃" + "┃".join(cells(head, styled)) + "┃")
+    lines += row(head, styled, bottom=True, bar="┃")
     lines.append(rule("┡", "━", "╇", "┩"))
-    lines += ["│" + "│".join(cells([spec.cells[i] for spec in specs], False)) + "│" for i in range(len(rows))]
+    for i in range(len(rows)):
+        lines += row([spec.cells[i] for spec in specs])
     if footer is not None:
         lines.append(rule("├", "─", "┼", "┤"))
-        foot = [spec.cells[-1] if footer else "" for spec in specs]
-        lines.append("│" + "│".join(cells(foot, styled)) + "│")
+        lines += row([spec.cells[-1] if footer else "" for spec in specs], styled)
     lines.append(rule("└", "─", "┴", "┘"))
     if caption:
         lines.append(f"{_CAPTION}{terminal_safe(caption)}{_RESET}" if styled else terminal_safe(caption))

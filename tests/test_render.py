@@ -4,6 +4,7 @@ the lines must be exactly rich's, on a terminal (styled or not) and off one, for
 from __future__ import annotations
 
 import io
+import os
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -25,10 +26,23 @@ CHARS = st.one_of(
 )
 TEXT = st.one_of(
     st.lists(CHARS, max_size=12).map("".join),
-    st.sampled_from(["[/]", ":smile:", "[bold]x", "a  b", " pad ", "rules/10-rock.yaml:68:5", "x" * 70]),
+    st.sampled_from(
+        [
+            "[/]",
+            ":smile:",
+            "[bold]x",
+            "a  b",
+            " pad ",
+            "rules/10-rock.yaml:68:5",
+            "x" * 70,
+            "rock-umbrella-tags",
+            "a/b-c d",
+            "│┃",
+        ]
+    ),
 )
 VALUE = st.one_of(st.none(), TEXT, st.integers(-(10**9), 10**9), st.floats(-2, 2, allow_nan=False), st.booleans())
-HEADERS = ["suggest", "now decided by", "漢字", "x\x1b[2J"]  # what commands rename columns to
+HEADERS = ["suggest", "now decided by", "漢字", "x\x1b[2J", "a│b"]  # what commands rename columns to
 NAMES = ["subgenre", "target", "location", "rule", "artists", "tracks", "a_b", "x"]
 
 
@@ -63,7 +77,7 @@ def plain_output(console_options: dict[str, Any], width: int, spec: dict[str, An
     return None if lines is None else "".join(line + "\n" for line in lines)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("GENREMAP_FUZZ_EXAMPLES", "400")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec=tables(), console_options=st.sampled_from(CONSOLES), width=st.sampled_from([20, 60, 200]))
 def test_plain_tables_are_rich_tables(spec: dict[str, Any], console_options: dict[str, Any], width: int) -> None:
     """Whenever plain_table answers, it answers rich's lines; it answers whenever the table
