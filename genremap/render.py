@@ -16,6 +16,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 from rich.cells import cell_len
@@ -98,7 +99,8 @@ def shorten(text: str, limit: int = TABLE_TEXT_LIMIT) -> str:
 class _Column:
     """One column's name and texts, and the widths it can take: its widest text; the narrowest
     that breaks no word; the narrowest that breaks words only after a hyphen or slash. Whole
-    columns (numbers, WHOLE_COLUMNS) keep every value on one line; only their header wraps."""
+    columns (numbers, WHOLE_COLUMNS) keep every value on one line; only their header wraps.
+    Each width is measured once (a column with other cells is a new _Column)."""
 
     name: str
     header: str
@@ -108,21 +110,21 @@ class _Column:
     def _widest(self, split: Callable[[str], list[str]]) -> int:
         return max((cell_len(part) for text in (self.header, *self.cells) for part in split(text)), default=1)
 
-    @property
+    @cached_property
     def natural(self) -> int:
         return self._widest(lambda text: [text])
 
-    @property
+    @cached_property
     def widest_value(self) -> int:
         return max((cell_len(text) for text in self.cells), default=1)
 
-    @property
+    @cached_property
     def by_words(self) -> int:
         if self.whole:  # values stay whole; the header may still wrap at its spaces
             return max(self.widest_value, *map(cell_len, self.header.split()))
         return self._widest(str.split)
 
-    @property
+    @cached_property
     def by_pieces(self) -> int:
         return self.by_words if self.whole else self._widest(lambda text: _PIECES.findall(text))
 
@@ -276,7 +278,9 @@ def table(
         t.width = sum(widths) + chrome  # wider than the terminal: soft-wrapped, never cropped
     for index, spec in enumerate(specs):
         if widths and not spec.whole:
-            spec.cells = [_break_after_hyphens(text, widths[index]) for text in spec.cells]
+            spec = specs[index] = replace(
+                spec, cells=[_break_after_hyphens(text, widths[index]) for text in spec.cells]
+            )
         t.add_column(
             spec.header,
             justify="right" if spec.name in numeric else "left",
