@@ -533,10 +533,43 @@ class Store:
 
     def genre_rows(self) -> pd.DataFrame:
         """artist_key, musicbrainz (1 for MusicBrainz genres, 0 for Spotify's), position,
-        genre_key: every stored genre of every artist, as integers, in (artist, source, position) order."""
+        genre_key: every stored genre of every artist, as integers, in (artist, source, position) order.
+
+        Read as one packed integer per row where the keys leave room (a third of the time of four
+        columns: every command that labels reads this), else as four columns."""
+        columns = ("artist_key", "musicbrainz", "position", "genre_key")
+        top = self.conn.execute(
+            "SELECT (SELECT coalesce(max(artist_key), 0) FROM artists),"
+            " (SELECT coalesce(max(genre_key), 0) FROM genres)"
+        ).fetchone()
+        artist_bits, genre_bits = int(top[0]).bit_length(), int(top[1]).bit_length()
+        position_bits = 62 - artist_bits - genre_bits
+        if position_bits >= 8:
+            cursor = self.conn.execute(
+                f"""SELECT CASE WHEN artist_key BETWEEN 0 AND {int(top[0])} AND genre_key BETWEEN 0 AND {int(top[1])}
+                                 AND position BETWEEN 0 AND {(1 << position_bits) - 1}
+                           THEN (((artist_key << {position_bits}) | position) << {genre_bits + 1})
+                                | (genre_key << 1) | (source = 'musicbrainz')
+                           ELSE -1 END
+                    FROM artist_genres"""
+            )
+            cursor.row_factory = lambda _, row: row[0]
+            with _gc_paused():
+                packed = np.array(cursor.fetchall(), dtype=np.int64)
+            if not (packed < 0).any():
+                genre_mask, position_mask = (1 << genre_bits) - 1, (1 << position_bits) - 1
+                return pd.DataFrame(
+                    {
+                        "artist_key": packed >> (position_bits + genre_bits + 1),
+                        "musicbrainz": packed & 1,
+                        "position": (packed >> (genre_bits + 1)) & position_mask,
+                        "genre_key": (packed >> 1) & genre_mask,
+                    },
+                    columns=list(columns),
+                )
         return self._frame(
             "SELECT artist_key, source = 'musicbrainz' AS musicbrainz, position, genre_key FROM artist_genres",
-            ints=("artist_key", "musicbrainz", "position", "genre_key"),
+            ints=columns,
         )
 
     def artist_genres_frame(self) -> pd.DataFrame:

@@ -1,0 +1,56 @@
+"""Store.genre_rows reads one packed integer per row where the keys leave room: it must give
+exactly the four columns a plain read gives, for any keys, or fall back to that read."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from genremap.store import Store
+
+PLAIN = "SELECT artist_key, source = 'musicbrainz' AS musicbrainz, position, genre_key FROM artist_genres"
+
+
+def plain_read(store: Store) -> pd.DataFrame:
+    return store._frame(PLAIN, ints=("artist_key", "musicbrainz", "position", "genre_key"))
+
+
+def test_sample_store_with_musicbrainz_genres(sample_db: Path) -> None:
+    with Store.open(sample_db) as store:
+        for artist_id, name in store.conn.execute("SELECT artist_id, name FROM artists LIMIT 40").fetchall():
+            store.save_musicbrainz_lookup(
+                artist_id, name, status="matched", mbid=f"mb-{artist_id}", mb_name=name, score=100.0,
+                candidates=[], genres=[("rock", 3), ("jazz", 1)],
+            )  # fmt: skip
+        rows = store.genre_rows()
+        assert rows.equals(plain_read(store))
+        assert rows["musicbrainz"].sum() > 0
+
+
+KEY = st.one_of(st.integers(1, 50), st.integers(1, 2**62))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(KEY, st.booleans(), st.one_of(st.integers(0, 5), st.integers(0, 2**40)), KEY)))
+def test_any_keys_read_as_the_plain_read_does(store: Store, rows: list[tuple[int, bool, int, int]]) -> None:
+    """Small keys (packed) and huge ones (too wide to pack, or a position beyond its bits)."""
+    conn: sqlite3.Connection = store.conn
+    with store.transaction():
+        for table in ("artist_genres", "artists", "genres"):
+            conn.execute(f"DELETE FROM {table}")
+        for artist, _, _, genre in rows:
+            conn.execute(
+                "INSERT OR IGNORE INTO artists(artist_key, artist_id, name, origin, updated_at) VALUES (?, ?, ?, 't', '')",
+                (artist, f"a{artist}", f"A {artist}"),
+            )
+            conn.execute("INSERT OR IGNORE INTO genres(genre_key, name) VALUES (?, ?)", (genre, f"g{genre}"))
+        conn.executemany(
+            "INSERT OR IGNORE INTO artist_genres(artist_key, source, position, genre_key) VALUES (?, ?, ?, ?)",
+            [(a, "musicbrainz" if mb else "spotify", p, g) for a, mb, p, g in rows],
+        )
+    with store.snapshot():
+        assert store.genre_rows().equals(plain_read(store))
