@@ -12,10 +12,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from genremap.dataset.labels import Labelling
 from genremap.engine import default_rules_dir
+from genremap.engine.policy import ARTIST_STATUSES
 from genremap.errors import UsageError
 from genremap.report import subgenre_counts
 from genremap.text import escape_unprintable
@@ -26,24 +28,34 @@ def label_of(status: pd.Series, target: pd.Series) -> pd.Series:
     return target.where(status == "labelled", "(" + status.astype(str) + ")")
 
 
-def diff_labellings(base: Labelling, edited: Labelling) -> dict[str, Any]:
-    """A from→to matrix of artists and tracks, and the subgenres whose decision moved."""
+def _outcomes(labelling: Labelling) -> np.ndarray:
+    """Per artist (position in `artists_in`): its target when labelled, else '(status)'."""
+    names = np.array([*labelling.ruleset.targets, ""], dtype=object)
+    statuses = np.array([f"({s})" for s in ARTIST_STATUSES], dtype=object)
+    labels = labelling.labels
+    return np.where(labels.status == ARTIST_STATUSES.index("labelled"), names[labels.target], statuses[labels.status])
+
+
+def _moves(base: Labelling, edited: Labelling) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per artist of `base`: its label before, its label after, its tracks."""
+    if base.artists_in is edited.artists_in:  # one read of the store: the same artists in order
+        return _outcomes(base), _outcomes(edited), base.artist_tracks
     a = base.artists.set_index("artist_id")
     b = edited.artists.set_index("artist_id").reindex(a.index)
-    moves = pd.DataFrame(
-        {
-            "from": label_of(a["status"], a["target"]),
-            "to": label_of(b["status"], b["target"]),
-            "tracks": a["tracks"],
-        }
-    )
-    moved = moves[moves["from"] != moves["to"]]
-    matrix = (
-        moved.groupby(["from", "to"])
-        .agg(artists=("tracks", "size"), tracks=("tracks", "sum"))
-        .reset_index()
-        .sort_values(["tracks", "artists", "from", "to"], ascending=[False, False, True, True], kind="stable")
-    )
+    before, after = label_of(a["status"], a["target"]), label_of(b["status"], b["target"])
+    return before.to_numpy(dtype=object), after.to_numpy(dtype=object), a["tracks"].to_numpy()
+
+
+def diff_labellings(base: Labelling, edited: Labelling) -> dict[str, Any]:
+    """A from→to matrix of artists and tracks, and the subgenres whose decision moved."""
+    was, now, tracks = _moves(base, edited)
+    moved = np.flatnonzero(was != now)
+    cells: dict[tuple[str, str], list[int]] = {}
+    for i, n in zip(moved.tolist(), tracks[moved].tolist(), strict=True):
+        cell = cells.setdefault((str(was[i]), str(now[i])), [0, 0])
+        cell[0] += 1
+        cell[1] += int(n)
+    matrix = sorted(cells.items(), key=lambda kv: (-kv[1][1], -kv[1][0], kv[0][0], kv[0][1]))
     per_subgenre = subgenre_counts(base)
     subgenres: list[dict[str, Any]] = []
     for subgenre, (n_artists, n_tracks) in per_subgenre.items():
@@ -72,11 +84,8 @@ def diff_labellings(base: Labelling, edited: Labelling) -> dict[str, Any]:
         "base": base.ruleset.files,
         "rules": edited.ruleset.files,
         "artists_moved": len(moved),
-        "tracks_moved": int(moved["tracks"].sum()),
-        "matrix": [
-            {"from": r["from"], "to": r["to"], "artists": int(r["artists"]), "tracks": int(r["tracks"])}
-            for r in matrix.to_dict("records")
-        ],
+        "tracks_moved": int(tracks[moved].sum()),
+        "matrix": [{"from": f, "to": t, "artists": a, "tracks": n} for (f, t), (a, n) in matrix],
         "subgenres": subgenres,
     }
 
