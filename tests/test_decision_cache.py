@@ -12,8 +12,6 @@ bundled sample's.
 
 from __future__ import annotations
 
-import ast
-import csv
 import dataclasses
 import json
 import os
@@ -30,6 +28,7 @@ import pytest
 from conftest import REPO, SHARED_CORPUS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_default_rules import _artist_counts
 from test_store_safety import _as_unprivileged, folder_state
 from typer.testing import CliRunner
 
@@ -39,7 +38,6 @@ from genremap.engine import UNMAPPED, CompiledRules, RuleSet, SubgenreDecision, 
 from genremap.engine.cache import CacheUse, Saved, cache_key, decide_cached
 from genremap.engine.model import IgnoreEntry, Rule
 from genremap.errors import Location
-from genremap.normalize import normalize_genre
 from genremap.sample import load_sample
 from genremap.store import Store
 
@@ -57,16 +55,7 @@ rules:
 
 
 def _corpus_vocab() -> list[str]:
-    found: set[str] = set()
-    with SHARED_CORPUS.open(newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            try:
-                genres = ast.literal_eval(row["genres"])
-            except (ValueError, SyntaxError):
-                continue
-            found.update(normalize_genre(g) for g in genres)
-    found.discard("")
-    return sorted(found)
+    return sorted(s for s in _artist_counts(SHARED_CORPUS) if s)
 
 
 def _sample_vocab(tmp: Path) -> list[str]:
