@@ -96,3 +96,21 @@ def test_a_command_that_needs_data_does_import_pandas(tmp_path: Path, sample_db:
     [item] = _probe([["report", "--db", str(sample_db)]], tmp_path)
     assert item["code"] == 0, item
     assert "pandas" in item["heavy"]  # type: ignore[operator]
+
+
+def test_only_the_command_s_own_process_freezes_the_garbage_collector(sample_db: Path) -> None:
+    """`main` freezes the objects imported so far (later collections skip them); a program that
+    calls `app` itself, like this test, keeps its collector as it was."""
+    import gc
+
+    from typer.testing import CliRunner
+
+    before = gc.get_freeze_count()
+    result = CliRunner().invoke(app, ["report", "--db", str(sample_db)])
+    assert result.exit_code == 0, result.output
+    assert gc.get_freeze_count() == before
+    probe = "import gc, sys; from genremap import cli; sys.argv = ['genremap', 'report', '--db', sys.argv[1]]\n"
+    probe += "try:\n    cli.main()\nexcept SystemExit:\n    pass\nprint(gc.get_freeze_count() > 0)"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    frozen = subprocess.run([sys.executable, "-c", probe, str(sample_db)], capture_output=True, text=True, env=env)
+    assert frozen.stdout.strip().splitlines()[-1] == "True", frozen.stderr

@@ -125,7 +125,8 @@ class Labelling:
         artists = np.bincount(rows.subgenre, minlength=n)
         tracks = np.zeros(n, dtype=np.int64)
         np.add.at(tracks, rows.subgenre, self.artist_tracks[rows.artist])
-        return {self.vocab[i]: (int(artists[i]), int(tracks[i])) for i in np.flatnonzero(artists).tolist()}
+        vocab, n_artists, n_tracks = self.vocab, artists.tolist(), tracks.tolist()
+        return {vocab[i]: (n_artists[i], n_tracks[i]) for i in np.flatnonzero(artists).tolist()}
 
     def spellings(self) -> dict[str, list[str]]:
         """Per subgenre carried: the distinct ways the sources spell it, sorted."""
