@@ -77,7 +77,11 @@ def plain_output(console_options: dict[str, Any], width: int, spec: dict[str, An
     return None if lines is None else "".join(line + "\n" for line in lines)
 
 
-@settings(max_examples=int(os.environ.get("GENREMAP_FUZZ_EXAMPLES", "400")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=int(os.environ.get("GENREMAP_FUZZ_EXAMPLES", "400")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(spec=tables(), console_options=st.sampled_from(CONSOLES), width=st.sampled_from([20, 60, 200]))
 def test_plain_tables_are_rich_tables(spec: dict[str, Any], console_options: dict[str, Any], width: int) -> None:
     """Whenever plain_table answers, it answers rich's lines; it answers whenever the table
