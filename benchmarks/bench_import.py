@@ -150,7 +150,10 @@ def write_csv(path: Path, n_tracks: int, seed: int) -> dict[str, Any]:
 
 
 def timed(cmd: Sequence[str], repeat: int, env: dict[str, str], before: Any = None) -> Timed:
-    """Run `cmd` `repeat` times (calling `before()` ahead of each run); the best wall time."""
+    """Run `cmd` `repeat` times (calling `before()` ahead of each run); the best wall time.
+
+    Commands run in the temp folder: `python -m` and `-c` put the working folder first on the
+    path, which in the repository would shadow PYTHONPATH's checkout."""
     runs: list[float] = []
     cpus: list[float] = []
     for _ in range(repeat):
@@ -158,7 +161,7 @@ def timed(cmd: Sequence[str], repeat: int, env: dict[str, str], before: Any = No
             before()
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        done = subprocess.run(cmd, env=env, cwd=env["BENCH_CWD"], capture_output=True, text=True, check=False)
         runs.append(time.perf_counter() - started)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpus.append(after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime)
@@ -167,10 +170,9 @@ def timed(cmd: Sequence[str], repeat: int, env: dict[str, str], before: Any = No
     return Timed(min(runs), min(cpus), runs)
 
 
-def env_for(src: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(src)
-    return env
+def env_for(src: Path, cwd: Path) -> dict[str, str]:
+    """The environment of a child that imports genremap from `src` and runs in `cwd`."""
+    return {**os.environ, "PYTHONPATH": str(src), "BENCH_CWD": str(cwd)}
 
 
 def removed(*paths: Path) -> Any:
@@ -195,13 +197,13 @@ def bench_size(work: Path, n: int, args: argparse.Namespace) -> dict[str, Any]:
     made = write_csv(data, n, args.seed)
     print(f"\n== {n:,} tracks: {made['bytes'] / 1e6:.0f} MB CSV, generated in {made['seconds']:.1f} s", flush=True)
     db, out = work / f"store_{n}.db", work / f"dataset_{n}"
-    env = env_for(ROOT)
+    env = env_for(ROOT, work)
     times: dict[str, Timed] = {}
     times["import"] = timed([py, "-m", "genremap", "import", str(data), "--db", str(db)], args.repeat, env, removed(db))
     if args.baseline_src:
         base_db = work / f"base_{n}.db"
         cmd = [py, "-m", "genremap", "import", str(data), "--db", str(base_db)]
-        times["baseline"] = timed(cmd, 1, env_for(args.baseline_src), removed(base_db))
+        times["baseline"] = timed(cmd, 1, env_for(args.baseline_src.resolve(), work), removed(base_db))
         removed(base_db)()
     floor_db = work / f"floor_{n}.db"
     times["floor"] = timed([py, "-c", FLOOR_SCRIPT, str(data), str(floor_db)], args.repeat, env, removed(floor_db))

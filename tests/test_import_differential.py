@@ -358,3 +358,25 @@ def test_bad_row_after_blank_lines_is_named_by_its_own_line(tmp_path: Path) -> N
         result = import_file(store, table)
     assert [(bad.where, bad.reason) for bad in result.bad_rows] == [("tracks.csv:5", "no track name")]
     assert result.tracks_new == 1
+
+
+def test_errors_far_into_a_big_file_name_their_line(tmp_path: Path) -> None:
+    """Decoding and parsing go a block or a chunk at a time: an error past the first block (1 MiB)
+    or chunk (100,000 rows) still names its own line and byte."""
+    from genremap.collectors.importers import import_file
+    from genremap.errors import UsageError
+    from genremap.store import Store
+
+    rows = "".join(f"t{i},Song {i},Artist {i % 97},\"['rock', 'pop']\"\n" for i in range(150_000))
+    header = b"track_id,track_name,artist,genres\n"
+    bad_byte = tmp_path / "latin1.csv"
+    bad_byte.write_bytes(header + rows.encode() + "t-x,Caf\u00e9,Someone,\n".encode("latin-1"))
+    unclosed = tmp_path / "unclosed.csv"
+    unclosed.write_bytes(header + rows.encode() + b't-y,"Open quote,Someone,\n' + b"more,rows,here,\n" * 20_000)
+    with Store.open(tmp_path / "store.db") as store:
+        with pytest.raises(UsageError) as decoding:
+            import_file(store, bad_byte)
+        with pytest.raises(UsageError) as parsing:
+            import_file(store, unclosed)
+    assert str(decoding.value).startswith("latin1.csv:150002: byte 0xe9 (byte 8 of the line) is not utf-8;")
+    assert str(parsing.value).startswith("unclosed.csv:150002: a field longer than 131,072 characters")

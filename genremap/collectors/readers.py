@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, NoReturn, cast
 
 from genremap.collectors.safe_pickle import PickleTooLarge, safe_unpickle
 from genremap.errors import UsageError
@@ -294,22 +294,16 @@ class CsvTable:
 def read_csv_table(source: SourceFile, on_rows: Callable[[int], None] = lambda n: None) -> CsvTable:
     """Parse a CSV/TSV file (gzipped or not) into a CsvTable; `on_rows(n)`: n more records read.
 
-    The file is read whole (lines capped at MAX_LINE_BYTES as the bytes arrive), decoded
-    strictly, and split into lines at \\n, \\r\\n and a lone \\r like a text file; a decoding
-    error names its line and byte. Problems with the file as a whole raise UsageError.
+    The file's bytes are read whole (lines capped at MAX_LINE_BYTES as the bytes arrive), then
+    decoded strictly a block of whole lines at a time (so the text is never held whole) and
+    split into lines at \\n, \\r\\n and a lone \\r like a text file; a decoding error names
+    its line and byte. Problems with the file as a whole raise UsageError.
     """
     with _open_bytes(source) as stream:
         data = _read_lines_capped(stream, source)
     if source.encoding == "utf-8" and data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8) :]
-    try:
-        text = data.decode(source.encoding)
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise UsageError(_decode_error(source, line, column, data[exc.start])) from None
-    del data
-    return _parse_csv(text, source, on_rows)
+    return _parse_csv(data, source, on_rows)
 
 
 def _read_lines_capped(stream: IO[bytes], source: SourceFile) -> bytes:
@@ -340,25 +334,42 @@ def _read_lines_capped(stream: IO[bytes], source: SourceFile) -> bytes:
     )
 
 
-def _parse_csv(text: str, source: SourceFile, on_rows: Callable[[int], None]) -> CsvTable:
-    lines = io.StringIO(text, newline="")  # universal line ends, kept: what the csv module expects
-    reader = csv.reader(lines, delimiter=source.delimiter)
+def _decoded_lines(data: bytes, source: SourceFile) -> Iterator[str]:
+    """The lines of `data`, decoded a block at a time; blocks end after a \\n, which no
+    ASCII-compatible encoding (the only ones check_encoding admits) uses inside a character."""
+    start, lines_before = 0, 0
+    while start < len(data):
+        end = data.find(b"\n", start + READ_BLOCK)
+        end = len(data) if end < 0 else end + 1
+        block = data[start:end]
+        try:
+            text = block.decode(source.encoding)
+        except UnicodeDecodeError as exc:
+            line = lines_before + block.count(b"\n", 0, exc.start) + 1
+            column = exc.start - (block.rfind(b"\n", 0, exc.start) + 1) + 1
+            raise UsageError(_decode_error(source, line, column, block[exc.start])) from None
+        yield from io.StringIO(text, newline="")  # universal line ends, kept: what the csv module expects
+        lines_before += block.count(b"\n")
+        start = end
+
+
+def _parse_csv(data: bytes, source: SourceFile, on_rows: Callable[[int], None]) -> CsvTable:
+    reader = csv.reader(_decoded_lines(data, source), delimiter=source.delimiter)
     table = CsvTable(source.name, [], [], [], [])
     try:
         table.header = next(reader, [])
-    except csv.Error as exc:
-        raise _csv_error(source, exc, 1, reader.line_num) from None
+    except csv.Error:
+        _locate_error(data, source)
     if not table.header:
         return table
     table.columns = [[] for _ in table.header]
+    parsed = 0  # rows after the header
     while True:
-        position, before = lines.tell(), reader.line_num
+        before = reader.line_num
         try:
             rows = list(itertools.islice(reader, CSV_CHUNK))
         except csv.Error:
-            lines.seek(position)
-            _reparse_for_error(csv.reader(lines, delimiter=source.delimiter), source, before)
-            raise  # not reached: _reparse_for_error raises
+            _locate_error(data, source)
         if not rows:
             return table
         consumed = reader.line_num - before
@@ -367,13 +378,31 @@ def _parse_csv(text: str, source: SourceFile, on_rows: Callable[[int], None]) ->
         else:
             ends = list(itertools.accumulate((1 + _line_breaks(row) for row in rows), initial=before))[1:]
             if ends[-1] != reader.line_num:  # never seen; the reader itself says where each row ends
-                after = lines.tell()
-                lines.seek(position)
-                again = csv.reader(lines, delimiter=source.delimiter)
-                ends = [before + again.line_num for _ in itertools.islice(again, len(rows))]
-                lines.seek(after)
+                ends = _row_ends(data, source, parsed, len(rows))
         _add_rows(table, rows, before, ends)
+        parsed += len(rows)
         on_rows(len(rows))
+
+
+def _row_ends(data: bytes, source: SourceFile, skip: int, count: int) -> list[int]:
+    """The last lines of rows skip+1 … skip+count after the header, parsing again row by row."""
+    reader = csv.reader(_decoded_lines(data, source), delimiter=source.delimiter)
+    for _ in itertools.islice(reader, skip + 1):
+        pass
+    return [reader.line_num for _ in itertools.islice(reader, count)]
+
+
+def _locate_error(data: bytes, source: SourceFile) -> NoReturn:
+    """Parse a file that failed to parse again, row by row, to name the line where the bad record
+    starts (and raise that UsageError)."""
+    reader = csv.reader(_decoded_lines(data, source), delimiter=source.delimiter)
+    start = 1
+    try:
+        for _ in reader:
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise _csv_error(source, exc, start, reader.line_num) from None
+    raise AssertionError("a file that failed to parse parsed the second time")  # pragma: no cover
 
 
 def _csv_error(source: SourceFile, exc: csv.Error, start: int, line: int) -> UsageError:
@@ -383,17 +412,6 @@ def _csv_error(source: SourceFile, exc: csv.Error, start: int, line: int) -> Usa
             "quote makes one field swallow the lines after it); fix the quoting"
         )
     return UsageError(f"{source.name}:{line}: not valid CSV ({exc})")
-
-
-def _reparse_for_error(reader: Any, source: SourceFile, before: int) -> None:
-    """Parse a chunk that failed again, row by row, to name the line where the bad record starts."""
-    start = before + 1
-    try:
-        for _ in reader:
-            start = before + reader.line_num + 1
-    except csv.Error as exc:
-        raise _csv_error(source, exc, start, before + reader.line_num) from None
-    raise AssertionError("a chunk that failed to parse parsed the second time")  # pragma: no cover
 
 
 def _line_breaks(row: list[str]) -> int:
