@@ -11,6 +11,7 @@ same; only the time stamps may differ.
 
 from __future__ import annotations
 
+import ast
 import csv
 import gzip
 import io
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 REPO = Path(__file__).resolve().parent.parent
 BASE_COMMIT = "a809af4"
@@ -380,3 +383,25 @@ def test_errors_far_into_a_big_file_name_their_line(tmp_path: Path) -> None:
             import_file(store, unclosed)
     assert str(decoding.value).startswith("latin1.csv:150002: byte 0xe9 (byte 8 of the line) is not utf-8;")
     assert str(parsing.value).startswith("unclosed.csv:150002: a field longer than 131,072 characters")
+
+
+_LIST_TEXT = st.one_of(
+    st.lists(st.text(max_size=12), max_size=5).map(repr),  # Python's spelling, escapes included
+    st.lists(st.text(max_size=12), max_size=5).map(json.dumps),  # JSON's
+    st.lists(st.text(st.sampled_from("ab'\" ,[]\\\n\t\x00é"), max_size=6), max_size=4).map(
+        lambda items: "[" + ", ".join(f"'{i}'" for i in items) + "]"  # hand-quoted: often not a literal
+    ),
+    st.text(st.sampled_from("ab'\" ,[]\\"), max_size=20),
+)
+
+
+@given(_LIST_TEXT)
+@settings(max_examples=400, deadline=None)
+def test_plain_list_reads_like_the_parser(text: str) -> None:
+    """The parser-free reading of plain list literals gives what ast.literal_eval gives, or steps aside."""
+    from genremap.collectors.importers import _plain_list
+
+    plain = _plain_list(text)
+    if plain is None:
+        return
+    assert plain == ast.literal_eval(text)
