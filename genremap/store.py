@@ -520,13 +520,10 @@ class Store:
             }
             bound = {name: values for name, values in bound.items() if any(v is not None for v in values)}
             order = sorted(range(count), key=ids.__getitem__)
-            # Rows are made in file order, then put in key order: one permutation of row tuples
-            # costs a twelfth of permuting each column (every step of a permutation is a cache miss).
-            rows = _taker(order)(list(zip(*bound.values(), strict=True)))
+            take = _taker(order)
             sql = _upsert_track_sql(list(bound), {"origin": origin, "added_at": now()})
             with self._indexes_rebuilt("tracks", count >= REBUILD_INDEXES_FROM and count > before):
-                conn.executemany(sql, rows)
-            del rows
+                conn.executemany(sql, zip(*map(take, bound.values()), strict=True))
             if distinct < count:  # the last row of a track id gives its artist list
                 last = {track_id: index for index, track_id in enumerate(ids)}
                 order = [index for index in order if last[ids[index]] == index]

@@ -68,7 +68,6 @@ READ_BLOCK = MIB  # CSV bytes are read in blocks this size (well under MAX_LINE_
 CSV_CHUNK = 100_000  # records parsed, then turned into columns, at a time
 GZIP_MAGIC = b"\x1f\x8b"
 ERROR = "__error__"  # key of a record that is a bad row already (its value says why)
-_EXTRA = "\x00extra fields"  # DictReader's key for fields beyond the header
 _PICKLE_OPCODES = {op.code.encode("latin-1") for op in pickletools.opcodes}
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = _SHORT.maxother = 60
