@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from genremap import __version__
-from genremap.audio.evaluate import evaluate_dataset
+from genremap.audio.evaluate import evaluate_dataset, model_rows
 from genremap.audio.features import DEFAULT_FRAME_SECONDS, DEFAULT_SEGMENTS, compute_features
 from genremap.audio.previews import (
     DEFAULT_ALLOWED_HOSTS,
@@ -26,6 +26,7 @@ from genremap.audio.previews import (
     DEFAULT_WORKERS,
     fetch_previews,
 )
+from genremap.choices import did_you_mean, resolve_targets
 from genremap.collectors.importers import check_files, import_files
 from genremap.collectors.musicbrainz import DEFAULT_MB_API, DEFAULT_THRESHOLD, enrich_musicbrainz
 from genremap.collectors.musicbrainz import SERVICE as MB_SERVICE
@@ -40,7 +41,7 @@ from genremap.collectors.spotify import (
 from genremap.dataset.balance import parse_split
 from genremap.dataset.build import BuildOptions, build_dataset, check_build_options
 from genremap.dataset.labels import Labelling, choose_policy, label_store
-from genremap.diff import diff_labellings, rules_at_revision, temporary_folder
+from genremap.diff import compared_with, diff_labellings, no_change_message, rules_at_revision, temporary_folder
 from genremap.engine import RuleSet, default_rules_dir, load_rules, resolve_rules_dir
 from genremap.engine.loader import display_path, schema_path
 from genremap.errors import GenremapError, RuleErrors, UsageError
@@ -49,24 +50,33 @@ from genremap.lint import lint_rules
 from genremap.progress import collect_progress, counter, stages, tracked
 from genremap.render import FORMATS, emit, err_console, out_console, write_json
 from genremap.report import (
+    EMIT_CONFIDENCE,
+    EXPLAIN_COLUMNS,
     check_rules_output,
     coverage,
     emit_rules_yaml,
     explain_artist,
+    explain_rows,
     explain_subgenre,
     subgenres,
+    tracks_phrase,
     unmapped,
+    within_rules_folder,
     write_rules_output,
 )
 from genremap.sample import load_sample
 from genremap.store import DEFAULT_DB, Store, describe_store_error
+from genremap.words import counted
 
 app = typer.Typer(
     name="genremap",
     help=(
         "Build balanced, genre-labelled music datasets from Spotify's micro-genres.\n\n"
-        "Typical loop: `genremap import artists.csv`, `genremap report`, `genremap unmapped`, "
-        "edit rules/*.yaml, `genremap diff --rules rules`, `genremap build --out dataset`. "
+        "Typical loop: `genremap init work` (plain copies of the packaged rules in work/rules), "
+        "`cd work`, `genremap import artists.csv`, `genremap report`, `genremap unmapped`, "
+        "edit rules/*.yaml, `genremap diff` (./rules against the packaged rules; `--rev HEAD` "
+        "against the last commit in git), `genremap build --out dataset` (from track rows: a track "
+        "table or `genremap collect`; an artist table only counts tracks). "
         "Try it offline with `genremap build --sample`."
     ),
     no_args_is_help=True,
@@ -78,6 +88,18 @@ app = typer.Typer(
 F = TypeVar("F", bound=Callable[..., Any])
 
 DbOption = Annotated[Path, typer.Option("--db", help="SQLite store to read and write.", show_default=True)]
+ReadDbOption = Annotated[
+    Path, typer.Option("--db", help="SQLite store to read (this command never writes it).", show_default=True)
+]
+BuildDbOption = Annotated[
+    Path,
+    typer.Option(
+        "--db",
+        help="SQLite store to read (never written, except that --sample loads the sample into it, "
+        "creating it if missing).",
+        show_default=True,
+    ),
+]
 RulesOption = Annotated[
     Path | None,
     typer.Option(
@@ -277,6 +299,7 @@ def import_command(
         "artists": totals["artists"],
         "labelled_artists": labelled,
         "tracks": totals["tracks"],
+        "track_rows": totals["track_rows"],
         "subgenres": totals["subgenres"],
         "mapped_subgenres": totals["mapped_subgenres"],
     }
@@ -290,6 +313,7 @@ def import_command(
         columns=list(rows[0]),
         title=f"Imported into {db}",
         numeric=[k for k in rows[0] if k not in ("file", "table")],
+        optional=["artists_updated", "tracks_updated"],
     )
     if bad and fmt == "table":
         console = err_console()
@@ -306,9 +330,10 @@ def import_command(
     if fmt == "table":
         share = labelled / summary["artists"] if summary["artists"] else 0.0
         out_console().print(
-            f"store: {summary['artists']:,} artists, {summary['tracks']:,} tracks; the rules label "
-            f"{labelled:,} artists ({share:.0%}) and map {summary['mapped_subgenres']:,} of "
-            f"{summary['subgenres']:,} subgenres. Next: genremap report, genremap unmapped",
+            f"store: {counted(summary['artists'], 'artist')}, "
+            f"{tracks_phrase(summary['tracks'], totals['track_rows'])}; "
+            f"the rules label {counted(labelled, 'artist')} ({share:.0%}) and map {summary['mapped_subgenres']:,} of "
+            f"{counted(summary['subgenres'], 'subgenre')}. Next: genremap report, genremap unmapped",
             markup=False,
         )
 
@@ -319,15 +344,38 @@ def import_command(
 @app.command("report")
 @handles_errors
 def report_command(
-    db: DbOption = DEFAULT_DB,
+    db: ReadDbOption = DEFAULT_DB,
     rules: RulesOption = None,
     policy: PolicyOption = None,
     genre_source: GenreSourceOption = "both",
-    fmt: FormatOption = "table",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", "-f", help="Output format: table, json, csv, or html (a self-contained page, see --out)."
+        ),
+    ] = "table",
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="With --format html: the page to write (default coverage.html)."),
+    ] = None,
 ) -> None:
     """Coverage per target: artists, tracks, share of tracks, distinct subgenres; plus the
-    unlabelled, ambiguous and ignored artists. Totals add up."""
-    _check_format(fmt)
+    unlabelled, ambiguous and ignored artists. Totals add up. `--format html` writes one offline
+    page with a chart and every subgenre, searchable, to open in a browser."""
+    _check_format(fmt, (*FORMATS, "html"))
+    if out is not None and fmt != "html":
+        raise UsageError(f"--out is for --format html; --format {fmt} prints to stdout")
+    if fmt == "html":
+        from genremap.html_report import DEFAULT_OUT, Origin, check_out, write_report
+
+        page = check_out(out or DEFAULT_OUT)
+        folder, ruleset = _rules(rules)
+        with _open_existing(db) as store:
+            written = write_report(page, _label(store, ruleset, policy, genre_source), Origin(db, folder))
+        out_console().print(
+            f"wrote {written.path}: {written.subgenres:,} subgenres, {written.bytes:,} bytes", markup=False
+        )
+        return
     _, ruleset = _rules(rules)
     with _open_existing(db) as store:
         data = coverage(_label(store, ruleset, policy, genre_source))
@@ -336,11 +384,14 @@ def report_command(
         rows.append({"target": f"({status})", **{k: v for k, v in data[status].items() if k != "without_genres"}})
     totals = data["totals"]
     footer = {"target": "total", **totals}
+    no_genres = data["unlabelled"]["without_genres"]["artists"]
     caption = (
-        f"policy {data['policy']} · {totals['mapped_subgenres']:,} of {totals['subgenres']:,} subgenres mapped"
-        f" · {totals['conflicts']:,} conflicts"
-        f" · {data['unlabelled']['without_genres']['artists']:,} artists have no genres"
+        f"policy {data['policy']} · {totals['mapped_subgenres']:,} of {counted(totals['subgenres'], 'subgenre')}"
+        f" mapped · {counted(totals['conflicts'], 'conflict')}"
+        f" · {counted(no_genres, 'artist')} {'has' if no_genres == 1 else 'have'} no genres"
     )
+    if totals["tracks"] != totals["track_rows"]:
+        caption += f" · {tracks_phrase(totals['tracks'], totals['track_rows'])}"
     from_mb = sum(t["artists_from_musicbrainz"] for t in data["targets"])
     if from_mb:
         caption += f" · {from_mb:,} labelled from MusicBrainz genres"
@@ -359,10 +410,13 @@ def report_command(
 @app.command("subgenres")
 @handles_errors
 def subgenres_command(
-    db: DbOption = DEFAULT_DB,
+    db: ReadDbOption = DEFAULT_DB,
     rules: RulesOption = None,
     status: Annotated[str | None, typer.Option("--status", help="Only mapped, ignored or unmapped subgenres.")] = None,
-    target: Annotated[str | None, typer.Option("--target", help="Only subgenres mapped to this target.")] = None,
+    target: Annotated[
+        str | None,
+        typer.Option("--target", help="Only subgenres mapped to this target (any spelling: Hip-Hop)."),
+    ] = None,
     genre_source: GenreSourceOption = "both",
     fmt: FormatOption = "table",
 ) -> None:
@@ -371,65 +425,89 @@ def subgenres_command(
     _check_format(fmt)
     if status not in (None, "mapped", "ignored", "unmapped"):
         raise UsageError(f"--status {status!r}: expected mapped, ignored or unmapped")
-    _, ruleset = _rules(rules)
+    rules_dir, ruleset = _rules(rules)
+    wanted = None if target is None else resolve_targets([target], ruleset, "--target")[0]
     with _open_existing(db) as store:
         rows = subgenres(_label(store, ruleset, None, genre_source))
-    rows = [r for r in rows if (status is None or r["status"] == status) and (target is None or r["target"] == target)]
-    columns = ["subgenre", "target", "status", "rule", "location", "artists", "tracks", "conflict"]
+    rows = [r for r in rows if (status is None or r["status"] == status) and (wanted is None or r["target"] == wanted)]
+    if fmt != "table":
+        columns = ["subgenre", "target", "status", "rule", "location", "artists", "tracks", "conflict", "spellings"]
+        emit(fmt, data=rows, rows=rows, columns=columns, title="")
+        return
+    # A table puts the status where the target would be, as `report` does, and locations
+    # relative to the rules folder, so that it fits 80 columns with every location whole.
+    shown = [{**r, "target": r["target"] or f"({r['status']})"} for r in within_rules_folder(rows, rules_dir)]
     emit(
         fmt,
-        data=rows,
-        rows=rows,
-        columns=columns + (["spellings"] if fmt != "table" else []),
-        title=f"{len(rows)} subgenres",
+        data=None,
+        rows=shown,
+        columns=["subgenre", "target", "rule", "location", "artists", "tracks", "conflict"],
+        title=counted(len(rows), "subgenre"),
         numeric=["artists", "tracks"],
+        caption=f"locations in {display_path(rules_dir)}" if rows else None,
+        optional=["conflict", "rule", "artists"],
     )
 
 
 @app.command("unmapped")
 @handles_errors
 def unmapped_command(
-    db: DbOption = DEFAULT_DB,
+    db: ReadDbOption = DEFAULT_DB,
     rules: RulesOption = None,
     top: Annotated[int, typer.Option("--top", help="How many to list (0 = all).")] = 30,
     emit_rules: Annotated[
         Path | None, typer.Option("--emit-rules", help="Write the suggestions as a commented YAML rule file to review.")
     ] = None,
+    min_confidence: Annotated[
+        float,
+        typer.Option(
+            "--min-confidence",
+            help="Write only suggestions at least this confident (0-1) to --emit-rules; "
+            "0.5 is one artist whose other subgenres all agree.",
+        ),
+    ] = EMIT_CONFIDENCE,
     force: Annotated[bool, typer.Option("--force", help="Overwrite the --emit-rules file if it exists.")] = False,
     genre_source: GenreSourceOption = "both",
     fmt: FormatOption = "table",
 ) -> None:
-    """Unmapped subgenres ranked by the tracks they hold, with an example artist and a
-    suggested target: first from co-occurrence (the labels of the artists carrying it), then
-    from the most similar existing rule pattern."""
+    """Unmapped subgenres ranked by the tracks they hold, with an example artist and a suggested
+    target, or (ignore) to leave it out, with a confidence from 0 to 1 and its evidence: what the
+    rules decide for the other subgenres of the artists carrying it (co-occurrence), for names
+    sharing its words, and for the most similarly spelled names."""
     _check_format(fmt)
     if top < 0:
         raise UsageError("--top must be 0 (all) or more")
+    if not 0 <= min_confidence <= 1:
+        raise UsageError(f"--min-confidence {min_confidence:g}: expected a number from 0 to 1")
     if emit_rules is not None:
         check_rules_output(emit_rules, force)
     rules_dir, ruleset = _rules(rules)
     with _open_existing(db) as store:
         rows = unmapped(_label(store, ruleset, None, genre_source), top or None)
     if emit_rules is not None:
-        write_rules_output(emit_rules, emit_rules_yaml(rows, str(db)))
+        write_rules_output(emit_rules, emit_rules_yaml(rows, str(db), min_confidence))
         inside = emit_rules.resolve().parent == rules_dir.resolve()
         note = (
             " (inside the rules folder: it is now live, review it!)"
             if inside
             else "; review it, then move accepted rules into rules/"
         )
+        written = sum(1 for r in rows if r["suggested_target"] and r["confidence"] >= min_confidence)
         err_console().print(
-            f"wrote {sum(1 for r in rows if r['suggested_target'])} suggested rules to {emit_rules}{note}", markup=False
+            f"wrote {counted(written, 'suggestion')} (confidence {min_confidence:.2f} or more) to {emit_rules}{note}",
+            markup=False,
         )
-    columns = ["subgenre", "tracks", "artists", "example_artist", "suggested_target", "evidence"]
+    shown = [{**r, "confidence": f"{r['confidence']:.2f}" if r["suggested_target"] else ""} for r in rows]
+    columns = ["subgenre", "tracks", "artists", "example_artist", "suggested_target", "confidence", "evidence"]
     emit(
         fmt,
         data=rows,
-        rows=rows,
-        columns=columns + (["suggestion_source"] if fmt != "table" else []),
+        rows=shown if fmt == "table" else rows,
+        columns=columns + (["suggestion_source", "ignore_like", "ignore_reason"] if fmt != "table" else []),
         title=f"Unmapped subgenres by tracks (top {top or 'all'})",
-        numeric=["tracks", "artists"],
-        headers={"suggested_target": "suggest"},
+        numeric=["tracks", "artists", "confidence"],
+        headers={"suggested_target": "suggest", "confidence": "conf"},
+        long_text=["evidence"],
     )
 
 
@@ -439,7 +517,7 @@ def explain_command(
     text: Annotated[str | None, typer.Argument(help="A subgenre, as Spotify writes it or in any spelling.")] = None,
     artist: Annotated[str | None, typer.Option("--artist", help="Explain an artist's label (name or id).")] = None,
     track: Annotated[str | None, typer.Option("--track", help="Explain a track's label (track id).")] = None,
-    db: DbOption = DEFAULT_DB,
+    db: ReadDbOption = DEFAULT_DB,
     rules: RulesOption = None,
     policy: PolicyOption = None,
     genre_source: GenreSourceOption = "both",
@@ -472,7 +550,10 @@ def explain_command(
             assert artist is not None
             matches = store.find_artists(artist)
             if matches.empty:
-                raise UsageError(f"no artist named {artist!r} in {db}")
+                from genremap.normalize import normalize_name
+
+                names = store.artists_frame(with_counts=False)["name"].drop_duplicates().tolist()
+                raise UsageError(f"no artist named {artist!r} in {db}{did_you_mean(artist, names, normalize_name)}")
             artist_ids = matches["artist_id"].tolist()
             found = None
         labelling = _label(store, ruleset, policy, genre_source)
@@ -492,7 +573,7 @@ def explain_command(
         )
     for item in explained:
         console.print(
-            f"artist {item['name']} ({item['artist_id']}), {item['tracks']} tracks, "
+            f"artist {item['name']} ({item['artist_id']}), {counted(item['tracks'], 'track')}, "
             + (f"genres from {item['genre_source']}" if item["genre_source"] else "no genres in the store"),
             markup=False,
         )
@@ -518,35 +599,9 @@ def explain_command(
         console.print(f"  → {verdict}{why}", markup=False)
 
 
-EXPLAIN_COLUMNS = [
-    "artist",
-    "subgenre",
-    "status",
-    "target",
-    "rule",
-    "kind",
-    "pattern",
-    "priority",
-    "score",
-    "location",
-    "outcome",
-]
-
-
 def _explain_csv(decisions: list[tuple[str, dict[str, Any]]]) -> None:
     """One CSV row per rule match (or one row for a subgenre no rule matched)."""
-    rows = []
-    for artist, d in decisions:
-        base = {"artist": artist, "subgenre": d["subgenre"], "status": d["status"], "target": d["target"]}
-        for m in d["matches"] or [{}]:
-            rows.append(
-                {
-                    **base,
-                    **{k: m.get(k) for k in ("rule", "kind", "pattern", "priority", "score", "location")},
-                    "outcome": m.get("outcome", (d["ignored_by"] or {}).get("reason", "no rule matches")),
-                }
-            )
-    emit("csv", data=None, rows=rows, columns=EXPLAIN_COLUMNS, title="")
+    emit("csv", data=None, rows=explain_rows(decisions), columns=EXPLAIN_COLUMNS, title="")
 
 
 def _print_decision(data: dict[str, Any], indent: str = "", raw: str | None = None) -> None:
@@ -575,21 +630,32 @@ def _print_decision(data: dict[str, Any], indent: str = "", raw: str | None = No
 @app.command("diff")
 @handles_errors
 def diff_command(
-    rules: Annotated[Path, typer.Option("--rules", help="The edited rules folder.")],
+    rules: Annotated[
+        Path | None,
+        typer.Option(
+            "--rules", help="The edited rules folder. Default: ./rules if it exists, else the packaged rules."
+        ),
+    ] = None,
     base: Annotated[Path | None, typer.Option("--base", help="Compare against this rules folder.")] = None,
     rev: Annotated[
         str | None, typer.Option("--rev", help="Compare against the --rules folder as committed at this git revision.")
     ] = None,
-    db: DbOption = DEFAULT_DB,
+    db: ReadDbOption = DEFAULT_DB,
     policy: PolicyOption = None,
     genre_source: GenreSourceOption = "both",
     fmt: FormatOption = "table",
 ) -> None:
     """What an edit of the rules changes before it is applied: a from→to matrix of tracks and
-    the subgenres that moved, largest first. Against the packaged rules unless --base or --rev."""
+    the subgenres that moved, largest first. Compares ./rules (or --rules) with the packaged
+    rules unless --base DIR or --rev REV; the first line says what was compared.
+
+    The loop: `genremap init DIR` (plain copies of the packaged rules in DIR/rules), edit
+    DIR/rules/*.yaml, then `genremap diff` in DIR. In a git checkout, `genremap diff --rev HEAD`
+    shows what the uncommitted edits change."""
     _check_format(fmt)
     if base is not None and rev is not None:
         raise UsageError("give --base DIR or --rev REV, not both")
+    rules = resolve_rules_dir(rules)
     edited = load_rules(rules)
     with temporary_folder() as tmp:
         base_dir = (
@@ -602,6 +668,7 @@ def diff_command(
     data = diff_labellings(before, after)
     data["base_dir"] = f"{rules}@{rev}" if rev else display_path(base_dir)
     data["rules_dir"] = str(rules)
+    data["compared_with"] = compared_with(rules, base, rev, display_path(base_dir))
     if fmt == "json":
         write_json(data)
         return
@@ -616,11 +683,12 @@ def diff_command(
         return
     console = out_console()
     if not data["matrix"] and not data["subgenres"]:
-        console.print(f"no change: {rules} labels the store exactly as {data['base_dir']}", markup=False)
+        console.print(no_change_message(rules, base, rev, data["compared_with"]), markup=False)
         return
     console.print(
-        f"{data['tracks_moved']:,} tracks ({data['artists_moved']:,} artists) change label, "
-        f"{data['base_dir']} → {rules}",
+        f"{display_path(rules)} compared with {data['compared_with']}: "
+        f"{counted(data['tracks_moved'], 'track')} ({counted(data['artists_moved'], 'artist')}) "
+        f"change{'s' if data['tracks_moved'] == 1 else ''} label",
         markup=False,
     )
     emit(
@@ -646,7 +714,7 @@ def diff_command(
 @handles_errors
 def lint_command(
     rules: RulesOption = None,
-    db: DbOption = DEFAULT_DB,
+    db: ReadDbOption = DEFAULT_DB,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 on warnings too.")] = False,
     fmt: FormatOption = "table",
 ) -> None:
@@ -681,13 +749,13 @@ def lint_command(
         for f in findings:
             console.print(f"{f.location}: {f.severity}: {f.message} [{f.code}]", markup=False)
         scope = (
-            f"against the {len(subgenre_list):,} subgenres of {db}"
+            f"against the {counted(len(subgenre_list), 'subgenre')} of {db}"
             if subgenre_list is not None
             else f"(no store at {db}: static checks only)"
         )
         rules_count = len(ruleset.rules) if ruleset else 0
         out_console().print(
-            f"{folder}: {rules_count} rules, {errors} error(s), {warnings} warning(s) {scope}", markup=False
+            f"{folder}: {counted(rules_count, 'rule')}, {errors} error(s), {warnings} warning(s) {scope}", markup=False
         )
     if errors:
         raise typer.Exit(2)
@@ -780,9 +848,10 @@ def collect_command(
     for note in result.notes:
         out.print(f"note: {note}", markup=False)
     out.print(
-        f"collected {result.new_tracks:,} new tracks ({result.updated_tracks:,} seen again), "
-        f"{result.artists_fetched:,} artists fetched, {sum(retrying.stats.requests.values()):,} requests, "
-        f"{data['retries']:,} retries, {data['throttled']:,} rate-limited, {data['waited_seconds']:,} s waited"
+        f"collected {counted(result.new_tracks, 'new track')} ({result.updated_tracks:,} seen again), "
+        f"{counted(result.artists_fetched, 'artist')} fetched, "
+        f"{counted(sum(retrying.stats.requests.values()), 'request')}, {counted(data['retries'], 'retry', 'retries')}, "
+        f"{data['throttled']:,} rate-limited, {data['waited_seconds']:,} s waited"
         + (f", errors: {data['errors']}" if data["errors"] else ""),
         markup=False,
     )
@@ -840,16 +909,16 @@ def enrich_command(
         write_json(data)
         return
     out_console().print(
-        f"MusicBrainz: {result.looked_up:,} artists looked up, {result.matched:,} matched "
-        f"({result.genres_added:,} genres stored), {result.no_match:,} without a match; "
-        f"{result.skipped_cached:,} answered before, {result.pending:,} left; {result.requests:,} requests",
+        f"MusicBrainz: {counted(result.looked_up, 'artist')} looked up, {result.matched:,} matched "
+        f"({counted(result.genres_added, 'genre')} stored), {result.no_match:,} without a match; "
+        f"{result.skipped_cached:,} answered before, {result.pending:,} left; {counted(result.requests, 'request')}",
         markup=False,
     )
 
 
 @app.command("status")
 @handles_errors
-def status_command(db: DbOption = DEFAULT_DB, fmt: FormatOption = "table") -> None:
+def status_command(db: ReadDbOption = DEFAULT_DB, fmt: FormatOption = "table") -> None:
     """Collection progress: tracks and artists in the store, progress per search term, artists
     and features still pending, what the API allows this app, requests made and 429s seen."""
     _check_format(fmt)
@@ -872,10 +941,10 @@ def status_command(db: DbOption = DEFAULT_DB, fmt: FormatOption = "table") -> No
         return
     out = out_console()
     out.print(
-        f"{db}: {data['tracks']:,} tracks, {data['artists']:,} artists ({data['artists_with_genres']:,} with genres); "
-        f"pending: {data['artists_pending']:,} artists"
+        f"{db}: {tracks_phrase(data['tracks'], data['track_rows'])}, {counted(data['artists'], 'artist')} "
+        f"({data['artists_with_genres']:,} with genres); pending: {counted(data['artists_pending'], 'artist')}"
         + (
-            f", {data['features_pending']:,} audio features"
+            f", {counted(data['features_pending'], 'audio feature')}"
             if data["api"].get("spotify.audio_features") == "ok"
             else ""
         ),
@@ -1018,7 +1087,8 @@ def features_command(
         return
     out = out_console()
     out.print(
-        f"features of {result.processed:,} clips ({result.padded:,} shorter than {segments} segments, padded) "
+        f"features of {counted(result.processed, 'clip')} ({result.padded:,} shorter than "
+        f"{counted(segments, 'segment')}, padded) "
         f"in {result.seconds:.1f} s with {result.workers} worker(s); wrote {', '.join(result.files_written)}",
         markup=False,
     )
@@ -1062,12 +1132,7 @@ def evaluate_command(
     if fmt == "json":
         write_json(report)
         return
-    rows = [
-        {"split": name.replace("_", "-"), "model": report[name]["model"], "accuracy": report[name]["accuracy"],
-         "macro_f1": report[name]["macro_f1"]}
-        for name in ("artist_disjoint", "mixed")
-    ]  # fmt: skip
-    emit("table", data=None, rows=rows, columns=["split", "model", "accuracy", "macro_f1"],
+    emit("table", data=None, rows=model_rows(report), columns=["split", "model", "accuracy", "macro_f1"],
          title=f"Baseline on {dataset} (chance {report['chance']:.1%})", numeric=["accuracy", "macro_f1"],
          headers={"macro_f1": "macro-F1"})  # fmt: skip
     matrix = report["artist_disjoint"]["confusion_matrix"]
@@ -1076,7 +1141,7 @@ def evaluate_command(
         {"true": label, **dict(zip(labels, values, strict=True))}
         for label, values in zip(labels, matrix["matrix"], strict=True)
     ]
-    title = "Confusion matrix (artist-disjoint test set; rows: true)"
+    title = f"Confusion matrix of {report['artist_disjoint']['model']} (artist-disjoint test set; rows: true)"
     emit("table", data=None, rows=cm_rows, columns=["true", *labels], title=title, numeric=labels)
     for warning in report.get("warnings", []):
         err_console().print(f"warning: {warning}", markup=False)
@@ -1121,9 +1186,10 @@ def build_command(
         bool, typer.Option("--allow-short", help="Keep classes smaller than --per-class (and drop empty ones).")
     ] = False,
     targets: Annotated[
-        str | None, typer.Option("--targets", help="Comma-separated subset of targets to build.")
+        str | None,
+        typer.Option("--targets", help="Comma-separated subset of targets to build (any spelling: Hip-Hop, hiphop)."),
     ] = None,
-    db: DbOption = DEFAULT_DB,
+    db: BuildDbOption = DEFAULT_DB,
     rules: RulesOption = None,
     policy: PolicyOption = None,
     genre_source: GenreSourceOption = "both",
@@ -1158,7 +1224,12 @@ def build_command(
         spreadsheet_safe=spreadsheet_safe,
     )
     check_build_options(options, ruleset)  # before the store is opened (or created)
-    with Store.open(db, readonly=not sample) as store, stages(err_console(), "build") as on_stage:
+    if not sample and not db.exists():
+        raise UsageError(
+            f"store not found: {db}: try the bundled sample with `genremap build --sample`, "
+            "or import data first (genremap import FILE), or pass --db PATH"
+        )
+    with Store.open(db, create=sample, readonly=not sample) as store, stages(err_console(), "build") as on_stage:
         if sample:
             on_stage("loading the bundled sample")
             load_sample(store)
@@ -1181,20 +1252,94 @@ def build_command(
         }
         for t, per_split in counts["per_class_split"].items()
     ]
-    footer = {"target": "total", **counts["per_split"], "total": counts["tracks"], "available": result.labelled_tracks}
+    footer = {"target": "total", **counts["per_split"], "total": counts["tracks"], "available": result.available}
+    capped = f" and {result.over_artist_cap:,} beyond --max-per-artist {max_per_artist}" if max_per_artist else ""
     emit(
         "table",
         data=None,
         rows=rows,
         columns=["target", "train", "validation", "test", "total", "available"],
-        title=f"Dataset {out} ({result.per_class:,} tracks per class, seed {seed})",
+        title=f"Dataset {out} ({counted(result.per_class, 'track')} per class, seed {seed})",
         numeric=["train", "validation", "test", "total", "available"],
         footer=footer,
-        caption="available = labelled tracks after removing "
+        caption=f"available = {result.labelled_tracks:,} labelled tracks less "
         f"{result.dropped_isrc + result.dropped_title:,} duplicate recordings"
-        f" ({result.dropped_isrc:,} by ISRC, {result.dropped_title:,} by artist + title)",
+        f" ({result.dropped_isrc:,} by ISRC, {result.dropped_title:,} by artist + title){capped}",
     )
     console.print(f"wrote {', '.join(str(out / f) for f in result.export.files)}", markup=False)
+
+
+# --- init --------------------------------------------------------------------------------------
+
+
+@app.command("init")
+@handles_errors
+def init_command(
+    folder: Annotated[Path, typer.Argument(help="Folder to set up (created if missing).", metavar="DIR")] = Path("."),
+) -> None:
+    """Set up a folder to work in: DIR/rules/*.yaml (plain copies of the packaged rules, to edit)
+    and DIR/collect.yaml (the search terms of `genremap collect`, commented). Never overwrites:
+    if any of these files exists, nothing is written.
+
+    Then, in DIR: edit rules/*.yaml, and `genremap diff` shows what the edit changes against the
+    packaged rules; every command there uses ./rules unless given --rules."""
+    from genremap.scaffold import init_folder
+    from genremap.text import escape_unprintable
+
+    scaffold = init_folder(folder)
+    rules = [path for path, _ in scaffold.files if path.parent == scaffold.rules_dir]
+    shown = escape_unprintable(str(folder))  # as typed: `../work` stays `../work`
+    out_console().print(
+        f"wrote {len(rules)} rule files to {escape_unprintable(str(scaffold.rules_dir))}/ and "
+        f"{escape_unprintable(str(folder / 'collect.yaml'))}. Next: "
+        + ("" if shown == "." else f"cd {shlex.quote(shown)}, ")
+        + "genremap import FILE --db corpus.db, edit rules/*.yaml, genremap diff --db corpus.db",
+        markup=False,
+    )
+
+
+# --- watch -------------------------------------------------------------------------------------
+
+
+@app.command("watch")
+@handles_errors
+def watch_command(
+    rules: RulesOption = None,
+    db: Annotated[
+        Path, typer.Option("--db", help="SQLite store to read (once, at start).", show_default=True)
+    ] = DEFAULT_DB,
+    max_updates: Annotated[
+        int | None,
+        typer.Option(
+            "--max-updates",
+            metavar="N",
+            help="Exit (status 0) after N updates caused by saves; the render at start does not count.",
+        ),
+    ] = None,
+    top: Annotated[int, typer.Option("--top", help="Subgenres that moved listed per update (0 = all).")] = 20,
+    policy: PolicyOption = None,
+    genre_source: GenreSourceOption = "both",
+) -> None:
+    """Watch the rules folder and, on every save, show the coverage (the `report` table, with
+    each row's change in tracks) and what moved since the previous save (the `diff` moves and
+    subgenres). The store is read once; a save re-loads only the rules. A broken rule file shows
+    its FILE:LINE:COL error and the watch goes on. Off a terminal, each update is a plain-text
+    block starting with `=== `. Ctrl-C stops it (exit status 130)."""
+    from genremap.watch import Session, View, check_options, folder_events, read_store, run
+
+    check_options(policy, genre_source, max_updates)
+    if top < 0:
+        raise UsageError("--top must be 0 (all) or more")
+    folder = resolve_rules_dir(rules)
+    if not folder.is_dir():
+        load_rules(folder)  # the loader's one-line error for a missing folder or a file
+    session = Session(folder, read_store(db), policy, genre_source)
+    view = View(out_console(), display_path(folder), str(db), top=top, max_updates=max_updates)
+    try:
+        run(session, folder_events(folder) if max_updates != 0 else [()], view, max_updates)
+    except KeyboardInterrupt:
+        err_console().print("stopped watching", markup=False)
+        raise typer.Exit(130) from None
 
 
 def main() -> None:

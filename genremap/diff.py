@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from genremap.dataset.labels import Labelling
+from genremap.engine import default_rules_dir
 from genremap.errors import UsageError
 from genremap.report import subgenre_counts
 from genremap.text import escape_unprintable
@@ -133,3 +134,36 @@ def rules_at_revision(rules_dir: Path, rev: str, into: Path) -> Path:
 
 def temporary_folder() -> tempfile.TemporaryDirectory[str]:
     return tempfile.TemporaryDirectory(prefix="genremap-rules-")
+
+
+def compared_with(rules: Path, base: Path | None, rev: str | None, base_shown: str) -> str:
+    """What `diff` compared the edited rules with, in words: the packaged rules, a folder, a revision."""
+    if rev is not None:
+        return f"{escape_unprintable(str(rules))} as committed at {escape_unprintable(rev)}"
+    if base is not None:
+        return base_shown
+    return f"the packaged rules ({base_shown})"
+
+
+def is_packaged(rules: Path) -> bool:
+    """Whether `rules` is the packaged rules folder itself (in a checkout, ./rules is: the
+    package's `genremap/rules` links to it), so comparing it with the packaged rules shows nothing."""
+    return rules.resolve() == default_rules_dir().resolve()
+
+
+def no_change_message(rules: Path, base: Path | None, rev: str | None, what: str) -> str:
+    """The one line `diff` prints when nothing moved, with the way to a diff that can show a
+    change when the comparison could not (the packaged rules against themselves)."""
+    shown = escape_unprintable(str(rules))
+    if base is None and rev is None and is_packaged(rules):
+        if not Path("rules").is_dir():
+            return (
+                "no change: there is no ./rules here, so the packaged rules were compared with themselves; "
+                "`genremap init .` writes a copy to edit (or pass --rules DIR)"
+            )
+        return (
+            f"no change: {shown} is the packaged rules folder itself (the package's rules link to it in a "
+            "checkout); `genremap diff --rev HEAD` compares it with the last commit, or edit a copy made by "
+            "`genremap init DIR`"
+        )
+    return f"no change: {shown} labels the store exactly as {what}"

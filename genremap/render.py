@@ -12,10 +12,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -70,6 +73,151 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+# Columns whose values are single tokens a reader copies or clicks (`FILE:LINE:COL`, file
+# names): a table never breaks them, whatever its width.
+WHOLE_COLUMNS = frozenset({"location", "file", "path"})
+# Free text longer than this is shortened in tables (JSON and CSV keep it whole).
+TABLE_TEXT_LIMIT = 60
+SHORTENED_NOTE = "long text shortened: --format json or csv shows it whole"
+NARROWEST = 3  # a free-text column folds down to this many cells before the table outgrows the terminal
+_PIECES = re.compile(r"[^-/]+[-/]*|[-/]+")  # `rock-umbrella-tags` → `rock-`, `umbrella-`, `tags`
+_SPACES = re.compile(r"(\s+)")
+
+
+def shorten(text: str, limit: int = TABLE_TEXT_LIMIT) -> str:
+    """`text` cut to at most `limit` characters, at a space when one is near, ending in `…`."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if " " in cut[limit // 2 :]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:(") + "…"
+
+
+@dataclass
+class _Column:
+    """One column's name and texts, and the widths it can take: its widest text; the narrowest
+    that breaks no word; the narrowest that breaks words only after a hyphen or slash. Whole
+    columns (numbers, WHOLE_COLUMNS) keep every value on one line; only their header wraps."""
+
+    name: str
+    header: str
+    cells: list[str]
+    whole: bool
+
+    def _widest(self, split: Callable[[str], list[str]]) -> int:
+        return max((cell_len(part) for text in (self.header, *self.cells) for part in split(text)), default=1)
+
+    @property
+    def natural(self) -> int:
+        return self._widest(lambda text: [text])
+
+    @property
+    def widest_value(self) -> int:
+        return max((cell_len(text) for text in self.cells), default=1)
+
+    @property
+    def by_words(self) -> int:
+        if self.whole:  # values stay whole; the header may still wrap at its spaces
+            return max(self.widest_value, *map(cell_len, self.header.split()))
+        return self._widest(str.split)
+
+    @property
+    def by_pieces(self) -> int:
+        return self.by_words if self.whole else self._widest(lambda text: _PIECES.findall(text))
+
+
+def _chrome(columns: int) -> int:
+    """Cells a table's borders and padding take: 1 + 1 padding and a border per column, one more border."""
+    return 3 * columns + 1
+
+
+def _share_room(minimum: list[int], naturals: list[int], room: int) -> list[int]:
+    """Widths from `minimum` plus `room` cells: first to the columns that then fit on one line,
+    fewest missing cells first, then the rest in proportion to what each still misses."""
+    widths = list(minimum)
+    for index in sorted(range(len(widths)), key=lambda i: naturals[i] - widths[i]):
+        want = naturals[index] - widths[index]
+        if 0 < want <= room:
+            widths[index] += want
+            room -= want
+    wants = [n - w for n, w in zip(naturals, widths, strict=True)]
+    if room and sum(wants):
+        gifts = [room * want // sum(wants) for want in wants]
+        for index in sorted(range(len(wants)), key=lambda i: -wants[i])[: room - sum(gifts)]:
+            gifts[index] += 1
+        widths = [w + g for w, g in zip(widths, gifts, strict=True)]
+    return widths
+
+
+def fit_widths(columns: Sequence[_Column], available: int) -> list[int] | None:
+    """Content widths for the columns within `available` cells, or None when all fit as they are.
+
+    Rich's own fitting shrinks the widest columns first, so it folds a `FILE:LINE:COL` or a rule
+    name mid-token while a neighbour could have wrapped at a space. Here whole columns keep
+    their width; free text wraps at spaces, else also after hyphens, and is folded mid-word
+    only when nothing else fits (the widest columns first; in a whole column, only a header
+    word)."""
+    naturals = [c.natural for c in columns]
+    if sum(naturals) <= available:
+        return None
+    for minimum in ([c.by_words for c in columns], [c.by_pieces for c in columns]):
+        if sum(minimum) <= available:
+            return _share_room(minimum, naturals, available - sum(minimum))
+    # Fold the widest columns one cell at a time: free text down to NARROWEST, whole columns
+    # down to their widest value (only a header word folds there).
+    widths = [c.by_pieces for c in columns]
+    floors = [c.widest_value if c.whole else min(NARROWEST, w) for c, w in zip(columns, widths, strict=True)]
+    while sum(widths) > available:
+        widest = max(range(len(widths)), key=lambda i: (widths[i] > floors[i], widths[i]))
+        if widths[widest] <= floors[widest]:
+            break  # rather a table wider than the terminal than a broken value
+        widths[widest] -= 1
+    return widths
+
+
+def _break_after_hyphens(text: str, width: int) -> str:
+    """`text` with each word wider than `width` split into lines after its hyphens or slashes."""
+    parts = _SPACES.split(text)
+    for index in range(0, len(parts), 2):
+        word = parts[index]
+        if cell_len(word) <= width:
+            continue
+        lines = [""]
+        for piece in _PIECES.findall(word):
+            if lines[-1] and cell_len(lines[-1] + piece) > width:
+                lines.append("")
+            lines[-1] += piece
+        parts[index] = "\n".join(lines)
+    return "".join(parts)
+
+
+def _columns(
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str],
+    headers: dict[str, str],
+    numeric: Sequence[str],
+    footer: dict[str, Any] | None,
+    long_text: Sequence[str] = (),
+) -> tuple[list[_Column], bool]:
+    """The table's columns with their texts (terminal-safe, free text shortened unless its column
+    is in `long_text`), and whether any text was shortened. A footer's cell comes last in each
+    column."""
+    specs: list[_Column] = []
+    shortened = False
+    for col in columns:
+        whole = col in numeric or col in WHOLE_COLUMNS
+        cells = [terminal_safe(_cell(row.get(col))) for row in rows]
+        if not whole and col not in long_text:
+            short = [shorten(text) for text in cells]
+            shortened = shortened or short != cells
+            cells = short
+        if footer:
+            cells.append(terminal_safe(_cell(footer.get(col))))
+        specs.append(_Column(col, headers.get(col, col.replace("_", " ")), cells, whole))
+    return specs, shortened
+
+
 def table(
     title: str,
     rows: Sequence[dict[str, Any]],
@@ -79,19 +227,49 @@ def table(
     numeric: Sequence[str] = (),
     footer: dict[str, Any] | None = None,
     caption: str | None = None,
+    width: int | None = None,
+    optional: Sequence[str] = (),
+    long_text: Sequence[str] = (),
 ) -> Table:
-    """A rich table of `rows` (dicts) showing `columns`; numeric columns are right-aligned."""
-    headers = headers or {}
-    t = Table(title=title, caption=caption, show_footer=footer is not None, header_style="bold")
-    for col in columns:
+    """A rich table of `rows` (dicts) showing `columns`; numeric columns are right-aligned.
+
+    Numbers and WHOLE_COLUMNS are never broken, free text longer than TABLE_TEXT_LIMIT is
+    shortened (except in the `long_text` columns, the table's point, folded instead). Given the
+    console's `width`, the `optional` columns are hidden, first listed
+    first, while the others would have to break a word, then the columns are fitted to it (see
+    fit_widths); the caption says what was shortened or hidden. Every cell is made
+    terminal-safe here, before it becomes a rich Text (which is never read as markup)."""
+    specs, shortened = _columns(rows, columns, headers or {}, numeric, footer, long_text)
+    hidden: list[str] = []
+    if width:
+        for name in optional:
+            if sum(c.by_words for c in specs) <= width - _chrome(len(specs)):
+                break
+            specs = [c for c in specs if c.name != name]
+            hidden.append(name)
+    notes = [caption] if caption else []
+    if hidden:
+        notes.append(f"hidden at this width: {', '.join(hidden)} (--format csv shows every column)")
+    if shortened:
+        notes.append(SHORTENED_NOTE)
+    t = Table(title=title, caption=" · ".join(notes) or None, show_footer=footer is not None, header_style="bold")
+    chrome = _chrome(len(specs))
+    widths = fit_widths(specs, width - chrome) if width else None
+    if widths and sum(widths) + chrome > (width or 0):
+        t.width = sum(widths) + chrome  # wider than the terminal: soft-wrapped, never cropped
+    for index, spec in enumerate(specs):
+        if widths and not spec.whole:
+            spec.cells = [_break_after_hyphens(text, widths[index]) for text in spec.cells]
         t.add_column(
-            headers.get(col, col.replace("_", " ")),
-            justify="right" if col in numeric else "left",
-            footer=_cell(footer.get(col)) if footer else "",
+            spec.header,
+            justify="right" if spec.name in numeric else "left",
+            footer=Text(spec.cells[-1]) if footer else "",
             overflow="fold",
+            width=widths[index] if widths else None,
+            min_width=spec.widest_value if spec.whole else None,
         )
-    for row in rows:
-        t.add_row(*(_cell(row.get(col)) for col in columns))
+    for row_index in range(len(rows)):
+        t.add_row(*(Text(spec.cells[row_index]) for spec in specs))
     return t
 
 
@@ -106,6 +284,8 @@ def emit(
     headers: dict[str, str] | None = None,
     footer: dict[str, Any] | None = None,
     caption: str | None = None,
+    optional: Sequence[str] = (),
+    long_text: Sequence[str] = (),
 ) -> None:
     """Print `data` as JSON, `rows` as CSV, or `rows` as a rich table, as `fmt` asks."""
     if fmt == "json":
@@ -113,6 +293,18 @@ def emit(
     elif fmt == "csv":
         write_csv(rows, columns)
     else:
-        out_console().print(
-            table(title, rows, columns, numeric=numeric, headers=headers, footer=footer, caption=caption)
+        console = out_console()
+        console.print(
+            table(
+                title,
+                rows,
+                columns,
+                numeric=numeric,
+                headers=headers,
+                footer=footer,
+                caption=caption,
+                width=console.width,
+                optional=optional,
+                long_text=long_text,
+            )
         )

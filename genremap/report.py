@@ -7,17 +7,23 @@ JSON or CSV; nothing here prints.
 from __future__ import annotations
 
 import os
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pandas as pd
 from rapidfuzz import fuzz, process
 
 from genremap.dataset.labels import Labelling
 from genremap.engine import IGNORED, MAPPED, UNMAPPED, CompiledRules, SubgenreDecision
+from genremap.engine.loader import display_path
 from genremap.errors import UsageError
 from genremap.normalize import normalize_genre
 from genremap.text import escape_unprintable
+from genremap.words import counted
 
 STATUS_ROWS = ("unlabelled", "ambiguous", "ignored")
 
@@ -32,6 +38,14 @@ def subgenre_counts(labelling: Labelling) -> dict[str, tuple[int, int]]:
         str(s): (int(a), int(t))
         for s, a, t in zip(counts.index, counts["artists"].tolist(), counts["tracks"].tolist(), strict=True)
     }
+
+
+def tracks_phrase(tracks: int, track_rows: int) -> str:
+    """Track counts in the same words everywhere (report, status, import): the tracks counted,
+    and, when some come from an artist table's `count` column rather than track rows, both."""
+    if tracks == track_rows:
+        return counted(tracks, "track")
+    return f"{counted(tracks, 'track')} (counted by an artist table; {counted(track_rows, 'track row')})"
 
 
 def coverage(labelling: Labelling) -> dict[str, Any]:
@@ -85,6 +99,7 @@ def coverage(labelling: Labelling) -> dict[str, Any]:
         "totals": {
             "artists": total_artists,
             "tracks": total_tracks,
+            "track_rows": int(artists["stored_tracks"].sum()) if "stored_tracks" in artists else total_tracks,
             "share": 1.0 if total_tracks else 0.0,
             "subgenres": len(present),
             "mapped_subgenres": int((sub["status"] == MAPPED).sum()),
@@ -125,12 +140,220 @@ def subgenres(labelling: Labelling) -> list[dict[str, Any]]:
     return rows
 
 
-def unmapped(labelling: Labelling, top: int | None = 50, min_share: float = 0.5) -> list[dict[str, Any]]:
-    """Unmapped subgenres ranked by tracks affected, each with a suggested target and its evidence.
+def within_rules_folder(rows: list[dict[str, Any]], folder: Path) -> list[dict[str, Any]]:
+    """`rows` with each `location` inside `folder` written relative to it (`10-rock.yaml:68:5`):
+    short enough for a table to show whole, where a packaged rule file's full path is not."""
+    prefix = display_path(folder).rstrip(os.sep) + os.sep
+    return [
+        {**row, "location": row["location"][len(prefix) :]} if row["location"].startswith(prefix) else row
+        for row in rows
+    ]
 
-    Evidence comes first from co-occurrence (among the artists carrying the subgenre, the share
-    labelled with each target by their other subgenres), then from the nearest rule pattern.
-    """
+
+IGNORE_SUGGESTION = "(ignore)"  # a suggested outcome: leave the subgenre out, as an ignore entry
+SHOW_CONFIDENCE = 0.35  # weaker suggestions are not shown
+EMIT_CONFIDENCE = 0.5  # `--emit-rules` default: as strong as one artist whose other subgenres all agree
+_PRIOR = 1.0  # weight of "no idea" in the confidence: little evidence never reads as certain
+# Words that say nothing about the music, left out of the name evidence.
+_FILLER_WORDS = frozenset(
+    {"and", "n", "of", "the", "y", "e", "de", "la", "el", "di", "da", "do", "du", "des", "del"}
+    | {"music", "musica", "classic", "modern", "new", "deep"}
+)
+# Names of several words that mean one thing, kept whole as name evidence.
+_PHRASES = ("r and b", "hip hop", "drum and bass", "rock and roll", "singer songwriter", "new wave")
+
+
+def _words(name: str) -> set[str]:
+    """The words of a subgenre that can say something about its music (phrases kept whole)."""
+    words = set()
+    for phrase in _PHRASES:
+        name, found = re.subn(rf"\b{phrase}\b", " ", name)
+        if found:
+            words.add(phrase)
+    return (words | set(name.split())) - _FILLER_WORDS
+
+
+@dataclass
+class _Evidence:
+    """One kind of evidence for an unmapped subgenre: shares of the possible outcomes (a target or
+    IGNORE_SUGGESTION, summing to 1), the weight it carries, and what stands behind each outcome."""
+
+    source: str
+    weight: float
+    shares: dict[str, float]
+    behind: dict[str, list[str]]  # outcome → the decided names supporting it, strongest first
+    describe: Callable[[str], str]  # outcome → one phrase for the evidence column
+
+
+@dataclass
+class _Vocabulary:
+    """Every name the rules decide (the store's subgenres and the rules' own patterns) with its
+    outcome, indexed by word: the ground for name evidence."""
+
+    decisions: dict[str, SubgenreDecision]
+    outcome: dict[str, str]
+    by_word: dict[str, Counter[str]]
+    names_by_word: dict[str, list[str]]
+    names: list[str]
+
+    @classmethod
+    def build(cls, labelling: Labelling) -> _Vocabulary:
+        decisions = {s: d for s, d in labelling.decisions.items() if d.status != UNMAPPED}
+        patterns = [p for r in labelling.ruleset.rules if r.kind != "regex" for p in r.patterns]
+        patterns += [p for e in labelling.ruleset.ignore if e.kind != "regex" for p in e.patterns]
+        fresh = [p for p in dict.fromkeys(patterns) if p not in labelling.decisions]
+        decisions |= {s: d for s, d in labelling.compiled.decide_many(fresh).items() if d.status != UNMAPPED}
+        outcome = {s: _result_of(d) for s, d in decisions.items()}
+        by_word: dict[str, Counter[str]] = {}
+        names_by_word: dict[str, list[str]] = {}
+        for name, result in outcome.items():
+            for word in _words(name):
+                by_word.setdefault(word, Counter())[result] += 1
+                names_by_word.setdefault(word, []).append(name)
+        return cls(decisions, outcome, by_word, names_by_word, list(outcome))
+
+
+def _result_of(d: SubgenreDecision) -> str:
+    return d.target if d.status == MAPPED and d.target else IGNORE_SUGGESTION
+
+
+def _word_for(outcome: str) -> str:
+    return "ignored" if outcome == IGNORE_SUGGESTION else outcome
+
+
+def _cooccurrence(others: list[list[str]], labelled: Counter[str], vocab: _Vocabulary) -> _Evidence | None:
+    """What the rules decide for the other subgenres of the artists carrying it: each artist's
+    decided subgenres give it one vote, split among their outcomes."""
+    shares: defaultdict[str, float] = defaultdict(float)
+    behind: dict[str, Counter[str]] = {}
+    voters = 0
+    for genres in others:
+        decided = [g for g in genres if g in vocab.outcome]
+        if not decided:
+            continue
+        voters += 1
+        for g in decided:
+            result = vocab.outcome[g]
+            shares[result] += 1 / len(decided)
+            behind.setdefault(result, Counter())[g] += 1
+    if not voters:
+        return None
+
+    def describe(result: str) -> str:
+        share = shares[result] / voters
+        examples = ", ".join(g for g, _ in behind[result].most_common(2))
+        k, whose = labelled[result], "its artist's" if voters == 1 else f"its {voters} artists'"
+        said = f"{k} of {len(others)} artists carrying it are labelled {result}; " if k else ""
+        return f"{said}{whose} other subgenres: {share:.0%} {_word_for(result)} ({examples})"
+
+    return _Evidence(
+        "co-occurrence",
+        float(min(voters, 4)),
+        {r: x / voters for r, x in shares.items()},
+        {r: [g for g, _ in c.most_common()] for r, c in behind.items()},
+        describe,
+    )
+
+
+def _name_words(subgenre: str, vocab: _Vocabulary) -> _Evidence | None:
+    """What the rules decide for the other names that share its words (`mandopop`, `r and b`,
+    `death`), each word weighted by how consistently those names are decided."""
+    shares: defaultdict[str, float] = defaultdict(float)
+    weights: dict[str, float] = {}
+    for word in _words(subgenre):
+        counts = vocab.by_word.get(word)
+        if not counts:
+            continue
+        n = sum(counts.values())
+        purity = max(counts.values()) / n
+        weights[word] = purity**2 * min(n, 5) / 5
+        for result, k in counts.items():
+            shares[result] += weights[word] * k / n
+    total = sum(weights.values())
+    if not total:
+        return None
+    ranked = sorted(weights, key=lambda w: (-weights[w], w))
+
+    def describe(result: str) -> str:
+        word = max(
+            ranked, key=lambda w: (vocab.by_word[w][result] / sum(vocab.by_word[w].values()), weights[w], len(w))
+        )
+        counts = vocab.by_word[word]
+        return f"'{word}': {counts[result]} of {sum(counts.values())} names with it are {_word_for(result)}"
+
+    behind = {r: [n for w in ranked for n in vocab.names_by_word[w] if vocab.outcome[n] == r] for r in shares}
+    return _Evidence("name words", min(total, 1.5), {r: x / total for r, x in shares.items()}, behind, describe)
+
+
+def _similar_names(subgenre: str, vocab: _Vocabulary) -> _Evidence | None:
+    """The decided names spelled most like it (rapidfuzz ratio 80 or more): `malaysian pop` for
+    `malaysian mandopop`, `italian gothic metal` for `italian gothic`."""
+    near = process.extract(subgenre, vocab.names, scorer=fuzz.ratio, score_cutoff=80, limit=3)
+    if not near:
+        return None
+    shares: defaultdict[str, float] = defaultdict(float)
+    behind: dict[str, list[str]] = {}
+    scores = {name: score for name, score, _ in near}
+    for name, score, _ in near:
+        result = vocab.outcome[name]
+        shares[result] += (score - 70) / 30
+        behind.setdefault(result, []).append(name)
+    total = sum(shares.values())
+
+    def describe(result: str) -> str:
+        name = behind[result][0]
+        return f"like '{name}' ({_word_for(result)}, similarity {scores[name]:.0f})"
+
+    return _Evidence("similar names", min(total, 1.0), {r: x / total for r, x in shares.items()}, behind, describe)
+
+
+def _suggest(evidence: list[_Evidence], vocab: _Vocabulary) -> dict[str, Any]:
+    """Pool the evidence: the outcome with the most weighted support, its confidence (that support
+    over all the weight plus a prior, so thin evidence stays unsure) and the evidence for it."""
+    support: defaultdict[str, float] = defaultdict(float)
+    for e in evidence:
+        for result, share in e.shares.items():
+            support[result] += e.weight * share
+    none = {
+        "suggested_target": "",
+        "confidence": 0.0,
+        "suggestion_source": "",
+        "evidence": "",
+        "ignore_like": "",
+        "ignore_reason": "",
+    }
+    if not support:
+        return none
+    best, score = min(support.items(), key=lambda kv: (-kv[1], kv[0]))
+    confidence = score / (sum(e.weight for e in evidence) + _PRIOR)
+    if confidence < SHOW_CONFIDENCE:
+        return none
+    # The evidence that points to it (its own first choice), strongest first; the rest only counts.
+    backing = sorted(
+        (e for e in evidence if max(e.shares.values()) == e.shares.get(best)), key=lambda e: -e.weight * e.shares[best]
+    )
+    like = reason = ""
+    if best == IGNORE_SUGGESTION:  # the ignored name behind the strongest evidence, and why it is ignored
+        like = backing[0].behind[best][0]
+        entry = vocab.decisions[like].ignored_by
+        reason = " ".join(entry.reason.split()) if entry is not None else ""
+    return {
+        "suggested_target": best,
+        "confidence": round(confidence, 2),
+        "suggestion_source": backing[0].source,
+        "evidence": "; ".join(e.describe(best) for e in backing),
+        "ignore_like": like,
+        "ignore_reason": reason,
+    }
+
+
+def unmapped(labelling: Labelling, top: int | None = 50) -> list[dict[str, Any]]:
+    """Unmapped subgenres ranked by tracks affected, each with a suggestion, its confidence and evidence.
+
+    A suggestion is a target or IGNORE_SUGGESTION (leave it out, as the rules do with most of
+    the long tail), pooled from three kinds of evidence: co-occurrence (what the rules decide
+    for the other subgenres of the artists carrying it), the words of its name, and the most
+    similarly spelled decided names. Suggestions below SHOW_CONFIDENCE are left blank."""
     ag = labelling.artist_genres
     artists = labelling.artists.set_index("artist_id")
     counts = subgenre_counts(labelling)
@@ -140,8 +363,7 @@ def unmapped(labelling: Labelling, top: int | None = 50, min_share: float = 0.5)
         wanted = wanted[:top]
     if not wanted:
         return []
-    carriers = ag[ag["subgenre"].isin(wanted)][["subgenre", "artist_id"]].copy()
-    carriers["target"] = carriers["artist_id"].map(artists["target"].where(artists["status"] == "labelled"))
+    carriers = ag[ag["subgenre"].isin(wanted)][["subgenre", "artist_id"]].astype({"subgenre": str})
     carriers["tracks"] = carriers["artist_id"].map(artists["tracks"])
     carriers["name"] = carriers["artist_id"].map(artists["name"])
     example = (
@@ -149,35 +371,37 @@ def unmapped(labelling: Labelling, top: int | None = 50, min_share: float = 0.5)
         .drop_duplicates("subgenre")
         .set_index("subgenre")["name"]
     )
-    votes = carriers.dropna(subset=["target"]).groupby(["subgenre", "target"], observed=True).size()
-    patterns = [(p, r) for r in labelling.ruleset.rules if r.kind != "regex" for p in r.patterns]
-    choices = [p for p, _ in patterns]
+    label = artists["target"].where(artists["status"] == "labelled")
+    near = ag[ag["artist_id"].isin(set(carriers["artist_id"]))]
+    genres_of: dict[str, list[str]] = {}
+    for artist_id, genre in zip(near["artist_id"].tolist(), near["subgenre"].astype(str).tolist(), strict=True):
+        genres_of.setdefault(artist_id, []).append(genre)
+    carried: dict[str, list[str]] = {}
+    for subgenre, artist_id in zip(carriers["subgenre"].tolist(), carriers["artist_id"].tolist(), strict=True):
+        carried.setdefault(subgenre, []).append(artist_id)
+    vocab = _Vocabulary.build(labelling)
     rows: list[dict[str, Any]] = []
     for subgenre in wanted:
         n_artists, n_tracks = counts[subgenre]
-        suggestion, evidence, source = "", "", ""
-        if subgenre in votes.index.get_level_values(0):
-            by_target = cast(pd.Series, votes.loc[subgenre]).sort_values(ascending=False, kind="stable")
-            best, hits = str(by_target.index[0]), int(by_target.iloc[0])
-            if hits / n_artists >= min_share and (hits >= 2 or n_artists == 1):
-                suggestion, source = best, "co-occurrence"
-                evidence = f"{hits} of {n_artists} artists carrying it are labelled {best} ({hits / n_artists:.0%})"
-        if not suggestion and choices:
-            found = process.extractOne(subgenre, choices, scorer=fuzz.ratio, score_cutoff=80)
-            if found is not None:
-                pattern, score, index = found
-                rule = patterns[index][1]
-                suggestion, source = rule.target, "similar rule"
-                evidence = f"like '{pattern}' of rule '{rule.name}' (score {score:.0f})"
+        ids = carried.get(subgenre, [])
+        labelled = Counter(str(t) for t in label.reindex(ids).dropna())
+        others = [[g for g in genres_of[a] if g != subgenre] for a in ids]
+        evidence = [
+            e
+            for e in (
+                _cooccurrence(others, labelled, vocab),
+                _name_words(subgenre, vocab),
+                _similar_names(subgenre, vocab),
+            )
+            if e is not None
+        ]
         rows.append(
             {
                 "subgenre": subgenre,
                 "tracks": n_tracks,
                 "artists": n_artists,
                 "example_artist": str(example.get(subgenre, "")),
-                "suggested_target": suggestion,
-                "suggestion_source": source,
-                "evidence": evidence,
+                **_suggest(evidence, vocab),
             }
         )
     return rows
@@ -202,37 +426,53 @@ def yaml_string(text: str) -> str:
     return "".join(out)
 
 
-def emit_rules_yaml(rows: list[dict[str, Any]], origin: str) -> str:
-    """A commented YAML rule file of the suggestions that have a target, for a person to review.
+def emit_rules_yaml(rows: list[dict[str, Any]], origin: str, min_confidence: float = EMIT_CONFIDENCE) -> str:
+    """A commented rule file of the suggestions at least `min_confidence` sure, for a person to
+    review: a rule per suggested target, an ignore entry per suggestion to leave a subgenre out.
 
     Store content (subgenres, example artists) only ever lands in a comment or in a quoted
     string: loaded back, the file holds exactly the suggested rules, whatever the names hold."""
+    accepted = [r for r in rows if r["suggested_target"] and r["confidence"] >= min_confidence]
     lines = [
-        f"# Rules suggested by `genremap unmapped` from {escape_unprintable(origin)}.",
+        f"# Rules suggested by `genremap unmapped` from {escape_unprintable(origin)}: the {len(accepted)} "
+        f"suggestion(s) with confidence {min_confidence:.2f} or more.",
         "# Suggestions are evidence, not decisions: review each one (decide by what the music is),",
         "# then move the ones you accept into a file under rules/ and run `genremap diff` and `genremap lint`.",
-        "rules:",
     ]
-    taken: set[str] = set()
-    accepted = [r for r in rows if r["suggested_target"]]
-    for row in accepted:
-        name = f"suggested {row['subgenre']}"
-        while name in taken:
-            name += "'"
-        taken.add(name)
-        about = f"{row['subgenre']}: {row['tracks']} tracks, {row['artists']} artists (e.g. {row['example_artist']})"
-        evidence = f"evidence ({row['suggestion_source']}): {row['evidence']}"
+    rules = [r for r in accepted if r["suggested_target"] != IGNORE_SUGGESTION]
+    ignores = [r for r in accepted if r["suggested_target"] == IGNORE_SUGGESTION]
+    if rules:
+        lines.append("rules:")
+    for row in rules:
         lines += [
-            f"  # {escape_unprintable(about)}",
-            f"  # {escape_unprintable(evidence)}",
-            f"  - name: {yaml_string(name)}",
+            *_suggestion_comments(row),
+            f"  - name: {yaml_string('suggested ' + row['subgenre'])}",
             f"    target: {yaml_string(row['suggested_target'])}",
             "    kind: exact",
             f"    patterns: [{yaml_string(row['subgenre'])}]",
         ]
+    if ignores:
+        lines.append("ignore:")
+    for row in ignores:
+        like = row["ignore_like"]
+        why, reason = f"'{like}' is ignored: {row['ignore_reason']}", f"like '{like}' (suggested by genremap unmapped)"
+        lines += [
+            *_suggestion_comments(row),
+            f"  # {escape_unprintable(why)}",
+            f"  - subgenres: [{yaml_string(row['subgenre'])}]",
+            f"    reason: {yaml_string(reason)}",
+        ]
     if not accepted:
-        lines[-1] = "rules: []  # no suggestion had enough evidence"
+        lines.append(f"rules: []  # no suggestion had confidence {min_confidence:.2f} or more")
     return "\n".join(lines) + "\n"
+
+
+def _suggestion_comments(row: dict[str, Any]) -> list[str]:
+    """The two comment lines above a suggested rule: what the subgenre holds, and the evidence."""
+    artists = f"{row['artists']} artist" + "s" * (row["artists"] != 1)
+    about = f"{row['subgenre']}: {row['tracks']} tracks, {artists} (e.g. {row['example_artist']})"
+    evidence = f"confidence {row['confidence']:.2f}, evidence ({row['suggestion_source']}): {row['evidence']}"
+    return [f"  # {escape_unprintable(about)}", f"  # {escape_unprintable(evidence)}"]
 
 
 def check_rules_output(path: Path, force: bool) -> None:
@@ -312,6 +552,38 @@ def explain_subgenre(compiled: CompiledRules, text: str) -> dict[str, Any]:
     """Every rule that matched or was vetoed for `text`, and the final decision."""
     canonical = normalize_genre(text)
     return {"input": text, **_decision_dict(compiled.decide(canonical))}
+
+
+EXPLAIN_COLUMNS = [
+    "artist",
+    "subgenre",
+    "status",
+    "final_target",
+    "rule",
+    "target",
+    "kind",
+    "pattern",
+    "priority",
+    "score",
+    "location",
+    "outcome",
+]
+
+
+def explain_rows(decisions: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Explanations (artist name, decision) as rows of EXPLAIN_COLUMNS: one per rule match, with
+    the rule's own target beside the subgenre's final status and target; or one row saying why
+    no rule decided (the ignore reason and its location, or "no rule matches")."""
+    rows = []
+    for artist, d in decisions:
+        base = {"artist": artist, "subgenre": d["subgenre"], "status": d["status"], "final_target": d["target"]}
+        for m in d["matches"]:
+            rows.append({**base, **{k: m[k] for k in EXPLAIN_COLUMNS if k in m}})
+        if not d["matches"]:
+            ignored = d["ignored_by"] or {}
+            outcome = ignored.get("reason", "no rule matches")
+            rows.append({**base, "location": ignored.get("location"), "outcome": outcome})
+    return rows
 
 
 def explain_artist(labelling: Labelling, artist_id: str) -> dict[str, Any]:

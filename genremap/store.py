@@ -958,7 +958,12 @@ class Store:
         state = dict(one("SELECT key, value FROM api_state").fetchall())
         lookups = dict(one("SELECT status, count(*) FROM musicbrainz_lookups GROUP BY status").fetchall())
         return {
-            "tracks": summary.tracks,
+            # As reports count them: an artist table's `count` where one was imported, else track rows.
+            "tracks": one(
+                "SELECT COALESCE(sum(COALESCE(a.track_count, t.n, 0)), 0) FROM artists a "
+                "LEFT JOIN (SELECT artist_key, count(*) AS n FROM tracks GROUP BY artist_key) t USING (artist_key)"
+            ).fetchone()[0],
+            "track_rows": summary.tracks,
             "artists": summary.artists,
             "artists_with_genres": summary.artists_with_genres,
             "genre_sources": summary.genre_sources,

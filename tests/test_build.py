@@ -231,6 +231,8 @@ def test_build_sample_flag_runs_on_an_empty_store(runner: CliRunner, tmp_path: P
 
 
 def test_build_on_store_without_tracks_says_what_to_do(runner: CliRunner, tmp_path: Path, test_rules_dir: Path) -> None:
+    with Store.open(tmp_path / "empty.db"):
+        pass  # a store with no tracks (a missing store is refused before: see test_newcomer.py)
     result = runner.invoke(app, ["build", "--db", str(tmp_path / "empty.db"), "--rules", str(test_rules_dir)])
     assert result.exit_code == 2
     assert "no labelled tracks" in result.output and "--sample" in result.output

@@ -387,7 +387,7 @@ def _refused(runner: CliRunner, args: list[str], tmp_path: Path, rules: Path) ->
         (["--seed", str(2**63)], "expected a whole number from 0 to 9223372036854775807"),
         (["--targets", "rock,rock"], "--targets: rock given more than once"),
         (["--targets", "rock,jazz,jazz,rock"], "--targets: jazz, rock given more than once"),
-        (["--targets", "rock,rok"], "--targets: unknown target(s) rok"),
+        (["--targets", "rock,rok"], "--targets: unknown target 'rok' (did you mean 'rock'?)"),
         (["--targets", ","], "--targets names no target"),
         (["--split", "nan,0,1"], "--split 'nan,0,1': expected three fractions between 0 and 1"),
         (["--split", "inf,-inf,1"], "--split 'inf,-inf,1'"),

@@ -22,7 +22,9 @@ import numpy as np
 import pandas as pd
 
 from genremap.audio.dataset import SPLITS, DatasetFolder, open_dataset, read_tracks
+from genremap.audio.extras import require
 from genremap.errors import UsageError
+from genremap.words import counted
 
 MODELS = ("logistic_regression", "gradient_boosting")
 FEATURES_CSV = "features.csv"
@@ -53,13 +55,7 @@ class FeatureTable:
 
 
 def _need_sklearn() -> None:
-    try:
-        import matplotlib  # noqa: F401
-        import sklearn  # noqa: F401
-    except ImportError as exc:
-        raise UsageError(
-            f"evaluate needs scikit-learn and matplotlib ({exc.name} is missing): pip install 'genremap[audio]'"
-        ) from None
+    require("evaluate", ("sklearn", "matplotlib"))
 
 
 def _rerun(folder: DatasetFolder) -> str:
@@ -169,7 +165,11 @@ def _check_table(table: FeatureTable, *, n_tracks: int, path: Path) -> None:
             f"(first {columns[0]}), imputed with the training median"
         )
     if len(table.y) < n_tracks:
-        notes.append(f"{n_tracks - len(table.y)} of {n_tracks} tracks in tracks.csv have no row in {path.name}")
+        missing = n_tracks - len(table.y)
+        notes.append(
+            f"{missing:,} of {counted(n_tracks, 'track')} in tracks.csv {'has' if missing == 1 else 'have'} "
+            f"no row in {path.name}"
+        )
     artist_splits = pd.Series(table.split).groupby(table.artist).nunique()
     shared = artist_splits[artist_splits > 1]
     if len(shared):
@@ -335,6 +335,21 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def model_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per split and model of an evaluation report (split, model, accuracy, macro_f1),
+    every model evaluation.json holds; the best model (the one the plots show) is marked."""
+    return [
+        {
+            "split": kind.replace("_", "-"),
+            "model": name + (" (best)" if name == report[kind]["model"] and len(report[kind]["by_model"]) > 1 else ""),
+            "accuracy": scores["accuracy"],
+            "macro_f1": scores["macro_f1"],
+        }
+        for kind in ("artist_disjoint", "mixed")
+        for name, scores in report[kind]["by_model"].items()
+    ]
 
 
 def evaluate_dataset(

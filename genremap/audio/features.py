@@ -66,6 +66,7 @@ import numpy as np
 import numpy.typing as npt
 
 from genremap.audio.dataset import DatasetFolder, open_dataset, read_tracks, safe_name
+from genremap.audio.extras import require
 from genremap.errors import GenremapError, UsageError
 
 SAMPLE_RATE = 22050
@@ -149,10 +150,9 @@ class _Job:
 
 def _require_librosa() -> ModuleType:
     """librosa, imported on first use; a UsageError naming the extra when it is missing."""
-    try:
-        import librosa
-    except ImportError:
-        raise UsageError("audio features need librosa: pip install 'genremap[audio]'") from None
+    require("features", ("librosa", "soundfile"))
+    import librosa
+
     return librosa
 
 

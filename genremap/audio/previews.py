@@ -59,6 +59,7 @@ from genremap.http import (
     iter_body,
     judge_http,
 )
+from genremap.words import counted
 
 DEFAULT_DEEZER_API = "https://api.deezer.com"
 DEFAULT_ALLOWED_HOSTS = ("api.deezer.com", "p.scdn.co", ".dzcdn.net")  # a leading dot = any subdomain
@@ -186,7 +187,7 @@ class PreviewResult:
         sent = sum(self.requests.values())
         return (
             f"previews: {self.found:,} found ({self.skipped:,} already there), {self.missing:,} missing, "
-            f"{self.rejected:,} rejected, {self.failed:,} failed; {sent:,} requests"
+            f"{self.rejected:,} rejected, {self.failed:,} failed; {counted(sent, 'request')}"
         )
 
     def summary(self) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from genremap.errors import UsageError
+from genremap.words import counted
 
 SPLITS = ("train", "validation", "test")
 
@@ -22,6 +23,13 @@ class DedupeResult:
     tracks: pd.DataFrame
     dropped_isrc: int
     dropped_title: int
+    dropped: pd.DataFrame = field(default_factory=pd.DataFrame)  # the dropped rows, `duplicate` says why
+
+    def dropped_among(self, targets: list[str]) -> tuple[int, int]:
+        """Duplicates dropped (by ISRC, by artist + title) among the tracks labelled with `targets`."""
+        rows = self.dropped[self.dropped["target"].isin(targets)] if "target" in self.dropped else self.dropped
+        why = rows["duplicate"] if "duplicate" in rows else pd.Series(dtype=object)
+        return int((why == "isrc").sum()), int((why == "title").sum())
 
 
 @dataclass
@@ -30,6 +38,7 @@ class BalanceResult:
     class_sizes: dict[str, int]  # labelled tracks per class after dedupe and the artist cap
     per_class: int
     warnings: list[str] = field(default_factory=list)
+    over_artist_cap: int = 0  # tracks of the targets left out by max_per_artist
 
 
 def parse_split(text: str) -> tuple[float, float, float]:
@@ -64,7 +73,8 @@ def dedupe(tracks: pd.DataFrame) -> DedupeResult:
     dup_isrc = ((isrc != 0) & isrc.duplicated()).to_numpy()
     kept = ordered[~dup_isrc]
     dup_title = kept["dedupe_hash"].duplicated().to_numpy()
-    return DedupeResult(kept[~dup_title], int(dup_isrc.sum()), int(dup_title.sum()))
+    dropped = pd.concat([ordered[dup_isrc].assign(duplicate="isrc"), kept[dup_title].assign(duplicate="title")])
+    return DedupeResult(kept[~dup_title], int(dup_isrc.sum()), int(dup_title.sum()), dropped)
 
 
 def balance(
@@ -131,7 +141,7 @@ def balance(
     chosen = np.sort(by_class[_rank_in_groups(target_code[by_class]) < target_n])
     picked = frame.iloc[chosen].reset_index(drop=True)
     picked["split"] = assign_splits(picked, split, rng, warnings)
-    return BalanceResult(picked, class_sizes, target_n, warnings)
+    return BalanceResult(picked, class_sizes, target_n, warnings, over_artist_cap=int((~keep).sum()))
 
 
 def _rank_in_groups(sorted_groups: np.ndarray) -> np.ndarray:
@@ -178,7 +188,9 @@ def assign_splits(
                     members[donor].remove(smallest)
                     members[split_name].append(smallest)
             if len(per_artist) < 10:
-                warnings.append(f"class '{target}' has only {len(per_artist)} artists: split sizes will be uneven")
+                warnings.append(
+                    f"class '{target}' has only {counted(len(per_artist), 'artist')}: split sizes will be uneven"
+                )
         for split_name, artists in members.items():
             for artist, _ in artists:
                 assignment[artist] = split_name

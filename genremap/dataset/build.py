@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from genremap.choices import resolve_targets
 from genremap.dataset.balance import balance, check_split, dedupe
 from genremap.dataset.export import (
     SPREADSHEET_CSV,
@@ -22,6 +23,7 @@ from genremap.dataset.labels import Labelling, label_store, labelled_tracks
 from genremap.engine import Policy, RuleSet
 from genremap.errors import UsageError
 from genremap.store import Store
+from genremap.words import counted
 
 
 @dataclass
@@ -50,14 +52,7 @@ def check_build_options(options: BuildOptions, ruleset: RuleSet) -> None:
     if options.targets is not None:
         if not options.targets:
             raise UsageError(f"--targets names no target (declared: {', '.join(ruleset.targets)})")
-        unknown = [t for t in options.targets if t not in ruleset.targets]
-        if unknown:
-            raise UsageError(
-                f"--targets: unknown target(s) {', '.join(unknown)} (declared: {', '.join(ruleset.targets)})"
-            )
-        repeated = sorted({t for t in options.targets if options.targets.count(t) > 1})
-        if repeated:
-            raise UsageError(f"--targets: {', '.join(repeated)} given more than once; name each target once")
+        resolve_targets(options.targets, ruleset, "--targets")
     for flag, value in (("--per-class", options.per_class), ("--max-per-artist", options.max_per_artist)):
         if value is not None and value < 1:
             raise UsageError(f"{flag} {value}: must be at least 1")
@@ -67,6 +62,9 @@ def check_build_options(options: BuildOptions, ruleset: RuleSet) -> None:
 
 @dataclass
 class BuildResult:
+    """What a build chose from, all counted among the tracks labelled with the dataset's targets:
+    labelled_tracks - dropped_isrc - dropped_title - over_artist_cap == sum(class_sizes)."""
+
     export: ExportResult
     labelled_tracks: int
     dropped_isrc: int
@@ -74,6 +72,12 @@ class BuildResult:
     class_sizes: dict[str, int]
     per_class: int
     warnings: list[str] = field(default_factory=list)
+    over_artist_cap: int = 0
+
+    @property
+    def available(self) -> int:
+        """Tracks the classes were sampled from (after duplicates and the per-artist cap)."""
+        return sum(self.class_sizes.values())
 
 
 def build_dataset(
@@ -90,7 +94,7 @@ def build_dataset(
     The folder is replaced all at once (see genremap.dataset.folder): old dataset or new.
     """
     check_build_options(options, ruleset)
-    targets = list(options.targets) if options.targets else list(ruleset.targets)
+    targets = resolve_targets(options.targets, ruleset, "--targets") if options.targets else list(ruleset.targets)
     on_stage("labelling subgenres and artists")
     labelling: Labelling = label_store(store, ruleset, policy, options.genre_source, with_counts=False)
     on_stage("joining tracks")
@@ -98,8 +102,10 @@ def build_dataset(
     if tracks.empty:
         summary = store.summary()
         raise UsageError(
-            f"no labelled tracks in {store.path} ({summary.tracks} tracks, {summary.artists} artists): "
-            "import a track table (genremap import FILE), collect, or run `genremap build --sample`"
+            f"no labelled tracks in {store.path} ({counted(summary.tracks, 'track row')}, "
+            f"{counted(summary.artists, 'artist')}): build needs track rows (an artist table's count "
+            "column only counts tracks): import a track table (genremap import FILE), collect, or run "
+            "`genremap build --sample`"
         )
     on_stage("dropping duplicate recordings")
     unique = dedupe(tracks)
@@ -140,6 +146,8 @@ def build_dataset(
             f"{formula_cells} cell(s) of tracks.csv begin with =, +, -, @, tab or CR and are kept exactly; "
             f"a spreadsheet may run them as formulas: --spreadsheet-safe also writes {SPREADSHEET_CSV} for people"
         )
+    labelled = int(tracks["target"].isin(targets).sum())
+    dropped_isrc, dropped_title = unique.dropped_among(targets)
     manifest: dict[str, Any] = {
         "command": options.command,
         "store": str(store.path),
@@ -151,8 +159,12 @@ def build_dataset(
         "max_per_artist": options.max_per_artist,
         "split": dict(zip(("train", "validation", "test"), options.split, strict=True)),
         "targets": targets,
-        "labelled_tracks": len(tracks),
-        "duplicates_dropped": {"isrc": unique.dropped_isrc, "title": unique.dropped_title},
+        # Counted among the tracks labelled with `targets`: labelled_tracks - duplicates_dropped
+        # - over_max_per_artist == available_tracks == the sum of class_sizes.
+        "labelled_tracks": labelled,
+        "duplicates_dropped": {"isrc": dropped_isrc, "title": dropped_title},
+        "over_max_per_artist": balanced.over_artist_cap,
+        "available_tracks": sum(balanced.class_sizes.values()),
         "class_sizes": balanced.class_sizes,
         "formula_like_cells": formula_cells,
         "warnings": warnings,
@@ -168,10 +180,11 @@ def build_dataset(
     exported.out = options.out
     return BuildResult(
         exported,
-        len(tracks),
-        unique.dropped_isrc,
-        unique.dropped_title,
+        labelled,
+        dropped_isrc,
+        dropped_title,
         balanced.class_sizes,
         balanced.per_class,
         warnings + staging.notes,
+        balanced.over_artist_cap,
     )

@@ -84,8 +84,16 @@ def schema_path() -> Path:
 
 
 def default_rules_dir() -> Path:
-    """The rules shipped inside the package."""
-    return Path(str(resources.files("genremap").joinpath("rules")))
+    """The rules shipped inside the package.
+
+    Installed, `genremap/rules` is a folder of plain files. In a checkout it is a link to the
+    repository's `rules/` (the real folder, which wheels and sdists copy); where a checkout
+    cannot hold links (git on Windows writes the link as a small text file), that folder is used."""
+    packaged = Path(str(resources.files("genremap").joinpath("rules")))
+    checkout = packaged.parent.parent / "rules"
+    if not packaged.is_dir() and checkout.is_dir():
+        return checkout
+    return packaged
 
 
 def resolve_rules_dir(rules_dir: Path | None) -> Path:
@@ -896,7 +904,7 @@ def _link_problem(path: Path, root: Path) -> str | None:
     """Why a symbolic link in the rules folder is refused, or None for a plain file (or a link
     that stays inside the folder). A link leading out could make an error message quote a file
     that is no rule file at all (a `.env`), so it is never read. `root` is the folder resolved:
-    the folder itself may be a link (the repository's `rules -> genremap/rules`)."""
+    the folder itself may be a link (the repository's `genremap/rules -> ../rules`)."""
     if not path.is_symlink():
         return None
     target = path.resolve()
