@@ -398,10 +398,31 @@ def artist_genre_lists(
     return GeneratedGenres(spotify, musicbrainz)
 
 
-def generate_store(db: Path, n_tracks: int, n_artists: int, n_subgenres: int, seed: int) -> dict[str, Any]:
-    from genremap.normalize import normalize_genre, normalize_name, recording_key, strip_version
-    from genremap.store import Store, now, stable_hash
+@dataclass
+class Synthetic:
+    """Synthetic artists and tracks (before any store or file is written)."""
 
+    names: list[str]  # per artist
+    artist_ids: list[str]
+    genres: GeneratedGenres
+    artist_list: list[int]  # per track: index of its artist
+    titles: list[str]
+    isrcs: list[str | None]
+    durations: list[int]
+    track_ids: list[str]
+    dates: list[str]
+    popularity: list[int]
+    previews: list[str | None]
+    albums: list[str]
+    album_idx: list[int]
+    counts: np.ndarray  # original tracks per artist
+    n_dup: int
+    rnd: random.Random  # the generator, to continue the same random stream
+    timings: dict[str, float]
+
+
+def synthesize(n_tracks: int, n_artists: int, n_subgenres: int, seed: int) -> Synthetic:
+    """Artists with coherent genre lists and heavy-tailed track counts; 5% duplicate recordings."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     rnd = random.Random(seed)
@@ -456,6 +477,50 @@ def generate_store(db: Path, n_tracks: int, n_artists: int, n_subgenres: int, se
     albums = [f"{rnd.choice(WORDS)} {rnd.choice(NOUNS)}" for _ in range(4096)]
     album_idx = nprng.integers(0, len(albums), size=n_tracks).tolist()
     timings["tracks"] = time.perf_counter() - t1
+
+    return Synthetic(
+        names,
+        artist_ids,
+        genres,
+        artist_list,
+        titles,
+        isrcs,
+        durations,
+        track_ids,
+        dates,
+        popularity,
+        previews,
+        albums,
+        album_idx,
+        counts,
+        n_dup,
+        rnd,
+        timings,
+    )
+
+
+def generate_store(db: Path, n_tracks: int, n_artists: int, n_subgenres: int, seed: int) -> dict[str, Any]:
+    from genremap.normalize import normalize_genre, normalize_name, recording_key, strip_version
+    from genremap.store import Store, now, stable_hash
+
+    t0 = time.perf_counter()
+    data = synthesize(n_tracks, n_artists, n_subgenres, seed)
+    timings, rnd = data.timings, data.rnd
+    names, artist_ids, genres, artist_list, titles = (
+        data.names,
+        data.artist_ids,
+        data.genres,
+        data.artist_list,
+        data.titles,
+    )
+    isrcs, durations, track_ids, dates, popularity = (
+        data.isrcs,
+        data.durations,
+        data.track_ids,
+        data.dates,
+        data.popularity,
+    )
+    previews, albums, album_idx, counts, n_dup = data.previews, data.albums, data.album_idx, data.counts, data.n_dup
 
     # dedupe_key = recording_key(artist_name, title), computed with caches (same function parts).
     t2 = time.perf_counter()

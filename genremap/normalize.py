@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 # Spellings written as one word that the rest of the world writes as two.
 COMPOUNDS: dict[str, str] = {
@@ -126,6 +126,17 @@ def strip_version(title: str) -> str:
     return title.strip()
 
 
+def _song_key(title: str) -> str:
+    return normalize_genre(strip_version(title))
+
+
 def recording_key(artist_name: str, title: str) -> str:
     """Key under which the same song released on several track ids collapses to one."""
-    return f"{normalize_name(artist_name)}\x1f{normalize_genre(strip_version(title))}"
+    return f"{normalize_name(artist_name)}\x1f{_song_key(title)}"
+
+
+def recording_keys(artist_names: Sequence[str], titles: Sequence[str]) -> list[str]:
+    """`recording_key` of many tracks; each distinct artist name and title is normalised once."""
+    artists = {name: normalize_name(name) for name in dict.fromkeys(artist_names)}
+    songs = {title: _song_key(title) for title in dict.fromkeys(titles)}
+    return [f"{artists[a]}\x1f{songs[t]}" for a, t in zip(artist_names, titles, strict=True)]

@@ -9,15 +9,17 @@ failures of the file (full disk, damage, read-only, busy) become one-line StoreE
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import json
+import operator
 import os
 import secrets
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ import pandas as pd
 
 from genremap.defaults import DEFAULT_DB
 from genremap.errors import StoreError, UsageError
-from genremap.normalize import recording_key
+from genremap.normalize import recording_keys
 
 # PRAGMA application_id of every genremap store ("GRMP"): what tells our files from other SQLite files.
 APPLICATION_ID = 0x47524D50
@@ -192,6 +194,16 @@ def stable_hash(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little", signed=True)
 
 
+_BLAKE2B_64 = functools.partial(hashlib.blake2b, digest_size=8)
+
+
+def stable_hashes(texts: Sequence[str]) -> list[int]:
+    """`stable_hash` of each text: the same values, the digests converted in one numpy call."""
+    digests = b"".join([_BLAKE2B_64(text.encode("utf-8")).digest() for text in texts])
+    hashes: list[int] = np.frombuffer(digests, dtype="<i8").tolist()
+    return hashes
+
+
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -223,6 +235,75 @@ class TrackRecord:
     preview_url: str | None = None
     isrc: str | None = None
     popularity: int | None = None
+
+
+@dataclass
+class TrackColumns:
+    """Tracks as columns, one list per TrackRecord field: what bulk writes take (a million
+    TrackRecords would cost more to make than to write)."""
+
+    track_id: list[str]
+    name: list[str]
+    artist_id: list[str]
+    artist_name: list[str]
+    artist_ids: list[tuple[str, ...]]
+    album: list[str | None]
+    release_date: list[str | None]
+    duration_ms: list[int | None]
+    preview_url: list[str | None]
+    isrc: list[str | None]
+    popularity: list[int | None]
+
+    def __len__(self) -> int:
+        return len(self.track_id)
+
+    @classmethod
+    def from_records(cls, records: Sequence[TrackRecord]) -> TrackColumns:
+        names = [f.name for f in fields(TrackRecord)]
+        if not records:
+            return cls(*([] for _ in names))
+        return cls(*(list(column) for column in zip(*map(operator.attrgetter(*names), records), strict=True)))
+
+
+# A bulk write drops a table's secondary indexes and builds them again (one sort instead of a
+# million random inserts) when it adds at least this many rows and more than the table holds.
+REBUILD_INDEXES_FROM = 50_000
+BULK_CACHE_KIB = 256 * 1024  # SQLite page cache during bulk writes: dirty pages stay in memory
+
+# Columns of `tracks` an upsert sets from the row (the others keep their value, or their
+# COALESCE-d one, when the track is known already).
+_TRACK_SET = {
+    "name": "excluded.name",
+    "artist_key": "excluded.artist_key",
+    "album": "COALESCE(excluded.album, tracks.album)",
+    "release_date": "COALESCE(excluded.release_date, tracks.release_date)",
+    "duration_ms": "COALESCE(excluded.duration_ms, tracks.duration_ms)",
+    "preview_url": "COALESCE(excluded.preview_url, tracks.preview_url)",
+    "isrc": "COALESCE(excluded.isrc, tracks.isrc)",
+    "popularity": "COALESCE(excluded.popularity, tracks.popularity)",
+    "dedupe_key": "excluded.dedupe_key",
+    "dedupe_hash": "excluded.dedupe_hash",
+    "isrc_hash": "COALESCE(excluded.isrc_hash, tracks.isrc_hash)",
+}
+
+
+def _upsert_track_sql(columns: Sequence[str], constants: Mapping[str, str]) -> str:
+    """The track upsert for the given bound columns; `constants` (the same in every row) are
+    written into the statement, so that a million rows do not bind them a million times. A
+    column left out is NULL in `excluded`, so the COALESCEs keep what the store holds."""
+    names = [*columns, *constants]
+    values = ["?"] * len(columns) + [_sql_text(v) for v in constants.values()]
+    return (
+        f"INSERT INTO tracks({', '.join(names)}) VALUES ({', '.join(values)}) "
+        f"ON CONFLICT(track_id) DO UPDATE SET {', '.join(f'{c} = {e}' for c, e in _TRACK_SET.items())}"
+    )
+
+
+def _sql_text(value: str) -> str:
+    """`value` as an SQL string literal (SQLite's only escape is a doubled quote)."""
+    if "\x00" in value:
+        raise ValueError("text with a NUL character cannot be written into a statement")
+    return "'" + value.replace("'", "''") + "'"
 
 
 @dataclass
@@ -394,9 +475,9 @@ class Store:
                 names = {g for a in with_genres for g in a.genres or ()}
                 conn.executemany("INSERT OR IGNORE INTO genres(name) VALUES (?)", ((g,) for g in names))
                 genre_key = self._keys("genres", "name", "genre_key", names)
-                conn.executemany(
+                conn.executemany(  # an artist new to the store has no genre rows yet
                     "DELETE FROM artist_genres WHERE artist_key = ? AND source = ?",
-                    [(key_of[a.artist_id], a.genre_source) for a in with_genres],
+                    [(key_of[a.artist_id], a.genre_source) for a in with_genres if a.artist_id in known],
                 )
                 conn.executemany(
                     "INSERT INTO artist_genres(artist_key, source, position, genre_key, votes) VALUES (?, ?, ?, ?, ?)",
@@ -420,62 +501,136 @@ class Store:
 
         A primary artist the store does not know yet is added (by id and name, no genres).
         """
-        rows = list(tracks)
-        stamp = now()
-        ids = {t.track_id for t in rows}
-        with self.transaction() as conn:
-            known = set(self._keys("tracks", "track_id", "track_id", ids))
-            conn.executemany(
-                "INSERT INTO artists(artist_id, name, origin, updated_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(artist_id) DO NOTHING",
-                [(t.artist_id, t.artist_name, origin, stamp) for t in rows],
+        return self.upsert_track_columns(TrackColumns.from_records(list(tracks)), origin)
+
+    def upsert_track_columns(self, tracks: TrackColumns, origin: str) -> WriteCounts:
+        """`upsert_tracks` for tracks given as columns: the bulk path of imports.
+
+        Of several rows with one track id, the last one's artist list and non-blank fields win.
+        Rows are written in track-id order (the table's key, so its B-tree grows at the end),
+        binding only the columns that hold a value; dedupe keys are computed once per distinct
+        artist name and title. A large batch into a smaller table rebuilds the table's indexes
+        instead of updating them row by row; the rebuild happens inside the transaction, so a
+        kill or an error leaves the indexes as they were.
+        """
+        count = len(tracks)
+        if not count:
+            return WriteCounts()
+        ids = tracks.track_id
+        distinct = len(set(ids))
+        with self.transaction() as conn, self._bulk_cache():
+            before = self._count("tracks")
+            key_of = self._artist_keys(tracks, origin)
+            keys = recording_keys(tracks.artist_name, tracks.name)
+            bound: dict[str, Sequence[Any]] = {
+                "track_id": ids,
+                "name": tracks.name,
+                "artist_key": list(map(key_of.__getitem__, tracks.artist_id)),
+                "album": tracks.album,
+                "release_date": tracks.release_date,
+                "duration_ms": tracks.duration_ms,
+                "preview_url": tracks.preview_url,
+                "isrc": tracks.isrc,
+                "popularity": tracks.popularity,
+                "dedupe_key": keys,
+                "dedupe_hash": stable_hashes(keys),
+                "isrc_hash": _hashes_or_none(tracks.isrc),
+            }
+            bound = {name: values for name, values in bound.items() if any(v is not None for v in values)}
+            order = sorted(range(count), key=ids.__getitem__)
+            take = _taker(order)
+            sql = _upsert_track_sql(list(bound), {"origin": origin, "added_at": now()})
+            with self._indexes_rebuilt("tracks", count >= REBUILD_INDEXES_FROM and count > before):
+                conn.executemany(sql, zip(*map(take, bound.values()), strict=True))
+            if distinct < count:  # the last row of a track id gives its artist list
+                last = {track_id: index for index, track_id in enumerate(ids)}
+                order = [index for index in order if last[ids[index]] == index]
+            fresh = not before and self.conn.execute("SELECT 1 FROM track_artists LIMIT 1").fetchone() is None
+            self._write_track_artists(tracks, order, fresh)
+            new = self._count("tracks") - before
+        return WriteCounts(new=new, updated=distinct - new)
+
+    def _artist_keys(self, tracks: TrackColumns, origin: str) -> dict[str, int]:
+        """artist_id → artist_key of the tracks' primary artists, adding those the store does not
+        know yet (with the name of their first row, no genres)."""
+        key_of = self._keys("artists", "artist_id", "artist_key", dict.fromkeys(tracks.artist_id))
+        if len(key_of) < len(dict.fromkeys(tracks.artist_id)):
+            first = dict(zip(reversed(tracks.artist_id), reversed(tracks.artist_name), strict=True))
+            missing = [a for a in dict.fromkeys(tracks.artist_id) if a not in key_of]
+            stamp = now()
+            self.conn.executemany(
+                "INSERT INTO artists(artist_id, name, origin, updated_at) VALUES (?, ?, ?, ?)",
+                ((artist_id, first[artist_id], origin, stamp) for artist_id in missing),
             )
-            key_of = self._keys("artists", "artist_id", "artist_key", (t.artist_id for t in rows))
-            conn.executemany(
-                """INSERT INTO tracks(track_id, name, artist_key, album, release_date, duration_ms,
-                                      preview_url, isrc, popularity, dedupe_key, dedupe_hash, isrc_hash,
-                                      origin, added_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT(track_id) DO UPDATE SET
-                     name = excluded.name,
-                     artist_key = excluded.artist_key,
-                     album = COALESCE(excluded.album, tracks.album),
-                     release_date = COALESCE(excluded.release_date, tracks.release_date),
-                     duration_ms = COALESCE(excluded.duration_ms, tracks.duration_ms),
-                     preview_url = COALESCE(excluded.preview_url, tracks.preview_url),
-                     isrc = COALESCE(excluded.isrc, tracks.isrc),
-                     popularity = COALESCE(excluded.popularity, tracks.popularity),
-                     dedupe_key = excluded.dedupe_key,
-                     dedupe_hash = excluded.dedupe_hash,
-                     isrc_hash = COALESCE(excluded.isrc_hash, tracks.isrc_hash)""",
-                [
-                    (
-                        t.track_id,
-                        t.name,
-                        key_of.get(t.artist_id),
-                        t.album,
-                        t.release_date,
-                        t.duration_ms,
-                        t.preview_url,
-                        t.isrc,
-                        t.popularity,
-                        key,
-                        stable_hash(key),
-                        stable_hash(t.isrc) if t.isrc else None,
-                        origin,
-                        stamp,
-                    )
-                    for t in rows
-                    for key in (recording_key(t.artist_name, t.name),)
-                ],
+            key_of.update(self._keys("artists", "artist_id", "artist_key", missing))
+        return key_of
+
+    def _write_track_artists(self, tracks: TrackColumns, order: Sequence[int], fresh: bool) -> None:
+        """Every artist of the tracks at `order`, each once, in credit order, replacing the lists
+        the store holds (`fresh`: it holds none); a track without artist ids keeps its list.
+
+        Into a fresh table, when every track credits its primary artist first, one statement
+        copies the first credits from `tracks` instead of binding a million rows."""
+        ids, credits = tracks.track_id, tracks.artist_ids
+        lengths = set(map(len, credits))
+        order = [i for i in order if credits[i]] if 0 in lengths else order
+        copied = fresh and 0 not in lengths and [c[0] for c in credits] == tracks.artist_id
+        if copied:
+            self.conn.execute(
+                "INSERT INTO track_artists(track_id, position, artist_id) "
+                "SELECT t.track_id, 0, a.artist_id FROM tracks AS t JOIN artists AS a USING (artist_key)"
             )
-            with_artists = [t for t in rows if t.artist_ids]
-            conn.executemany("DELETE FROM track_artists WHERE track_id = ?", [(t.track_id,) for t in with_artists])
-            conn.executemany(
+        elif not fresh:
+            self.conn.executemany("DELETE FROM track_artists WHERE track_id = ?", ((ids[i],) for i in order))
+        single = [] if copied else order if lengths == {1} else [i for i in order if len(credits[i]) == 1]
+        if single:
+            take = _taker(single)
+            self.conn.executemany(
+                "INSERT INTO track_artists(track_id, position, artist_id) VALUES (?, 0, ?)",
+                zip(take(ids), (c[0] for c in take(credits)), strict=True),
+            )
+        if lengths - {0, 1}:
+            self.conn.executemany(
                 "INSERT INTO track_artists(track_id, position, artist_id) VALUES (?, ?, ?)",
-                [(t.track_id, i, a) for t in with_artists for i, a in enumerate(dict.fromkeys(t.artist_ids))],
+                (
+                    (ids[index], position, artist_id)
+                    for index in order
+                    if len(credits[index]) > 1
+                    for position, artist_id in enumerate(dict.fromkeys(credits[index]))
+                    if position or not copied
+                ),
             )
-        return WriteCounts(new=len(ids - known), updated=len(ids & known))
+
+    def _count(self, table: str) -> int:
+        return int(self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+    @contextmanager
+    def _bulk_cache(self) -> Iterator[None]:
+        """A page cache large enough that a bulk write's pages are written once, at commit."""
+        previous = int(self.conn.execute("PRAGMA cache_size").fetchone()[0])
+        self.conn.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+        try:
+            yield
+        finally:
+            self.conn.execute(f"PRAGMA cache_size = {previous}")
+
+    @contextmanager
+    def _indexes_rebuilt(self, table: str, rebuild: bool) -> Iterator[None]:
+        """Drop `table`'s secondary indexes while the caller writes, then create them again, all in
+        the caller's transaction: an error or a kill rolls the drop back with the rows."""
+        if not rebuild:
+            yield
+            return
+        if not self.conn.in_transaction:
+            raise RuntimeError("indexes are rebuilt only inside a transaction")
+        indexes = self.conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL", (table,)
+        ).fetchall()
+        for name, _ in indexes:
+            self.conn.execute(f'DROP INDEX "{name}"')
+        yield
+        for _, sql in indexes:
+            self.conn.execute(sql)
 
     # --- reads ----------------------------------------------------------------------------
     def _frame(
@@ -953,6 +1108,22 @@ class Store:
 
 
 # --- opening safely ----------------------------------------------------------------------------
+
+
+def _hashes_or_none(texts: Sequence[str | None]) -> list[int | None]:
+    """stable_hash of each text, None where there is none."""
+    present = [index for index, text in enumerate(texts) if text]
+    out: list[int | None] = [None] * len(texts)
+    for index, value in zip(present, stable_hashes([texts[i] or "" for i in present]), strict=True):
+        out[index] = value
+    return out
+
+
+def _taker(order: Sequence[int]) -> Any:
+    """A function that puts a column in `order` (itemgetter, which returns a bare item for one index)."""
+    if len(order) == 1:
+        return lambda column: (column[order[0]],)
+    return operator.itemgetter(*order)
 
 
 @contextmanager

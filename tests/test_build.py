@@ -267,20 +267,19 @@ def test_interrupted_import_leaves_the_store_consistent(
     rows = "\n".join(f"t{i},Song {i},Artist {i % 7}" for i in range(50))
     (tmp_path / "t.csv").write_text("track_id,track_name,artist_name\n" + rows + "\n")
     db = tmp_path / "s.db"
-    real = Store.upsert_tracks
+    real = Store.upsert_track_columns  # what a CSV's tracks are written with (upsert_tracks too)
 
     def interrupted(self: Store, tracks: object, origin: str) -> object:
-        batch = list(tracks)  # type: ignore[call-overload]
         with self.transaction() as conn:
             conn.execute("INSERT INTO genres(name) VALUES ('written inside the interrupted transaction')")
             raise KeyboardInterrupt
-        return real(self, batch, origin)  # pragma: no cover
+        return real(self, tracks, origin)  # pragma: no cover
 
-    monkeypatch.setattr(Store, "upsert_tracks", interrupted)
+    monkeypatch.setattr(Store, "upsert_track_columns", interrupted)
     result = runner.invoke(app, ["import", str(tmp_path / "t.csv"), "--db", str(db)])
     assert result.exit_code == 130
     assert "interrupted: the store is consistent" in result.output and "Traceback" not in result.output
-    monkeypatch.setattr(Store, "upsert_tracks", real)
+    monkeypatch.setattr(Store, "upsert_track_columns", real)
     with Store.open(db) as store:
         assert store.summary().tracks == 0
         assert store.genres_frame().empty  # the interrupted transaction was rolled back

@@ -34,16 +34,18 @@ from typing import Any
 from genremap.collectors.readers import (
     ALIASES,
     ERROR,
+    CsvTable,
     SourceFile,
     check_file,
     check_files,
     column_map,
+    read_csv_table,
     records,
     short,
 )
 from genremap.collectors.safe_pickle import RestrictedUnpickler, safe_unpickle
 from genremap.errors import UsageError
-from genremap.store import ArtistRecord, Store, TrackRecord, _gc_paused
+from genremap.store import ArtistRecord, Store, TrackColumns, TrackRecord, _gc_paused
 
 __all__ = [
     "BadRow",
@@ -129,7 +131,30 @@ def _clean(text: str, column: str) -> str:
     return text
 
 
+# A list literal of plain strings, as Python and pandas write genre lists (`['a', "b's"]`): read
+# without the parser. No escapes, line breaks or NULs, so each item is its text between quotes.
+_PLAIN_ITEM = r"'[^'\\\r\n\x00]*'" + "|" + r'"[^"\\\r\n\x00]*"'
+_PLAIN_LIST = re.compile(rf"\[(?:(?:{_PLAIN_ITEM})(?:, (?:{_PLAIN_ITEM}))*)?\]")
+_PLAIN_STRING = re.compile(r"'([^'\\\r\n\x00]*)'" + "|" + r'"([^"\\\r\n\x00]*)"')
+
+
+def _plain_list(text: str) -> list[str] | None:
+    """The items of a list literal of plain strings, exactly as `ast.literal_eval` reads them; None
+    for any other text."""
+    if not _PLAIN_LIST.fullmatch(text):
+        return None
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: the parser refuses the text
+            return None
+    return [single or double for single, double in _PLAIN_STRING.findall(text)]
+
+
 def _literal_list(text: str) -> list[Any]:
+    plain = _plain_list(text)
+    if plain is not None:
+        return plain
     try:
         value = ast.literal_eval(text)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
@@ -313,17 +338,22 @@ def _artist_row(record: dict[str, Any], cols: dict[str, str], source: str) -> Ar
     )
 
 
-def _track_row(record: dict[str, Any], cols: dict[str, str], source: str) -> tuple[TrackRecord, list[ArtistRecord]]:
-    title = _text(record.get(cols["track_name"]), "track_name")
-    if not title:
-        raise ValueError("no track name")
-    names, ids = _names_and_ids(record.get(cols["artist_name"]))
-    raw_ids = record.get(cols["artist_id"])
+def _track_artists(artist: Any, raw_ids: Any) -> tuple[list[str], list[str]]:
+    """A track's artist names and ids (as given, else derived from the names) from its artist and
+    artist_id values."""
+    names, ids = _names_and_ids(artist)
     if not _blank(raw_ids):
         given = _literal_list(raw_ids) if isinstance(raw_ids, str) and raw_ids.strip().startswith("[") else raw_ids
         given_list = list(given) if isinstance(given, list | tuple) else [given]
         ids = [_spotify_id(g, "artist_id") for g in given_list] + ids[len(given_list) :]
-    artist_ids = [i or derive_id("artist", n) for n, i in zip(names, ids + [None] * len(names), strict=False)]
+    return names, [i or derive_id("artist", n) for n, i in zip(names, ids + [None] * len(names), strict=False)]
+
+
+def _track_row(record: dict[str, Any], cols: dict[str, str], source: str) -> tuple[TrackRecord, list[ArtistRecord]]:
+    title = _text(record.get(cols["track_name"]), "track_name")
+    if not title:
+        raise ValueError("no track name")
+    names, artist_ids = _track_artists(record.get(cols["artist_name"]), record.get(cols["artist_id"]))
     genres = parse_genres(record.get(cols["genres"]))
     artists = [ArtistRecord(artist_ids[0], names[0], genres, source)]
     artists += [ArtistRecord(a, n) for a, n in zip(artist_ids[1:], names[1:], strict=False)]
@@ -380,6 +410,10 @@ def _merge_track(old: TrackRecord | None, new: TrackRecord) -> TrackRecord:
     return replace(new, **kept) if kept else new
 
 
+# What validating a value raises: the row is bad.
+_ROW_ERRORS = (ValueError, TypeError, KeyError, OverflowError, RecursionError)
+
+
 def _row_problem(exc: Exception) -> str:
     if isinstance(exc, RecursionError):
         return "a value nested more deeply than genremap reads"
@@ -396,6 +430,7 @@ class _Table:
     result: ImportResult
     artists: dict[str, ArtistRecord] = field(default_factory=dict)
     tracks: dict[str, TrackRecord] = field(default_factory=dict)
+    track_columns: TrackColumns | None = None  # a CSV's tracks, validated a column at a time
 
     def add(self, where: str, record: dict[str, Any], cols: dict[str, str], source: str) -> None:
         """Validate one row and merge it in (ValueError and the like for a bad row)."""
@@ -413,6 +448,8 @@ class _Table:
 
 
 def _read_table(src: SourceFile, source: str, on_rows: Callable[[int], None]) -> _Table:
+    if src.fmt == "csv":
+        return _read_csv(src, source, on_rows)
     table = _Table(ImportResult(path=str(src.path), table=""))
     result = table.result
     cols: dict[str, str] | None = None
@@ -434,7 +471,7 @@ def _read_table(src: SourceFile, source: str, on_rows: Callable[[int], None]) ->
                     every = _every_field(cols)
                 try:
                     table.add(where, record, every, source)
-                except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as exc:
+                except _ROW_ERRORS as exc:
                     result.bad_rows.append(BadRow(where, _row_problem(exc)))
     except (OSError, EOFError) as exc:  # a truncated gzip stream, a read error
         raise UsageError(f"{src.name}: cannot read the file ({type(exc).__name__}: {str(exc)[:200]})") from None
@@ -447,6 +484,314 @@ def _read_table(src: SourceFile, source: str, on_rows: Callable[[int], None]) ->
     return table
 
 
+# --- CSV: a column at a time ------------------------------------------------------------------
+#
+# A CSV's cells are all text (or None for a short row), so a column is validated with a few
+# list passes, and values that repeat (artists, genre lists, numbers) are converted once per
+# distinct value by the same functions as above. A row that any cheap check flags (a line break
+# in a field, text over the cap or not plain ASCII, a value those functions refuse, a missing
+# title) goes through the per-row path above instead, which gives it the exact same outcome,
+# or the exact same bad-row message, as the other formats.
+
+
+def _read_csv(src: SourceFile, source: str, on_rows: Callable[[int], None]) -> _Table:
+    result = ImportResult(path=str(src.path), table="")
+    try:
+        with _gc_paused():
+            csv = read_csv_table(src, on_rows)
+    except (OSError, EOFError) as exc:  # a truncated gzip stream, a read error
+        raise UsageError(f"{src.name}: cannot read the file ({type(exc).__name__}: {str(exc)[:200]})") from None
+    result.rows = len(csv)
+    if len(csv.errors) == len(csv):
+        if csv.errors:
+            first = min(csv.errors)
+            raise UsageError(f"{csv.where(first)}: {csv.errors[first]} (no row of {src.name} could be read)")
+        raise UsageError(f"{src.name}: no rows to import")
+    cols = column_map(dict.fromkeys(csv.header))
+    result.table = _table_kind(cols)
+    result.columns = dict(cols)
+    table = _Table(result)
+    with _gc_paused():
+        if result.table == "tracks":
+            _csv_tracks(table, csv, cols, source)
+            return table
+        every = _every_field(cols)
+        for where, record in csv.records():
+            if ERROR in record:
+                result.bad_rows.append(BadRow(where, str(record[ERROR])))
+                continue
+            try:
+                table.add(where, record, every, source)
+            except _ROW_ERRORS as exc:
+                result.bad_rows.append(BadRow(where, _row_problem(exc)))
+    return table
+
+
+@dataclass
+class _Cells:
+    """A field of every record, computed once per distinct value: record i's is values[codes[i]]."""
+
+    values: list[Any]
+    codes: Any  # numpy int64 array, one code per record
+
+    def put(self, record: int, value: Any) -> None:
+        """Give one record a value of its own."""
+        self.codes[record] = len(self.values)
+        self.values.append(value)
+
+    def of(self, records: Any) -> Any:
+        """The values of the given records, as a numpy object array."""
+        return _objects(self.values)[self.codes[records]]
+
+    def listed(self, records: Any) -> list[Any]:
+        """The values of the given records, as a list."""
+        if len(records) == len(self.values) == len(self.codes):  # a value per record, and every record
+            return list(self.values)
+        return self.of(records).tolist()
+
+    def none_records(self) -> Any:
+        """The records whose value is None."""
+        import numpy as np
+
+        return np.flatnonzero(np.fromiter((v is None for v in self.values), bool, len(self.values))[self.codes])
+
+
+@dataclass
+class _TrackCells:
+    """A CSV's track fields, one _Cells each; `artists` holds (names, ids) tuples."""
+
+    track_id: _Cells
+    title: _Cells
+    artists: _Cells
+    genres: _Cells
+    album: _Cells
+    release_date: _Cells
+    duration_ms: _Cells
+    preview_url: _Cells
+    isrc: _Cells
+    popularity: _Cells
+
+    def put(self, record: int, track: TrackRecord, artists: list[ArtistRecord]) -> None:
+        """Give a record the values the per-row path validated."""
+        self.track_id.put(record, track.track_id)
+        self.title.put(record, track.name)
+        self.artists.put(record, (tuple(a.name for a in artists), tuple(a.artist_id for a in artists)))
+        self.genres.put(record, artists[0].genres)
+        for name in ("album", "release_date", "duration_ms", "preview_url", "isrc", "popularity"):
+            getattr(self, name).put(record, getattr(track, name))
+
+
+def _csv_tracks(table: _Table, csv: CsvTable, cols: dict[str, str], source: str) -> None:
+    """Validate a track table a column at a time; rows a check flags go row by row (see above)."""
+    import numpy as np
+
+    count = len(csv)
+    odd = np.zeros(count, dtype=bool)
+    odd[list(csv.errors)] = True
+
+    def column(fieldname: str) -> list[str | None] | None:
+        return csv.column(cols[fieldname]) if fieldname in cols else None
+
+    def texts(fieldname: str) -> _Cells:
+        cells, refused = _texts(column(fieldname), fieldname, count)
+        odd[refused] = True
+        return cells
+
+    def converted(convert: Callable[..., Any], *fieldnames: str) -> _Cells:
+        cells, refused = _per_distinct([column(f) for f in fieldnames], convert, count)
+        odd[refused] = True
+        return cells
+
+    def integers(fieldname: str) -> _Cells:
+        plain = _plain_ints(column(fieldname))
+        if plain is None:
+            return converted(lambda v: _int(v, fieldname), fieldname)
+        return _Cells(plain, np.arange(count, dtype=np.int64))
+
+    cells = _TrackCells(
+        track_id=_spotify_ids(texts("track_id")),
+        title=texts("track_name"),
+        artists=converted(_artist_tuples, "artist_name", "artist_id"),
+        genres=converted(parse_genres, "genres"),
+        album=texts("album"),
+        release_date=texts("release_date"),
+        duration_ms=integers("duration_ms"),
+        preview_url=texts("preview_url"),
+        isrc=_isrc_codes(texts("isrc")),
+        popularity=integers("popularity"),
+    )
+    odd[cells.title.none_records()] = True  # no title: a bad row
+    valid = ~odd
+    every = _every_field(cols)
+    for index in np.flatnonzero(odd).tolist():
+        record = csv.record(index)
+        try:
+            if ERROR in record:
+                raise ValueError(record[ERROR])
+            track, artists = _track_row(record, every, source)
+        except _ROW_ERRORS as exc:
+            table.result.bad_rows.append(BadRow(csv.where(index), _row_problem(exc)))
+            continue
+        cells.put(index, track, artists)  # not seen: what a column check flags, the row refuses
+        valid[index] = True
+    rows = np.flatnonzero(valid)
+    table.artists = _csv_artists(cells, rows, source)
+    table.track_columns = _merged_tracks(cells, rows)
+
+
+def _texts(values: list[str | None] | None, fieldname: str, count: int) -> tuple[_Cells, list[int]]:
+    """`_text` of every cell of a column (None for an absent column), and the records it refuses."""
+    import numpy as np
+
+    if values is None:
+        return _Cells([None], np.zeros(count, dtype=np.int64)), []
+    out = [(v.strip() or None) if v else None for v in values]
+    present = list(filter(None, out))
+    joined = "".join(present)
+    refused: list[int] = []
+    if not joined.isascii() or "\n" in joined or "\r" in joined or max(map(len, present), default=0) > MAX_TEXT_CHARS:
+        for index, value in enumerate(out):
+            if value is not None and not (len(value) <= MAX_TEXT_CHARS and value.isascii()):
+                try:
+                    _clean(value, fieldname)
+                except ValueError:
+                    refused.append(index)
+            elif value is not None and ("\n" in value or "\r" in value):
+                refused.append(index)
+    return _Cells(out, np.arange(count, dtype=np.int64)), refused
+
+
+def _plain_ints(values: list[str | None] | None) -> list[int | None] | None:
+    """`_int` of every cell of a column whose cells are all blank ('' or None) or 1 to 18 ASCII
+    digits (so within the store's range): one pass instead of a conversion per distinct value.
+    None for any other column (absent, or with a cell that needs `_int`'s checks)."""
+    if values is None:
+        return None
+    present = [v for v in values if v]
+    joined = "".join(present)
+    if joined and not (joined.isascii() and joined.isdigit() and max(map(len, present)) <= 18):
+        return None
+    return [int(v) if v else None for v in values]
+
+
+def _per_distinct(
+    columns: list[list[str | None] | None], convert: Callable[..., Any], count: int
+) -> tuple[_Cells, Any]:
+    """convert(*cells) of every record, computed once per distinct combination of cells, and a mask
+    of the records where it raised (their value is None)."""
+    import numpy as np
+    import pandas as pd
+
+    codes = np.zeros(count, dtype=np.int64)
+    present = [c for c in columns if c is not None]
+    for cells in present:
+        part, uniques = pd.factorize(np.asarray(cells, dtype=object), use_na_sentinel=False)
+        codes = codes * len(uniques) + part
+    if len(present) > 1:
+        codes = pd.factorize(codes)[0]
+    values: list[Any] = []
+    failed = np.zeros(int(codes.max(initial=-1)) + 1, dtype=bool)
+    for code, row in enumerate(_first_records(codes).tolist()):
+        try:
+            values.append(convert(*(None if c is None else c[row] for c in columns)))
+        except _ROW_ERRORS:
+            values.append(None)
+            failed[code] = True
+    return _Cells(values, codes), failed[codes]
+
+
+def _first_records(codes: Any) -> Any:
+    """The first record of each code, for codes numbered in order of first appearance."""
+    import numpy as np
+
+    if not len(codes):
+        return codes
+    running = np.maximum.accumulate(codes)
+    return np.flatnonzero(np.concatenate(([True], running[1:] > running[:-1])))
+
+
+def _objects(values: Sequence[Any]) -> Any:
+    """`values` as a numpy object array (tuples stay items, as they would not with np.array)."""
+    import numpy as np
+
+    return np.fromiter(values, dtype=object, count=len(values))
+
+
+def _artist_tuples(artist: Any, raw_ids: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    names, ids = _track_artists(artist, raw_ids)
+    return tuple(names), tuple(ids)
+
+
+def _spotify_ids(cells: _Cells) -> _Cells:
+    """Track ids as `_spotify_id` reads them: `spotify:track:ID` is ID."""
+    if any(t.startswith("spotify:") for t in cells.values if t):
+        cells.values = [t.rsplit(":", 1)[-1] if t and t.startswith("spotify:") else t for t in cells.values]
+    return cells
+
+
+def _isrc_codes(cells: _Cells) -> _Cells:
+    """ISRCs as `_isrc` writes them: upper case, without hyphens."""
+    cells.values = [t.upper().replace("-", "") if t else None for t in cells.values]
+    return cells
+
+
+def _csv_artists(cells: _TrackCells, rows: Any, source: str) -> dict[str, ArtistRecord]:
+    """The artists of the given records, merged as `_merge_artist` merges them: in order of first
+    mention, each with the name of its last mention and the genres of its last record as primary
+    artist that has any. Works on distinct artist cells, ordered by their first or last record."""
+    import numpy as np
+
+    pairs = cells.artists.values
+    codes = cells.artists.codes[rows]
+    distinct, first = np.unique(codes, return_index=True)
+    order = dict.fromkeys(a for code in distinct[np.argsort(first)].tolist() for a in pairs[code][1])
+    distinct, from_end = np.unique(codes[::-1], return_index=True)
+    name_of: dict[str, str] = {}
+    for code in distinct[np.argsort(-from_end)].tolist():  # by last record
+        name_of.update(zip(pairs[code][1], pairs[code][0], strict=True))
+    has_genres = np.fromiter((g is not None for g in cells.genres.values), bool, len(cells.genres.values))
+    known = rows[has_genres[cells.genres.codes[rows]]]
+    primary = _objects([p[1][0] if p else None for p in pairs])
+    genres_of = dict(zip(primary[cells.artists.codes[known]].tolist(), cells.genres.of(known).tolist(), strict=True))
+    return {a: ArtistRecord(a, name_of[a], genres_of.get(a), source) for a in order}
+
+
+def _merged_tracks(cells: _TrackCells, rows: Any) -> TrackColumns:
+    """The given records as columns, track ids derived where absent, and records of one track id
+    merged as `_merge_track` merges them."""
+    import pandas as pd
+
+    pairs = cells.artists.values
+    artist_codes = cells.artists.codes[rows]
+    columns = TrackColumns(
+        track_id=cells.track_id.listed(rows),
+        name=cells.title.listed(rows),
+        artist_id=_objects([p[1][0] if p else None for p in pairs])[artist_codes].tolist(),
+        artist_name=_objects([p[0][0] if p else None for p in pairs])[artist_codes].tolist(),
+        artist_ids=_objects([p[1] if p else None for p in pairs])[artist_codes].tolist(),
+        album=cells.album.listed(rows),
+        release_date=cells.release_date.listed(rows),
+        duration_ms=cells.duration_ms.listed(rows),
+        preview_url=cells.preview_url.listed(rows),
+        isrc=cells.isrc.listed(rows),
+        popularity=cells.popularity.listed(rows),
+    )
+    ids = columns.track_id
+    for index in [i for i, track_id in enumerate(ids) if not track_id]:
+        ids[index] = derive_id("track", columns.artist_id[index], columns.name[index])
+    if len(set(ids)) == len(ids):
+        return columns
+    repeated = pd.Series(ids, dtype=object).duplicated(keep=False).to_numpy()
+    merged: dict[str, TrackRecord] = {}
+    names = [f.name for f in fields(TrackRecord)]
+    for index in repeated.nonzero()[0].tolist():
+        track = TrackRecord(*(getattr(columns, name)[index] for name in names))
+        merged[track.track_id] = _merge_track(merged.get(track.track_id), track)
+    keep = (~repeated).nonzero()[0].tolist()
+    extra = TrackColumns.from_records(list(merged.values()))
+    return TrackColumns(*([values[i] for i in keep] + getattr(extra, name) for name, values in vars(columns).items()))
+
+
 def _write_table(store: Store, src: SourceFile, table: _Table) -> None:
     """All of a file's artists and tracks in one transaction: the file is in the store whole or not at all."""
     origin = f"import:{src.name}"
@@ -456,6 +801,10 @@ def _write_table(store: Store, src: SourceFile, table: _Table) -> None:
             written = store.upsert_artists(batch, origin)
             result.artists_new += written.new
             result.artists_updated += written.updated
+        if table.track_columns is not None:
+            written = store.upsert_track_columns(table.track_columns, origin)
+            result.tracks_new += written.new
+            result.tracks_updated += written.updated
         for tracks in _batches(list(table.tracks.values())):
             written = store.upsert_tracks(tracks, origin)
             result.tracks_new += written.new

@@ -4,8 +4,13 @@ Every file is checked before anything is written (it exists, is readable, has a 
 format). Text is decoded strictly (UTF-8 unless --encoding says otherwise), so a wrong
 encoding stops with the line and byte instead of importing garbled names. gzip is detected
 by its magic bytes and read transparently. Reads are bounded: CSV, TSV and JSONL are read
-line by line with a cap per line; a JSON document and a pickle are read whole, up to a cap;
-a pickle is also capped in what it expands to (see `safe_pickle`).
+with a cap per line (checked as the bytes arrive, so a stream without line ends stops at the
+cap); a JSON document and a pickle are read whole, up to a cap; a pickle is also capped in
+what it expands to (see `safe_pickle`).
+
+CSV/TSV files are parsed whole into columns (`read_csv_table`) by the standard library's C
+parser, with the physical lines of every record, so that importers can validate a column at a
+time and still name the exact line (or lines) of a bad row.
 """
 
 from __future__ import annotations
@@ -13,15 +18,17 @@ from __future__ import annotations
 import codecs
 import csv
 import gzip
+import io
+import itertools
 import json
 import pickle
 import pickletools
 import reprlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, NoReturn, cast
 
 from genremap.collectors.safe_pickle import PickleTooLarge, safe_unpickle
 from genremap.errors import UsageError
@@ -57,9 +64,10 @@ MIB = 1024 * 1024
 MAX_LINE_BYTES = 16 * MIB  # one CSV/TSV/JSONL line
 MAX_JSON_BYTES = 256 * MIB  # a whole JSON document (after gunzip)
 MAX_PICKLE_BYTES = 256 * MIB  # a whole pickle (after gunzip)
+READ_BLOCK = MIB  # CSV bytes are read in blocks this size (well under MAX_LINE_BYTES: see _read_lines_capped)
+CSV_CHUNK = 100_000  # records parsed, then turned into columns, at a time
 GZIP_MAGIC = b"\x1f\x8b"
 ERROR = "__error__"  # key of a record that is a bad row already (its value says why)
-_EXTRA = "\x00extra fields"  # DictReader's key for fields beyond the header
 _PICKLE_OPCODES = {op.code.encode("latin-1") for op in pickletools.opcodes}
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = _SHORT.maxother = 60
@@ -182,10 +190,11 @@ def records(source: SourceFile) -> Iterator[tuple[str, dict[str, Any]]]:
     if source.fmt == "parquet":
         yield from _parquet_records(source)
         return
+    if source.fmt == "csv":
+        yield from read_csv_table(source).records()
+        return
     with _open_bytes(source) as stream:
-        if source.fmt == "csv":
-            yield from _csv_records(stream, source)
-        elif source.fmt == "jsonl":
+        if source.fmt == "jsonl":
             yield from _jsonl_records(stream, source)
         elif source.fmt == "json":
             yield from _json_records(stream, source)
@@ -238,31 +247,198 @@ def _text_lines(stream: IO[bytes], source: SourceFile) -> Iterator[str]:
             yield text
 
 
-def _csv_records(stream: IO[bytes], source: SourceFile) -> Iterator[tuple[str, dict[str, Any]]]:
-    reader = csv.DictReader(_text_lines(stream, source), delimiter=source.delimiter, restkey=_EXTRA)
+@dataclass
+class CsvTable:
+    """A CSV/TSV file parsed into columns, with the physical lines of every record.
+
+    Records are the rows after the header; blank lines are not records. A row shorter than the
+    header has None in the missing columns (as csv.DictReader gives); a row with non-blank
+    fields beyond the header is a bad row already (`errors`), blank extra fields are dropped.
+    """
+
+    name: str
+    header: list[str]
+    columns: list[list[str | None]]  # one list per header position, one value per record
+    first_line: list[int]  # physical line where each record starts (1 is the header's first)
+    last_line: list[int]  # ... and where it ends: more than first_line for a quoted line break
+    errors: dict[int, str] = field(default_factory=dict)  # record → why it is bad already
+
+    def __len__(self) -> int:
+        return len(self.first_line)
+
+    def column(self, name: str) -> list[str | None]:
+        """The values of column `name`; of a name the header repeats, the last one (as DictReader)."""
+        return self.columns[len(self.header) - 1 - self.header[::-1].index(name)]
+
+    def multiline(self) -> list[int]:
+        """Records that span several lines: only these can hold a line break in a field."""
+        return [i for i, (a, b) in enumerate(zip(self.first_line, self.last_line, strict=True)) if a != b]
+
+    def where(self, index: int) -> str:
+        """file:line, or file:first-last for a record that spans lines."""
+        first, last = self.first_line[index], self.last_line[index]
+        return f"{self.name}:{first}" if first == last else f"{self.name}:{first}-{last}"
+
+    def record(self, index: int) -> dict[str, Any]:
+        """The record as csv.DictReader gives it (a repeated column name: the last one wins)."""
+        if index in self.errors:
+            return {ERROR: self.errors[index]}
+        return dict(zip(self.header, (column[index] for column in self.columns), strict=True))
+
+    def records(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        for index in range(len(self)):
+            yield self.where(index), self.record(index)
+
+
+def read_csv_table(source: SourceFile, on_rows: Callable[[int], None] = lambda n: None) -> CsvTable:
+    """Parse a CSV/TSV file (gzipped or not) into a CsvTable; `on_rows(n)`: n more records read.
+
+    The file's bytes are read whole (lines capped at MAX_LINE_BYTES as the bytes arrive), then
+    decoded strictly a block of whole lines at a time (so the text is never held whole) and
+    split into lines at \\n, \\r\\n and a lone \\r like a text file; a decoding error names
+    its line and byte. Problems with the file as a whole raise UsageError.
+    """
+    with _open_bytes(source) as stream:
+        data = _read_lines_capped(stream, source)
+    if source.encoding == "utf-8" and data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    return _parse_csv(data, source, on_rows)
+
+
+def _read_lines_capped(stream: IO[bytes], source: SourceFile) -> bytes:
+    """All the bytes of `stream`, refused as soon as a line (up to its \\n) exceeds MAX_LINE_BYTES.
+
+    Blocks are far smaller than the cap, so a line longer than the cap spans several blocks and
+    the length of the line still open at a block's end is all that needs to be tracked.
+    """
+    blocks: list[bytes] = []
+    lines = 0  # line ends read so far
+    open_line = 0  # bytes of the line not ended yet
+    while block := stream.read(READ_BLOCK):
+        end = block.find(b"\n")
+        if end < 0:
+            open_line += len(block)
+        else:
+            if open_line + end + 1 > MAX_LINE_BYTES:
+                break
+            lines += block.count(b"\n")
+            open_line = len(block) - block.rfind(b"\n") - 1
+        if open_line > MAX_LINE_BYTES:
+            break
+        blocks.append(block)
+    else:
+        return b"".join(blocks)
+    raise UsageError(
+        f"{source.name}:{lines + 1}: a line longer than {MAX_LINE_BYTES // MIB} MiB; not a table genremap reads"
+    )
+
+
+def _decoded_lines(data: bytes, source: SourceFile) -> Iterator[str]:
+    """The lines of `data`, decoded a block at a time; blocks end after a \\n, which no
+    ASCII-compatible encoding (the only ones check_encoding admits) uses inside a character."""
+    start, lines_before = 0, 0
+    while start < len(data):
+        end = data.find(b"\n", start + READ_BLOCK)
+        end = len(data) if end < 0 else end + 1
+        block = data[start:end]
+        try:
+            text = block.decode(source.encoding)
+        except UnicodeDecodeError as exc:
+            line = lines_before + block.count(b"\n", 0, exc.start) + 1
+            column = exc.start - (block.rfind(b"\n", 0, exc.start) + 1) + 1
+            raise UsageError(_decode_error(source, line, column, block[exc.start])) from None
+        yield from io.StringIO(text, newline="")  # universal line ends, kept: what the csv module expects
+        lines_before += block.count(b"\n")
+        start = end
+
+
+def _parse_csv(data: bytes, source: SourceFile, on_rows: Callable[[int], None]) -> CsvTable:
+    reader = csv.reader(_decoded_lines(data, source), delimiter=source.delimiter)
+    table = CsvTable(source.name, [], [], [], [])
+    try:
+        table.header = next(reader, [])
+    except csv.Error:
+        _locate_error(data, source)
+    if not table.header:
+        return table
+    table.columns = [[] for _ in table.header]
+    parsed = 0  # rows after the header
+    while True:
+        before = reader.line_num
+        try:
+            rows = list(itertools.islice(reader, CSV_CHUNK))
+        except csv.Error:
+            _locate_error(data, source)
+        if not rows:
+            return table
+        consumed = reader.line_num - before
+        if consumed == len(rows):  # one line per row: no field holds a line break
+            ends: Sequence[int] = range(before + 1, before + 1 + len(rows))
+        else:
+            ends = list(itertools.accumulate((1 + _line_breaks(row) for row in rows), initial=before))[1:]
+            if ends[-1] != reader.line_num:  # never seen; the reader itself says where each row ends
+                ends = _row_ends(data, source, parsed, len(rows))
+        _add_rows(table, rows, before, ends)
+        parsed += len(rows)
+        on_rows(len(rows))
+
+
+def _row_ends(data: bytes, source: SourceFile, skip: int, count: int) -> list[int]:
+    """The last lines of rows skip+1 … skip+count after the header, parsing again row by row."""
+    reader = csv.reader(_decoded_lines(data, source), delimiter=source.delimiter)
+    for _ in itertools.islice(reader, skip + 1):
+        pass
+    return [reader.line_num for _ in itertools.islice(reader, count)]
+
+
+def _locate_error(data: bytes, source: SourceFile) -> NoReturn:
+    """Parse a file that failed to parse again, row by row, to name the line where the bad record
+    starts (and raise that UsageError)."""
+    reader = csv.reader(_decoded_lines(data, source), delimiter=source.delimiter)
     start = 1
     try:
-        header = reader.fieldnames
-        if not header:
-            return
-        start = reader.line_num + 1
-        for row in reader:
-            end = reader.line_num
-            where = f"{source.name}:{start}" if end == start else f"{source.name}:{start}-{end}"
-            extra = row.pop(_EXTRA, None)
-            if extra and any(isinstance(e, str) and e.strip() for e in extra):
-                fields = len(header) + len(extra)
-                yield where, {ERROR: f"{fields} fields where the header has {len(header)} (an unquoted delimiter?)"}
-            else:
-                yield where, row
-            start = end + 1
+        for _ in reader:
+            start = reader.line_num + 1
     except csv.Error as exc:
-        if "field limit" in str(exc):
-            raise UsageError(
-                f"{source.name}:{start}: a field longer than {csv.field_size_limit():,} characters (an unclosed "
-                "quote makes one field swallow the lines after it); fix the quoting"
-            ) from None
-        raise UsageError(f"{source.name}:{reader.line_num}: not valid CSV ({exc})") from None
+        raise _csv_error(source, exc, start, reader.line_num) from None
+    raise AssertionError("a file that failed to parse parsed the second time")  # pragma: no cover
+
+
+def _csv_error(source: SourceFile, exc: csv.Error, start: int, line: int) -> UsageError:
+    if "field limit" in str(exc):
+        return UsageError(
+            f"{source.name}:{start}: a field longer than {csv.field_size_limit():,} characters (an unclosed "
+            "quote makes one field swallow the lines after it); fix the quoting"
+        )
+    return UsageError(f"{source.name}:{line}: not valid CSV ({exc})")
+
+
+def _line_breaks(row: list[str]) -> int:
+    """Line ends inside a row's fields (\\r\\n counts once): the lines it spans, less one."""
+    return sum(f.count("\n") + f.count("\r") - f.count("\r\n") for f in row)
+
+
+def _add_rows(table: CsvTable, rows: list[list[str]], before: int, ends: Sequence[int]) -> None:
+    """Append parsed rows (read after line `before`, row i ending on line ends[i]) to the table."""
+    starts = [before + 1, *(end + 1 for end in ends[:-1])] if isinstance(ends, list) else ends
+    width = len(table.header)
+    if all(len(row) == width for row in rows):
+        table.first_line += starts
+        table.last_line += ends
+        for column, values in zip(table.columns, zip(*rows, strict=True), strict=True):
+            column += values
+        return
+    for start, end, row in zip(starts, ends, rows, strict=True):
+        if not row:
+            continue  # a blank line
+        if len(row) > width and any(isinstance(e, str) and e.strip() for e in row[width:]):
+            table.errors[len(table.first_line)] = (
+                f"{len(row)} fields where the header has {width} (an unquoted delimiter?)"
+            )
+        table.first_line.append(start)
+        table.last_line.append(end)
+        for index, column in enumerate(table.columns):
+            column.append(row[index] if index < len(row) else None)
 
 
 def _jsonl_records(stream: IO[bytes], source: SourceFile) -> Iterator[tuple[str, dict[str, Any]]]:

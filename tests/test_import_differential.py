@@ -1,0 +1,411 @@
+"""The fast CSV import (a column at a time, bulk writes) against the import it replaced (issue 8).
+
+Careless and hostile track and artist CSVs (duplicate ids, blank and explicit-empty genre lists,
+`spotify:` ids, several artists per track, bad numbers, line breaks in quoted fields, extra and
+missing fields, non-ASCII, over-long text, ...) are imported, in sequences of files into one
+store and with and without --strict, once by this checkout and once by the code of commit
+a809af4 (the last one before the fast path, taken from git), each in its own process. Every
+table of every store, and every result (counts, bad rows with file:line, refusals), must be the
+same; only the time stamps may differ.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import gzip
+import io
+import json
+import os
+import random
+import re
+import sqlite3
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+REPO = Path(__file__).resolve().parent.parent
+BASE_COMMIT = "a809af4"
+
+DRIVER = r"""
+import json, sys
+from pathlib import Path
+from dataclasses import asdict
+from genremap.collectors.importers import import_file
+from genremap.errors import UsageError
+from genremap.store import Store
+import genremap
+
+assert genremap.__file__.startswith(sys.argv[2]), (genremap.__file__, sys.argv[2])
+out = []
+for case in json.loads(open(sys.argv[1]).read()):
+    steps = []
+    with Store.open(case["db"]) as store:
+        for step in case["steps"]:
+            try:
+                result = asdict(import_file(store, Path(step["file"]), strict=step["strict"]))
+                result["path"] = result["path"].rsplit("/", 1)[-1]
+                steps.append(result)
+            except UsageError as exc:
+                steps.append({"refused": str(exc).replace(case["dir"], "DIR")})
+    out.append(steps)
+print(json.dumps(out))
+"""
+
+WORDS = ["Love", "Night", "Fire", "Blue", "Rain", "Gold", "Road", "Moon", "Björk", "Sigur Rós", "東京", "Ødegård"]
+GENRES = ["rock", "indie rock", "hard rock", "metal", "art pop", "icelandic pop", "jazz", "k-pop", "rock'n'roll"]
+SUFFIXES = ["", "", "", " - Remastered 2011", " (Mono)", " - Single Version"]
+
+
+def _name(rnd: random.Random) -> str:
+    return " ".join(rnd.sample(WORDS, rnd.randint(1, 3)))
+
+
+def _genres(rnd: random.Random) -> str:
+    """A genres cell as sources write it: Python or JSON list literals, `;` lists, blanks, junk."""
+    picked = rnd.sample(GENRES, rnd.randint(0, 4))
+    kind = rnd.random()
+    if kind < 0.35:
+        return str(picked)
+    if kind < 0.45:
+        return json.dumps(picked)
+    if kind < 0.55:
+        return "; ".join(picked)
+    if kind < 0.9:
+        return rnd.choice(["", " ", "[]", "[ ]"])
+    return rnd.choice(
+        [
+            str(picked).replace(", ", ","),  # a list literal without spaces
+            "['a\\'b', \"c\"]",  # escapes: only the parser reads them
+            "['rock'",  # unclosed: a bad row
+            "[1, 2]",
+            "['x' 'y']",
+            "['" + "long " * 300 + "']",  # one genre over the cap
+            "['line\\nbreak']",
+            "['tab\there']",
+            "[['nested']]",
+            "['" + "\u00e9" * 5 + "', 'ok']",
+            "{'a': 1}",
+            "['dup', 'dup', 'Dup']",
+        ]
+    )
+
+
+def _number(rnd: random.Random) -> str:
+    if rnd.random() < 0.85:
+        return rnd.choice(["", str(rnd.randint(0, 400_000)), str(rnd.randint(0, 100)), "0"])
+    return rnd.choice([" 42 ", "123.6", "1e3", "-3", "12abc", "inf", "nan", "9" * 30, "0x10", "1_000"])
+
+
+def _track_id(rnd: random.Random, pool: list[str]) -> str:
+    kind = rnd.random()
+    if kind < 0.1:
+        return ""
+    if kind < 0.15:
+        return "spotify:track:" + rnd.choice(pool)
+    if kind < 0.18:
+        return " " + rnd.choice(pool) + " "
+    return rnd.choice(pool)
+
+
+def _artist(rnd: random.Random, artists: list[tuple[str, str]]) -> tuple[str, str]:
+    """An artist cell and an artist_id cell: one artist, a list of them, or blanks."""
+    kind = rnd.random()
+    if kind < 0.6:
+        name, artist_id = rnd.choice(artists)
+        return name, rnd.choice([artist_id, artist_id, "", "spotify:artist:" + artist_id])
+    if kind < 0.95:
+        several = rnd.sample(artists, rnd.randint(2, 3))
+        ids = [a[1] for a in several]
+        return str([a[0] for a in several]), rnd.choice([str(ids), "", str(ids[:1]), ids[0]])
+    return rnd.choice([("", ""), ("  ", "x1"), ("['A', ", ""), (rnd.choice(artists)[0], "['bad id!']")])
+
+
+def _text(rnd: random.Random, base: str) -> str:
+    kind = rnd.random()
+    if kind < 0.9:
+        return base
+    return rnd.choice(["", "  " + base + "  ", base + "\nsecond line", base + "\r\nwindows", "x" * 1_001, "\x00nul"])
+
+
+def _track_rows(rnd: random.Random, n: int, artists: list[tuple[str, str]], pool: list[str]) -> list[list[str]]:
+    rows = []
+    for _ in range(n):
+        artist, artist_id = _artist(rnd, artists)
+        title = _text(rnd, _name(rnd) + rnd.choice(SUFFIXES))
+        isrc = rnd.choice(["", "", "US-ABC-12-34567", "usabc1234567", f"GB{rnd.randint(0, 10**9):010d}"])
+        row = [
+            _track_id(rnd, pool),
+            title,
+            artist,
+            artist_id,
+            _genres(rnd),
+            _text(rnd, rnd.choice(["Paranoid", "Homogenic", "Ágætis byrjun", ""])),
+            rnd.choice(["", "1970-09-18", "1997", "2001-05"]),
+            _number(rnd),
+            _number(rnd),
+            isrc,
+            rnd.choice(["", "https://p.scdn.co/mp3-preview/abc"]),
+        ]
+        shape = rnd.random()
+        if shape < 0.03:
+            row = row[: rnd.randint(1, len(row) - 1)]  # a short row: missing cells are None
+        elif shape < 0.06:
+            row = [*row, rnd.choice(["", "  ", "surplus"])]  # extra fields: bad unless blank
+        elif shape < 0.07:
+            row = []  # a blank line
+        rows.append(row)
+    return rows
+
+
+TRACK_HEADERS = [
+    "track_id,track_name,artist_name,artist_id,genres,album,release_date,duration_ms,popularity,isrc,preview_url",
+    "id,title,artists,artist_ids,artist_genres,album_name,year,duration,popularity,isrc,preview",
+    "uri,name,artist,artist_uri,genre,album,release_date,duration_ms,popularity,isrc,preview_url",
+]
+
+
+def _csv_text(header: str, rows: list[list[str]], delimiter: str = ",", line_end: str = "\n") -> str:
+    """`header` (comma-separated names) and `rows` as CSV or TSV; an empty row is a blank line."""
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter, lineterminator=line_end)
+    writer.writerow(header.split(","))
+    for row in rows:
+        if row:
+            writer.writerow(row)
+        else:
+            out.write(line_end)
+    return out.getvalue()
+
+
+def _artist_csv(rnd: random.Random, artists: list[tuple[str, str]]) -> str:
+    rows = [[artist_id, name, _genres(rnd), _number(rnd)] for name, artist_id in rnd.sample(artists, len(artists) // 2)]
+    return _csv_text("artist_id,artist,genres,count", rows)
+
+
+def _case(rnd: random.Random, folder: Path, index: int) -> dict[str, Any]:
+    """A store and the files imported into it, one after the other."""
+    artists = [(_name(rnd) + f" {i}", f"a{i:03d}") for i in range(rnd.randint(3, 30))]
+    pool = [f"t{i:04d}" for i in range(rnd.randint(5, 200))]
+    case = folder / f"case{index:03d}"
+    case.mkdir()
+    steps = []
+    if rnd.random() < 0.5:
+        (case / "artists.csv").write_text(_artist_csv(rnd, artists), encoding="utf-8")
+        steps.append({"file": str(case / "artists.csv"), "strict": False})
+    for part in range(rnd.randint(1, 3)):
+        rows = _track_rows(rnd, rnd.randint(1, 120), artists, pool)
+        header = rnd.choice(TRACK_HEADERS)
+        if rnd.random() < 0.2:  # optional columns absent
+            keep = sorted(rnd.sample(range(5, 11), rnd.randint(0, 5)))
+            columns = [0, 1, 2, 3, 4, *keep]
+            header = ",".join(header.split(",")[c] for c in columns)
+            rows = [[row[c] for c in columns if c < len(row)] if row else row for row in rows]
+        delimiter, suffix = rnd.choice([(",", ".csv"), (",", ".csv"), ("\t", ".tsv")])
+        text = _csv_text(header, rows, delimiter, rnd.choice(["\n", "\r\n"]))
+        path = case / f"tracks{part}{suffix}"
+        if rnd.random() < 0.15:
+            path = path.with_name(path.name + ".gz")
+            path.write_bytes(gzip.compress(text.encode("utf-8")))
+        else:
+            path.write_text(text, encoding="utf-8", newline="")
+        steps.append({"file": str(path), "strict": rnd.random() < 0.25})
+    return {"db": str(case / "store.db"), "dir": str(folder), "steps": steps}
+
+
+def _bulk_case(folder: Path) -> dict[str, Any]:
+    """Large enough for the bulk write's index rebuild; then the same tracks again, some blanked."""
+    rnd = random.Random(8)
+    artists = [(f"Artist {i}", f"a{i:05d}") for i in range(3_000)]
+    case = folder / "bulk"
+    case.mkdir()
+    header = TRACK_HEADERS[0]
+    rows = []
+    for i in range(60_000):
+        name, artist_id = artists[i % len(artists)]
+        title, genres = _name(rnd) + rnd.choice(SUFFIXES), str(rnd.sample(GENRES, i % 3))
+        isrc = f"US{i:010d}" if i % 3 else ""
+        rows.append(
+            [f"t{i:06d}", title, name, artist_id, genres, "Album", "1999", str(1000 + i % 5000), str(i % 101), isrc, ""]
+        )
+    (case / "first.csv").write_text(_csv_text(header, rows), encoding="utf-8")
+    again = [[*row[:4], "" if i % 2 else row[4], "", "", "", "", "", ""] for i, row in enumerate(rows[::7])]
+    (case / "again.csv").write_text(_csv_text(header, again), encoding="utf-8")
+    steps = [{"file": str(case / name), "strict": False} for name in ("first.csv", "again.csv")]
+    return {"db": str(case / "store.db"), "dir": str(folder), "steps": steps}
+
+
+def _tables(db: str) -> dict[str, list[Any]]:
+    """Every table (its definition, then every row, time stamps left out, in a fixed order) and
+    every index definition."""
+    conn = sqlite3.connect(db)
+    try:
+        out: dict[str, list[Any]] = {}
+        for kind, name, sql in conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall():
+            if kind != "table":
+                out[f"{kind} {name}"] = [sql]
+                continue
+            columns = [r[1] for r in conn.execute(f'PRAGMA table_info("{name}")') if not r[1].endswith("_at")]
+            select = ", ".join(f'"{c}"' for c in columns)
+            out[name] = [sql, *conn.execute(f'SELECT {select} FROM "{name}" ORDER BY {select}')]
+        return out
+    finally:
+        conn.close()
+
+
+def _run(code: Path, cases: list[dict[str, Any]], listing: Path) -> list[Any]:
+    listing.write_text(json.dumps(cases), encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(code), "PYTHONHASHSEED": "0"}
+    done = subprocess.run(  # run from the listing's folder: `python -c` puts the working folder first on the path
+        [sys.executable, "-c", DRIVER, str(listing), str(code)],
+        env=env,
+        cwd=listing.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def base_code(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The genremap package of commit a809af4, from this repository's history."""
+    folder = tmp_path_factory.mktemp("base")
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", BASE_COMMIT, "genremap"], capture_output=True, check=False
+    )
+    if archive.returncode:
+        pytest.skip(f"commit {BASE_COMMIT} is not in this clone (a shallow checkout?): {archive.stderr[:200]!r}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(folder, filter="data")
+    return folder
+
+
+def _lines(path: Path) -> list[str]:
+    data = path.read_bytes()
+    text = (gzip.decompress(data) if path.suffix == ".gz" else data).decode("utf-8")
+    return io.StringIO(text, newline=None).readlines()
+
+
+def _from_row(span: str, lines: list[str]) -> str:
+    """`first-last` (1-based lines) without the blank lines at its start."""
+    first, _, last = span.partition("-")
+    if not last:
+        return span
+    start = int(first)
+    while start < int(last) and not lines[start - 1].strip("\r\n"):
+        start += 1
+    return str(start) if start == int(last) else f"{start}-{last}"
+
+
+def _as_fixed(results: list[dict[str, Any]], steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The base's results with its one known fault fixed: a row after blank lines was reported from
+    the first blank line on (`f.csv:3-4` for a bad row on line 4 after a blank line 3)."""
+    for result, step in zip(results, steps, strict=True):
+        lines = _lines(Path(step["file"]))
+        for bad in result.get("bad_rows", []):
+            name, span = bad["where"].rsplit(":", 1)
+            bad["where"] = f"{name}:{_from_row(span, lines)}"
+        refused = re.match(r"([^:]+):([0-9-]+): ", result.get("refused", ""))
+        if refused:
+            rest = result["refused"][refused.end() :]
+            result["refused"] = f"{refused[1]}:{_from_row(refused[2], lines)}: {rest}"
+    return results
+
+
+def _both(tmp_path: Path, base_code: Path, make: Any) -> None:
+    """Import the cases made by make(folder) with both codes; every store and result must match."""
+    runs = {}
+    for name, code in (("fast", REPO), ("base", base_code)):
+        folder = tmp_path / name
+        folder.mkdir()
+        cases = make(folder)
+        runs[name] = (cases, _run(code, cases, folder / "cases.json"))
+    (fast_cases, fast_results), (base_cases, base_results) = runs["fast"], runs["base"]
+    for fast_case, base_case, fast, base in zip(fast_cases, base_cases, fast_results, base_results, strict=True):
+        where = fast_case["steps"][-1]["file"]
+        assert fast == _as_fixed(base, base_case["steps"]), f"results differ for {where}"
+        fast_tables, base_tables = _tables(fast_case["db"]), _tables(base_case["db"])
+        for table in base_tables:
+            assert fast_tables.get(table) == base_tables[table], f"table {table} differs for {where}"
+        for table in fast_tables.keys() - base_tables.keys():  # added by later schema versions: left empty
+            assert len(fast_tables[table]) == 1, f"import wrote to {table} for {where}"
+
+
+def test_careless_csvs_import_as_before(tmp_path: Path, base_code: Path) -> None:
+    """80 stores of careless track and artist files: the same tables and results as before."""
+
+    def make(folder: Path) -> list[dict[str, Any]]:
+        rnd = random.Random(2026)
+        return [_case(rnd, folder, index) for index in range(80)]
+
+    _both(tmp_path, base_code, make)
+
+
+def test_bulk_import_as_before(tmp_path: Path, base_code: Path) -> None:
+    """60,000 tracks (the bulk path that rebuilds indexes), then a re-import with blanks."""
+    _both(tmp_path, base_code, lambda folder: [_bulk_case(folder)])
+
+
+def test_bad_row_after_blank_lines_is_named_by_its_own_line(tmp_path: Path) -> None:
+    """Blank lines are not rows: a bad row after them is reported at its line, not from the first blank one."""
+    from genremap.collectors.importers import import_file
+    from genremap.store import Store
+
+    table = tmp_path / "tracks.csv"
+    table.write_text("track_id,track_name,artist\nt1,Paranoid,Black Sabbath\n\n\nt2,,Black Sabbath\n", encoding="utf-8")
+    with Store.open(tmp_path / "store.db") as store:
+        result = import_file(store, table)
+    assert [(bad.where, bad.reason) for bad in result.bad_rows] == [("tracks.csv:5", "no track name")]
+    assert result.tracks_new == 1
+
+
+def test_errors_far_into_a_big_file_name_their_line(tmp_path: Path) -> None:
+    """Decoding and parsing go a block or a chunk at a time: an error past the first block (1 MiB)
+    or chunk (100,000 rows) still names its own line and byte."""
+    from genremap.collectors.importers import import_file
+    from genremap.errors import UsageError
+    from genremap.store import Store
+
+    rows = "".join(f"t{i},Song {i},Artist {i % 97},\"['rock', 'pop']\"\n" for i in range(150_000))
+    header = b"track_id,track_name,artist,genres\n"
+    bad_byte = tmp_path / "latin1.csv"
+    bad_byte.write_bytes(header + rows.encode() + "t-x,Caf\u00e9,Someone,\n".encode("latin-1"))
+    unclosed = tmp_path / "unclosed.csv"
+    unclosed.write_bytes(header + rows.encode() + b't-y,"Open quote,Someone,\n' + b"more,rows,here,\n" * 20_000)
+    with Store.open(tmp_path / "store.db") as store:
+        with pytest.raises(UsageError) as decoding:
+            import_file(store, bad_byte)
+        with pytest.raises(UsageError) as parsing:
+            import_file(store, unclosed)
+    assert str(decoding.value).startswith("latin1.csv:150002: byte 0xe9 (byte 8 of the line) is not utf-8;")
+    assert str(parsing.value).startswith("unclosed.csv:150002: a field longer than 131,072 characters")
+
+
+_LIST_TEXT = st.one_of(
+    st.lists(st.text(max_size=12), max_size=5).map(repr),  # Python's spelling, escapes included
+    st.lists(st.text(max_size=12), max_size=5).map(json.dumps),  # JSON's
+    st.lists(st.text(st.sampled_from("ab'\" ,[]\\\n\t\x00é"), max_size=6), max_size=4).map(
+        lambda items: "[" + ", ".join(f"'{i}'" for i in items) + "]"  # hand-quoted: often not a literal
+    ),
+    st.text(st.sampled_from("ab'\" ,[]\\"), max_size=20),
+)
+
+
+@given(_LIST_TEXT)
+@settings(max_examples=400, deadline=None)
+def test_plain_list_reads_like_the_parser(text: str) -> None:
+    """The parser-free reading of plain list literals gives what ast.literal_eval gives, or steps aside."""
+    from genremap.collectors.importers import _plain_list
+
+    plain = _plain_list(text)
+    if plain is None:
+        return
+    assert plain == ast.literal_eval(text)
