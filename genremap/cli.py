@@ -749,7 +749,7 @@ def lint_command(
         from genremap.lint import vocabulary_coverage
 
         coverage = vocabulary_coverage(ruleset, vocab)
-        findings = list(dict.fromkeys([*findings, *coverage.findings]))  # a store conflict may repeat
+        findings = [*findings, *coverage.findings]
     rows = [f.as_dict() for f in findings]
     errors = sum(f.severity == "error" for f in findings)
     warnings = len(findings) - errors

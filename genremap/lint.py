@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from genremap.engine import IGNORED, MAPPED, UNMAPPED, CompiledRules, RuleSet, load_rules
+from genremap.engine import IGNORED, MAPPED, UNMAPPED, CompiledRules, Rule, RuleSet, SubgenreDecision, load_rules
 from genremap.engine.loader import display_path
 from genremap.engine.regex import inspect_regex
 from genremap.errors import RuleErrors
@@ -136,6 +136,13 @@ def _targets_without_rules(ruleset: RuleSet) -> list[Finding]:
     ]
 
 
+def _conflict(decision: SubgenreDecision, winner: Rule, location: str, subject: str) -> Finding:
+    """`subject` (a subgenre) is decided by `winner` only by file order: rules of other targets tie with it."""
+    others = ", ".join(f"'{r.name}' ({r.target})" for r in decision.conflicts)
+    message = f"{subject}: rule '{winner.name}' ({winner.target}) ties with {others} at priority {winner.priority}"
+    return Finding("warning", "conflict", location, message)
+
+
 def _against_store(ruleset: RuleSet, subgenres: list[str]) -> list[Finding]:
     compiled = CompiledRules.build(ruleset)
     decisions = compiled.decide_many(subgenres)
@@ -154,16 +161,7 @@ def _against_store(ruleset: RuleSet, subgenres: list[str]) -> list[Finding]:
                 else:
                     beaten_by[m.rule.name].add(d.rule.name)
         if d.is_conflict and d.rule is not None:
-            others = ", ".join(f"'{r.name}' ({r.target})" for r in d.conflicts)
-            findings.append(
-                Finding(
-                    "warning",
-                    "conflict",
-                    str(d.rule.location),
-                    f"'{d.subgenre}': rule '{d.rule.name}' ({d.rule.target}) ties with {others} "
-                    f"at priority {d.rule.priority}",
-                )
-            )
+            findings.append(_conflict(d, d.rule, str(d.rule.location), f"'{d.subgenre}'"))
     for rule in ruleset.rules:
         if matched[rule.name] == 0:
             findings.append(
@@ -239,14 +237,5 @@ def vocabulary_coverage(ruleset: RuleSet, vocabulary: Vocabulary) -> VocabularyC
                 )
             )
         elif decision.is_conflict and decision.rule is not None:
-            others = ", ".join(f"'{r.name}' ({r.target})" for r in decision.conflicts)
-            findings.append(
-                Finding(
-                    "warning",
-                    "conflict",
-                    location,
-                    f"{vocabulary.name} genre {shown}: rule '{decision.rule.name}' ({decision.rule.target})"
-                    f" ties with {others} at priority {decision.rule.priority}",
-                )
-            )
+            findings.append(_conflict(decision, decision.rule, location, f"{vocabulary.name} genre {shown}"))
     return VocabularyCoverage(vocabulary, counts[MAPPED], counts[IGNORED], tuple(findings))

@@ -158,6 +158,29 @@ def test_lint_without_vocabulary_is_unchanged_by_the_gap(runner: CliRunner, tmp_
     assert result.exit_code == 0 and "undecided" not in result.stdout
 
 
+def test_lint_vocabulary_reports_a_tie_where_a_genre_is_decided_by_file_order(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    folder = tmp_path / "rules"
+    shutil.copytree(default_rules_dir(), folder)
+    (folder / "95-tie.yaml").write_text(
+        "rules:\n  - {name: garage, target: rock, kind: keyword, patterns: [garage house], priority: 30}\n",
+        encoding="utf-8",
+    )
+    status, report = _lint(runner, tmp_path, "--rules", str(folder))
+    assert status == 0 and report["vocabulary"]["undecided"] == 0  # decided, by file order: a warning
+    line = musicbrainz_genres().index("garage house") + 2
+    assert [(f["code"], f["location"].rsplit(":", 2)[-2], f["message"]) for f in report["findings"]] == [
+        (
+            "conflict",
+            str(line),
+            "musicbrainz genre 'garage house': rule 'house-over-other-families' (house) ties with 'garage' (rock)"
+            " at priority 30",
+        )
+    ]
+    assert _lint(runner, tmp_path, "--rules", str(folder), "--strict")[0] == 1
+
+
 def test_unknown_vocabulary_is_one_line_and_exit_2(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "genremap", "lint", "--vocabulary", "musicbrains", "--db", str(tmp_path / "x.db")],
