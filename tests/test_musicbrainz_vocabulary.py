@@ -256,6 +256,8 @@ def test_unknown_vocabulary_is_one_line_and_exit_2(tmp_path: Path) -> None:
         ("post-classical", IGNORED),  # as `neo classical`
         ("scottish country dance music", IGNORED),  # not country
         ("western", "country"),  # MusicBrainz: "cowboy/western country"
+        ("country yodeling", "country"),
+        ("yodeling", IGNORED),  # Alpine folk's as much as country's
         ("west coast swing", IGNORED),  # a partner dance, not swing jazz
         ("techno kayō", IGNORED),  # Japanese technopop, not techno
         ("chanson à texte", IGNORED),
