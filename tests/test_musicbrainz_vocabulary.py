@@ -235,6 +235,9 @@ def test_unknown_vocabulary_is_one_line_and_exit_2(tmp_path: Path) -> None:
         ("trap metal", "hip hop"),
         ("punk rap", "hip hop"),
         ("asian rock", "hip hop"),  # MusicBrainz: "pluggnb subgenre - not rock from Asia"
+        ("tread", "hip hop"),  # Philadelphia's icy trap
+        ("frapcore", "house"),  # French rap over gabber
+        ("flex dance music", IGNORED),  # Brooklyn's dancehall-based battle music
         ("new jazz", "hip hop"),  # MusicBrainz: "trap subgenre"
         ("ambient plugg", "hip hop"),
         ("orchestral jazz", "jazz"),
