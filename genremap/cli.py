@@ -740,15 +740,30 @@ def lint_command(
     rules: RulesOption = None,
     db: ReadDbOption = DEFAULT_DB,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 on warnings too.")] = False,
+    vocabulary_name: Annotated[
+        str | None,
+        typer.Option(
+            "--vocabulary",
+            metavar="NAME",
+            help="Also decide every genre of a shipped vocabulary (musicbrainz: MusicBrainz's genre list);"
+            " exit 1 if a rule file leaves one undecided.",
+        ),
+    ] = None,
     fmt: FormatOption = "table",
 ) -> None:
     """Check the rules: schema errors (exit 2), and warnings for rules that never fire on the
-    store, rules shadowed by higher-priority rules, duplicate patterns, targets with no rule."""
+    store, rules shadowed by higher-priority rules, duplicate patterns, targets with no rule.
+    With --vocabulary, every name of the list that no rule or ignore entry decides (exit 1)."""
     from genremap.engine import resolve_rules_dir
     from genremap.lint import lint_rules
 
     _check_format(fmt)
     folder = resolve_rules_dir(rules)
+    vocab = None
+    if vocabulary_name is not None:
+        from genremap.vocabulary import vocabulary
+
+        vocab = vocabulary(vocabulary_name)
     subgenre_list = None
     if db.exists():
         with _open_existing(db) as store:
@@ -756,6 +771,12 @@ def lint_command(
 
             subgenre_list = list(dict.fromkeys(normalize_many(store.genres_frame()["name"].tolist())))
     ruleset, findings = lint_rules(folder, subgenre_list)
+    coverage = None
+    if vocab is not None and ruleset is not None:
+        from genremap.lint import vocabulary_coverage
+
+        coverage = vocabulary_coverage(ruleset, vocab)
+        findings = [*findings, *coverage.findings]
     rows = [f.as_dict() for f in findings]
     errors = sum(f.severity == "error" for f in findings)
     warnings = len(findings) - errors
@@ -767,6 +788,7 @@ def lint_command(
                 "errors": errors,
                 "warnings": warnings,
                 "findings": rows,
+                **({"vocabulary": coverage.summary()} if coverage is not None else {}),
             }
         )
     elif fmt == "csv":
@@ -784,9 +806,16 @@ def lint_command(
         out_console().print(
             f"{folder}: {counted(rules_count, 'rule')}, {errors} error(s), {warnings} warning(s) {scope}", markup=False
         )
+        if coverage is not None:
+            total = coverage.summary()
+            out_console().print(
+                f"{coverage.vocabulary.title}: {counted(total['names'], 'name')},"
+                f" {total['mapped']:,} mapped, {total['ignored']:,} ignored, {total['undecided']:,} undecided",
+                markup=False,
+            )
     if errors:
         raise typer.Exit(2)
-    if strict and warnings:
+    if (strict and warnings) or (coverage is not None and coverage.undecided):
         raise typer.Exit(1)
 
 

@@ -2,7 +2,8 @@
 regexes that would backtrack catastrophically in a backtracking engine).
 
 Warnings that need data (rules that never fire, shadowed rules) use the subgenres in the
-store; without a store only the static checks run.
+store; without a store only the static checks run. Against a vocabulary (MusicBrainz's genre
+list), every name that no rule or ignore entry decides is a finding (`undecided-genre`).
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from genremap.engine import MAPPED, CompiledRules, RuleSet, load_rules
+from genremap.engine import IGNORED, MAPPED, UNMAPPED, CompiledRules, Rule, RuleSet, SubgenreDecision, load_rules
+from genremap.engine.loader import display_path
 from genremap.engine.regex import inspect_regex
 from genremap.errors import RuleErrors
+from genremap.normalize import normalize_genre
+from genremap.text import escape_unprintable
+from genremap.vocabulary import Vocabulary
 
 
 @dataclass(frozen=True)
@@ -131,6 +136,13 @@ def _targets_without_rules(ruleset: RuleSet) -> list[Finding]:
     ]
 
 
+def _conflict(decision: SubgenreDecision, winner: Rule, location: str, subject: str) -> Finding:
+    """`subject` (a subgenre) is decided by `winner` only by file order: rules of other targets tie with it."""
+    others = ", ".join(f"'{r.name}' ({r.target})" for r in decision.conflicts)
+    message = f"{subject}: rule '{winner.name}' ({winner.target}) ties with {others} at priority {winner.priority}"
+    return Finding("warning", "conflict", location, message)
+
+
 def _against_store(ruleset: RuleSet, subgenres: list[str]) -> list[Finding]:
     compiled = CompiledRules.build(ruleset)
     decisions = compiled.decide_many(subgenres)
@@ -149,16 +161,7 @@ def _against_store(ruleset: RuleSet, subgenres: list[str]) -> list[Finding]:
                 else:
                     beaten_by[m.rule.name].add(d.rule.name)
         if d.is_conflict and d.rule is not None:
-            others = ", ".join(f"'{r.name}' ({r.target})" for r in d.conflicts)
-            findings.append(
-                Finding(
-                    "warning",
-                    "conflict",
-                    str(d.rule.location),
-                    f"'{d.subgenre}': rule '{d.rule.name}' ({d.rule.target}) ties with {others} "
-                    f"at priority {d.rule.priority}",
-                )
-            )
+            findings.append(_conflict(d, d.rule, str(d.rule.location), f"'{d.subgenre}'"))
     for rule in ruleset.rules:
         if matched[rule.name] == 0:
             findings.append(
@@ -178,3 +181,61 @@ def _against_store(ruleset: RuleSet, subgenres: list[str]) -> list[Finding]:
                 )
             )
     return findings
+
+
+UNDECIDED = "undecided-genre"
+
+
+@dataclass(frozen=True)
+class VocabularyCoverage:
+    """How a rule set decides every name of a vocabulary; `findings` name the undecided ones."""
+
+    vocabulary: Vocabulary
+    mapped: int
+    ignored: int
+    findings: tuple[Finding, ...]
+
+    @property
+    def undecided(self) -> int:
+        return sum(f.code == UNDECIDED for f in self.findings)
+
+    def summary(self) -> dict[str, Any]:
+        """The counts, for `lint --format json`."""
+        return {
+            "name": self.vocabulary.name,
+            "date": self.vocabulary.date,
+            "names": len(self.vocabulary.names),
+            "mapped": self.mapped,
+            "ignored": self.ignored,
+            "undecided": self.undecided,
+        }
+
+
+def vocabulary_coverage(ruleset: RuleSet, vocabulary: Vocabulary) -> VocabularyCoverage:
+    """Decide every name of `vocabulary` (in its canonical form) and report the undecided ones,
+    located at their line of the vocabulary's file, and the decided ones that are conflicts."""
+    canonical = [normalize_genre(name) for name in vocabulary.names]
+    decisions = CompiledRules.build(ruleset).decide_many(canonical)
+    where = display_path(vocabulary.path)
+    counts = {MAPPED: 0, IGNORED: 0, UNMAPPED: 0}
+    findings = []
+    for index, (name, form) in enumerate(zip(vocabulary.names, canonical, strict=True)):
+        decision = decisions[form]
+        counts[decision.status] += 1
+        location = f"{where}:{vocabulary.line_of(index)}:1"
+        shown = f"'{escape_unprintable(name)}'" + ("" if form == name else f" (as '{form}')")
+        if decision.status == UNMAPPED:
+            vetoed = [f"rule '{m.rule.name}' vetoed by '{m.vetoed_by}'" for m in decision.matches if m.vetoed]
+            why = f" ({'; '.join(vetoed)})" if vetoed else ""
+            findings.append(
+                Finding(
+                    "warning",
+                    UNDECIDED,
+                    location,
+                    f"{vocabulary.name} genre {shown} is decided by no rule or ignore entry{why}:"
+                    " map it with a rule, or ignore it with a reason",
+                )
+            )
+        elif decision.is_conflict and decision.rule is not None:
+            findings.append(_conflict(decision, decision.rule, location, f"{vocabulary.name} genre {shown}"))
+    return VocabularyCoverage(vocabulary, counts[MAPPED], counts[IGNORED], tuple(findings))
