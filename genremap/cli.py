@@ -1016,6 +1016,12 @@ def status_command(db: ReadDbOption = DEFAULT_DB, fmt: FormatOption = "table") -
         ),
         markup=False,
     )
+    genres_in_words = {
+        "available": "given to this app (artist answers carry genres)",
+        "unavailable": "none for this app (development mode): run `genremap enrich` to fill the artists' genres",
+        "unknown": "not asked yet (no artist answer so far)",
+    }
+    out.print(f"Spotify genres: {genres_in_words[data['spotify_genres']]}", markup=False)
     if terms:
         emit("table", data=None, rows=terms, columns=["term", "market", "progress", "state"], title="Search terms")
     requests = [

@@ -835,6 +835,11 @@ class Store:
         row = self.conn.execute("SELECT value FROM api_state WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
+    def state_updated_at(self, key: str) -> datetime | None:
+        """When a remembered fact was last learnt or confirmed (UTC), None if never learnt."""
+        row = self.conn.execute("SELECT updated_at FROM api_state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else datetime.strptime(str(row[0]), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
     def set_state(self, key: str, value: str) -> None:
         with self.transaction() as conn:
             conn.execute(
@@ -1086,6 +1091,8 @@ class Store:
                 "WHERE NOT EXISTS (SELECT 1 FROM audio_analysis f WHERE f.track_id = t.track_id)"
             ).fetchone()[0],
             "api": {k: v for k, v in sorted(state.items())},
+            # Whether Spotify's artist answers carry genres for this app ('spotify.genres', learnt by collect).
+            "spotify_genres": state.get("spotify.genres", "unknown"),
             "musicbrainz": {"matched": lookups.get("matched", 0), "no_match": lookups.get("no match", 0)},
         }
 

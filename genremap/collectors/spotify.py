@@ -6,6 +6,14 @@ app may do is detected, not configured: the search page size (50 for extended-qu
 10 for development-mode apps), the batch artists endpoint, audio features and analysis;
 each finding is remembered in the store so a resumed run does not probe again.
 
+Whether artist answers carry genres is detected the same way ('spotify.genres'): since 2026
+development-mode apps get artist objects without a `genres` key (`genres: []` is a normal
+answer). The first such answer stops the artist fetching, so a whole collection spends at
+most a batch probe and one artist request on it; the artists stay pending for `genremap
+enrich`. A resumed run sends no artist request while the finding is younger than
+GENRES_RECHECK; an older one is checked with a single request, and any answer that carries
+genres again (extended quota granted) turns fetching back on.
+
 Every page of results commits together with its checkpoint, and every artist fetch commits
 on its own, so a run killed at any moment resumes with nothing lost or duplicated.
 """
@@ -16,6 +24,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -48,6 +57,12 @@ ID_VAR, SECRET_VAR = "SPOTIPY_CLIENT_ID", "SPOTIPY_CLIENT_SECRET"
 SEARCH_CAP = 1000  # the API serves at most offset + limit = 1000 results per query
 EXTENDED_LIMIT, DEVELOPMENT_LIMIT = 50, 10
 ARTIST_BATCH, FEATURES_BATCH = 50, 100
+GENRES_STATE = "spotify.genres"  # 'available' or 'unavailable': do this app's artist answers carry genres?
+GENRES_RECHECK = timedelta(days=1)  # an 'unavailable' finding this old is checked again with one request
+NO_GENRES_NOTE = (
+    "this app gets no genres from Spotify (artist answers without `genres`, as for development-mode apps "
+    "since 2026): its artists are left without genres; `genremap enrich` fills them from MusicBrainz"
+)
 
 # spotipy logs request headers at DEBUG (the token request's Basic header carries the secret in
 # base64) and HTTP errors at ERROR: neither may reach the user's terminal or log files.
@@ -272,6 +287,7 @@ class CollectSummary:
     artists_fetched: int = 0
     features_fetched: int = 0
     analyses_fetched: int = 0
+    spotify_genres: str = "unknown"  # 'available', 'unavailable' (artist answers without genres) or 'unknown'
     notes: list[str] = field(default_factory=list)  # one line per thing the API would not do
 
     def as_dict(self) -> dict[str, Any]:
@@ -281,6 +297,7 @@ class CollectSummary:
             "artists_fetched": self.artists_fetched,
             "features_fetched": self.features_fetched,
             "analyses_fetched": self.analyses_fetched,
+            "spotify_genres": self.spotify_genres,
             "notes": self.notes,
         }
 
@@ -292,6 +309,12 @@ class Progress:
     term: Callable[[str, int, int | None], None] = lambda term, done, total: None
     stage: Callable[[str, int, int], None] = lambda stage, done, total: None
     note: Callable[[str], None] = lambda text: None
+
+
+def _has_genres(artist: dict[str, Any]) -> bool:
+    """Whether an artist object carries a `genres` list (`[]` included). Since 2026 the objects
+    development-mode apps get have no `genres` key at all: that, not `[]`, means "no genres here"."""
+    return isinstance(artist.get("genres"), list)
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
@@ -426,23 +449,60 @@ class SpotifyCollector:
         # Development-mode apps lost the batch endpoint; only extended-quota apps are probed.
         return self.store.get_state("spotify.mode") == "extended"
 
+    def _genres_worth_asking(self) -> bool:
+        """False (and says so) when this app is known to get no genres and the finding is recent:
+        a resumed run sends no artist request. An older finding is checked again with one request."""
+        if self.store.get_state(GENRES_STATE) != "unavailable":
+            return True
+        since = self.store.state_updated_at(GENRES_STATE)
+        if since is not None and datetime.now(UTC) - since >= GENRES_RECHECK:
+            return True  # one probe: the app may have been granted extended quota since
+        self._note(NO_GENRES_NOTE)
+        return False
+
+    def _learn_genres(self, carried: bool) -> bool:
+        """Remember whether artist answers carry `genres` (either way, a later answer can change
+        it); True to go on fetching."""
+        known = self.store.get_state(GENRES_STATE)
+        if carried:
+            if known != "available":
+                self.store.set_state(GENRES_STATE, "available")
+                if known == "unavailable":
+                    self._note("Spotify gives this app genres again: fetching its artists' genres")
+            return True
+        self.store.set_state(GENRES_STATE, "unavailable")  # also dates the finding, for the next check
+        self._note(NO_GENRES_NOTE)
+        return False
+
     def fetch_artists(self) -> None:
+        """Each pending artist's genres, until an answer shows that this app gets none: the
+        rest then stay pending (never recorded as "no genres") for `genremap enrich`."""
         pending = self.store.artists_without_genres("spotify", primary_only=not self.config.all_artists)
         total, done = len(pending), 0
         self.progress.stage("artists", 0, total)
+        if not pending or not self._genres_worth_asking():
+            return
         for chunk in _chunks(pending, ARTIST_BATCH):
-            if self._batch_allowed():
-                fetched = self._fetch_batch(chunk)
-                if fetched is not None:
-                    done += len(chunk)
+            carried = self._fetch_batch(chunk) if self._batch_allowed() else None
+            if carried is None:  # no batch endpoint for this app: one request per artist
+                for artist_id in chunk:
+                    if not self._fetch_one(artist_id):
+                        return
+                    done += 1
                     self.progress.stage("artists", done, total)
-                    continue
-            for artist_id in chunk:
-                self._fetch_one(artist_id)
-                done += 1
-                self.progress.stage("artists", done, total)
+                continue
+            if not carried:
+                return
+            done += len(chunk)
+            self.progress.stage("artists", done, total)
 
-    def _fetch_batch(self, ids: list[str]) -> list[str] | None:
+    def _stored_name(self, artist_id: str) -> str:
+        row = self.store.conn.execute("SELECT name FROM artists WHERE artist_id = ?", (artist_id,)).fetchone()
+        return str(row[0]) if row else ""
+
+    def _fetch_batch(self, ids: list[str]) -> bool | None:
+        """One batch request: None if the app has no batch endpoint, else whether the answer
+        carried genres (when not, nothing is recorded)."""
         try:
             answer = self._call("artists", lambda: _expect(self.client.artists(ids), "artists"))
         except SpotifyException as exc:
@@ -454,35 +514,38 @@ class SpotifyCollector:
         if self.store.get_state("spotify.batch_artists") is None:
             self.store.set_state("spotify.batch_artists", "yes")
         by_id = {a["id"]: a for a in answer["artists"] if isinstance(a, dict) and a.get("id")}
-        names = dict(
-            self.store.conn.execute(
-                f"SELECT artist_id, name FROM artists WHERE artist_id IN ({','.join('?' * len(ids))})", ids
-            ).fetchall()
-        )
+        if by_id and not self._learn_genres(all(_has_genres(a) for a in by_id.values())):
+            self.flush_counts()
+            return False
         records = [
-            ArtistRecord(i, str(by_id[i].get("name") or names.get(i, "")), tuple(by_id[i].get("genres") or ()))
+            ArtistRecord(i, str(by_id[i].get("name") or self._stored_name(i)), tuple(by_id[i]["genres"]))
             if i in by_id
-            else ArtistRecord(i, str(names.get(i, "")), ())
+            else ArtistRecord(i, self._stored_name(i), ())  # unknown to Spotify: asked, none
             for i in ids
         ]
         self.store.upsert_artists(records, "spotify")
         self.summary.artists_fetched += len(records)
         self.flush_counts()
-        return ids
+        return True
 
-    def _fetch_one(self, artist_id: str) -> None:
+    def _fetch_one(self, artist_id: str) -> bool:
+        """One artist request; False (nothing recorded) when the answer carries no genres."""
         try:
             answer = self._call("artist", lambda: _expect(self.client.artist(artist_id), "id"))
-            record = ArtistRecord(artist_id, str(answer.get("name") or ""), tuple(answer.get("genres") or ()))
         except SpotifyException as exc:
             if exc.http_status not in (400, 404):
                 raise
             # Unknown to Spotify: remembered as having no genres, so it is not asked again.
-            name = self.store.conn.execute("SELECT name FROM artists WHERE artist_id = ?", (artist_id,)).fetchone()
-            record = ArtistRecord(artist_id, str(name[0]) if name else "", ())
+            record = ArtistRecord(artist_id, self._stored_name(artist_id), ())
+        else:
+            if not self._learn_genres(_has_genres(answer)):
+                self.flush_counts()
+                return False
+            record = ArtistRecord(artist_id, str(answer.get("name") or ""), tuple(answer["genres"]))
         self.store.upsert_artists([record], "spotify")
         self.summary.artists_fetched += 1
         self.flush_counts()
+        return True
 
     # --- audio features and analysis -----------------------------------------------------------------
     def _forbidden(self, what: str, key: str) -> bool:
@@ -561,4 +624,5 @@ class SpotifyCollector:
                 self.fetch_audio_analysis()
         finally:
             self.flush_counts()
+            self.summary.spotify_genres = self.store.get_state(GENRES_STATE) or "unknown"
         return self.summary

@@ -18,7 +18,9 @@ What it imitates:
 * ``GET /v1/audio-features[?ids=|/{id}]`` and ``GET /v1/audio-analysis/{id}`` (403 in development mode);
 * ``GET /mp3-preview/{hash}``: the preview clips that ``preview_url`` points at (no token needed, like p.scdn.co).
 
-Objects carry ``popularity``, ``external_ids`` and ``followers`` only in extended mode. ``href`` values point back at
+Objects carry ``popularity``, ``external_ids`` and ``followers`` only in extended mode. With ``artist_genres=False``
+(what every development-mode app gets since 2026) artist objects carry exactly ``external_urls, href, id, images,
+name, type, uri``: no ``genres`` key at all. ``href`` values point back at
 the fake (``api_base``), ``external_urls`` keep their open.spotify.com form, as on the real service.
 
 Faults (429 with Retry-After, 5xx, slow answers, truncated JSON, dropped connections, expired tokens) are drawn per
@@ -61,6 +63,7 @@ MAX_LIMIT = {"development": 10, "extended": 50}
 DEFAULT_LIMIT = {"development": 10, "extended": 20}
 MAX_ARTIST_IDS = 50
 MAX_FEATURE_IDS = 100
+ARTIST_KEYS_2026 = ("external_urls", "href", "id", "images", "name", "type", "uri")  # development mode, no genres
 ENDPOINTS = ("token", "search", "artist", "artists", "track", "audio-features", "audio-analysis", "preview", "unknown")
 KINDS = ("429", "500", "502", "503", "slow", "malformed", "drop", "401", "trickle")
 
@@ -585,6 +588,10 @@ class FakeSpotify:
     `missing_analysis`: track ids whose audio analysis answers 404 "analysis not found"; None picks about 1% of the
     catalog deterministically, set() none. `batch_artists_status`: the development-mode answer of GET /v1/artists
     (403 or 404). `token_error_status`: the status of a wrong client id/secret (400, or 401).
+    `artist_genres`: False serves artist objects (``/artists/{id}``, ``/artists?ids=``) as development-mode apps get
+    them since 2026, with only ARTIST_KEYS_2026 (no ``genres`` key, not ``genres: []``); search results' simplified
+    artists are the same either way. A plain attribute: a test may flip it between requests (an app that gets, or
+    loses, extended quota).
     """
 
     def __init__(
@@ -598,6 +605,7 @@ class FakeSpotify:
         batch_artists_status: int = 403,
         missing_analysis: set[str] | None = None,
         token_error_status: int = 400,
+        artist_genres: bool = True,
         advance: Callable[[float], None] = lambda seconds: None,
     ) -> None:
         if mode not in MAX_LIMIT:
@@ -616,6 +624,7 @@ class FakeSpotify:
             missing_analysis = set(random.Random(f"missing:{self.catalog.seed}").sample(ids, max(1, len(ids) // 100)))
         self.missing_analysis = set(missing_analysis)
         self.token_error_status = token_error_status
+        self.artist_genres = artist_genres
         self.advance = advance  # moves the client's fake clock while a "trickle" answer is sent
         self.requests: collections.Counter[str] = collections.Counter()
         self.log: list[tuple[str, str, int]] = []
@@ -872,6 +881,8 @@ class FakeSpotify:
 
     def _artist_view(self, artist_id: str) -> dict[str, Any] | None:
         artist = self.catalog.artists.get(artist_id)
+        if artist is not None and not self.artist_genres:
+            return {k: artist[k] for k in ARTIST_KEYS_2026}
         if artist is None or self.mode == "extended":
             return artist
         return {k: v for k, v in artist.items() if k not in ("popularity", "followers")}
