@@ -719,14 +719,18 @@ class Store:
         )
         return {t: (int(n), json.loads(p), json.loads(m)) for t, n, p, m in rows}
 
-    def artists_for_musicbrainz(self) -> list[tuple[str, str]]:
+    def artists_for_musicbrainz(self, *, refresh: bool = False) -> list[tuple[str, str]]:
         """(artist_id, name) of artists without Spotify genres (asked and given none, or never
-        asked) whose MusicBrainz lookup is not cached yet, in a stable order."""
+        asked) whose MusicBrainz lookup is not cached yet (cached or not with `refresh`), in a
+        stable order."""
+        uncached = (
+            "" if refresh else "AND NOT EXISTS (SELECT 1 FROM musicbrainz_lookups m WHERE m.artist_id = a.artist_id)"
+        )
         rows = self.conn.execute(
-            """SELECT a.artist_id, a.name FROM artists a
+            f"""SELECT a.artist_id, a.name FROM artists a
                WHERE NOT EXISTS (SELECT 1 FROM artist_genres g
                                  WHERE g.artist_key = a.artist_key AND g.source = 'spotify')
-                 AND NOT EXISTS (SELECT 1 FROM musicbrainz_lookups m WHERE m.artist_id = a.artist_id)
+                 {uncached}
                ORDER BY a.artist_id"""
         ).fetchall()
         return [(str(i), str(n)) for i, n in rows]
