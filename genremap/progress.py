@@ -9,12 +9,14 @@ from typing import Any
 from rich.console import Console
 from rich.progress import (
     BarColumn,
+    DownloadColumn,
     MofNCompleteColumn,
     Progress,
     SpinnerColumn,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
+    TransferSpeedColumn,
 )
 
 
@@ -72,6 +74,24 @@ def counter(console: Console, title: str, total: int | None) -> Iterator[Callabl
 def tracked(console: Console, title: str) -> Iterator[Callable[[int, int], None]]:
     """A bar for callbacks of the form `on_item(done, total)` (done counts from 0)."""
     with _bars(console, transient=True) as progress:
+        task = progress.add_task(title, total=None)
+        yield lambda done, total: progress.update(task, completed=done, total=total)
+
+
+@contextmanager
+def bytes_read(console: Console, title: str) -> Iterator[Callable[[int, int], None]]:
+    """A bar for callbacks `on_bytes(done, total)` counting bytes read, with the read speed."""
+    with _Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as progress:
         task = progress.add_task(title, total=None)
         yield lambda done, total: progress.update(task, completed=done, total=total)
 

@@ -123,7 +123,8 @@ def name_score(a: str, b: str) -> float:
     return round(float(score), 1)
 
 
-def _alias_names(candidate: Mapping[str, Any]) -> list[str]:
+def alias_names(candidate: Mapping[str, Any]) -> list[str]:
+    """The names of a MusicBrainz artist's aliases (objects with a `name`, or plain strings)."""
     aliases = candidate.get("aliases")
     if not isinstance(aliases, list):
         return []
@@ -161,7 +162,7 @@ def best_match(
         if not isinstance(mbid, str) or not mbid or not isinstance(mb_name, str):
             continue
         score, via = name_score(name, mb_name), None
-        for alias in _alias_names(candidate):
+        for alias in alias_names(candidate):
             alias_score = name_score(name, alias)
             if alias_score > score:
                 score, via = alias_score, alias
