@@ -309,7 +309,7 @@ def scan_dump(
     """Offer every artist of the dump to `index`, counting lines, artists and malformed lines in
     `result`. A malformed line is reported (`on_problem(line, what)`) and skipped; but when the
     first line that is not blank is malformed, the file is not an artist dump: UsageError."""
-    for number, line in iter_lines(stream):
+    for number, line in iter_lines(stream, MAX_LINE_BYTES):
         result.lines = number
         if line is None:
             record: dict[str, Any] | str = f"longer than {MAX_LINE_BYTES:,} bytes"
