@@ -237,14 +237,33 @@ def test_an_artist_named_so_ranks_over_one_with_that_alias(tmp_path: Path) -> No
     assert "alias 'Puff Daddy'" in lookup["candidates"][0]["reason"]
 
 
-@given(
-    st.lists(
-        st.sampled_from(["the ", "The", "a", "b", "é", "E", " ", "-", "/", "!", "&", "and", "n", "'"]), max_size=8
-    ),
-    st.lists(
-        st.sampled_from(["the ", "The", "a", "b", "e", "É", " ", "-", "/", "!", "&", "and", "n", "'"]), max_size=8
-    ),
-)
+PIECES = [
+    "the ",
+    "The",
+    "THE ",
+    "a",
+    "B",
+    "é",
+    "E\u0301",
+    " ",
+    "-",
+    "/",
+    "!",
+    "&",
+    "and",
+    "n",
+    "'",
+    "ß",
+    "SS",
+    "İ",
+    "ﬁ",
+    "dnb",
+    "ø",
+    "_",
+]
+
+
+@given(st.lists(st.sampled_from(PIECES), max_size=8), st.lists(st.sampled_from(PIECES), max_size=8))
 def test_exact_key_is_the_key_of_a_full_score(left: list[str], right: list[str]) -> None:
     a, b = "".join(left), "".join(right)
     assert (exact_key(a) == exact_key(b)) == (name_score(a, b) == 100.0)
@@ -486,7 +505,8 @@ def test_a_tar_with_other_members_and_path_tricks_is_read_without_extracting(
         ),
         ([("../mbdump/artist", b"{}\n")], "no mbdump/artist in this archive"),
         ([("/mbdump/artist", b"{}\n")], "no mbdump/artist in this archive"),
-        ([(f"f{i}", b"") for i in range(mbdump.MAX_MEMBERS + 5)], "no mbdump/artist in this archive"),
+        # Too many members before it: tarfile keeps every member it has read, so the search stops.
+        ([(f"f{i}", b"") for i in range(mbdump.MAX_MEMBERS)] + [(MEMBER, b"{}\n")], "no mbdump/artist in this archive"),
     ],
 )
 def test_a_tar_without_the_artists_is_refused(tmp_path: Path, members: list[tuple[str, bytes]], expected: str) -> None:

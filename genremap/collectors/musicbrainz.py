@@ -109,8 +109,9 @@ def _match_key(name: str) -> str:
 
 def exact_key(name: str) -> str:
     """The key two names share exactly when `name_score` gives them 100: the normalised form
-    without spaces ("" for a blank name). Lets a dump be matched by dictionary look-ups."""
-    return _match_key(name).replace(" ", "")
+    without spaces ("" for a blank name). Lets a dump be matched by dictionary look-ups.
+    Normalisation casefolds first anyway; doing it here lets plain names take its fast path."""
+    return _match_key(name.casefold()).replace(" ", "")
 
 
 def name_score(a: str, b: str) -> float:
