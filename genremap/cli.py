@@ -921,16 +921,20 @@ def enrich_command(
         finally:
             stats = retrying.stats
             store.add_request_counts(stats.requests, stats.throttled, stats.failed)
-    data = {**result.summary(), "store": str(db)}
+    looked_up = f"MusicBrainz: {counted(result.looked_up, 'artist')} looked up"
+    _enrich_summary(result, db, fmt, looked_up, counted(result.requests, "request"))
+
+
+def _enrich_summary(result: Any, db: Path, fmt: str, before: str, after: str) -> None:
+    """An enrichment's summary: JSON, or what was found and left between `before` and `after`."""
     if fmt == "json":
-        write_json(data)
+        write_json({**result.summary(), "store": str(db)})
         return
-    out_console().print(
-        f"MusicBrainz: {counted(result.looked_up, 'artist')} looked up, {result.matched:,} matched "
-        f"({counted(result.genres_added, 'genre')} stored), {result.no_match:,} without a match; "
-        f"{result.skipped_cached:,} answered before, {result.pending:,} left; {counted(result.requests, 'request')}",
-        markup=False,
+    answered = (
+        f"{result.matched:,} matched ({counted(result.genres_added, 'genre')} stored), "
+        f"{result.no_match:,} without a match; {result.skipped_cached:,} answered before, {result.pending:,} left"
     )
+    out_console().print(f"{before}, {answered}; {after}", markup=False)
 
 
 def _enrich_from_dump(db: Path, dump: Path, *, threshold: float, limit: int | None, refresh: bool, fmt: str) -> None:
@@ -951,18 +955,9 @@ def _enrich_from_dump(db: Path, dump: Path, *, threshold: float, limit: int | No
         )
     if result.malformed > len(warned):
         console.print(f"warning: {result.malformed - len(warned):,} more malformed lines skipped", markup=False)
-    data = {**result.summary(), "store": str(db)}
-    if fmt == "json":
-        write_json(data)
-        return
-    out_console().print(
-        f"MusicBrainz dump {dump}: {counted(result.artists_read, 'artist')} read"
-        + (f" ({counted(result.malformed, 'malformed line')} skipped)" if result.malformed else "")
-        + f"; {counted(result.looked_up, 'artist')} answered, {result.matched:,} matched "
-        f"({counted(result.genres_added, 'genre')} stored), {result.no_match:,} without a match; "
-        f"{result.skipped_cached:,} answered before, {result.pending:,} left; no request sent",
-        markup=False,
-    )
+    skipped = f" ({counted(result.malformed, 'malformed line')} skipped)" if result.malformed else ""
+    read = f"MusicBrainz dump {dump}: {counted(result.artists_read, 'artist')} read{skipped}; "
+    _enrich_summary(result, db, fmt, read + f"{counted(result.looked_up, 'artist')} answered", "no request sent")
 
 
 @app.command("status")

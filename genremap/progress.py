@@ -29,13 +29,15 @@ class _Progress(Progress):
             super().stop()
 
 
-def _bars(console: Console, *, transient: bool) -> Progress:
-    """Bars with a spinner, a description, a count and the elapsed time; silent off a terminal."""
+def _bars(console: Console, *, transient: bool, in_bytes: bool = False) -> Progress:
+    """Bars with a spinner, a description, a count (or bytes and their speed) and the elapsed
+    time; silent off a terminal."""
+    counts = (DownloadColumn(), TransferSpeedColumn()) if in_bytes else (MofNCompleteColumn(),)
     return _Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        *counts,
         TimeElapsedColumn(),
         console=console,
         transient=transient,
@@ -81,17 +83,7 @@ def tracked(console: Console, title: str) -> Iterator[Callable[[int, int], None]
 @contextmanager
 def bytes_read(console: Console, title: str) -> Iterator[Callable[[int, int], None]]:
     """A bar for callbacks `on_bytes(done, total)` counting bytes read, with the read speed."""
-    with _Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    ) as progress:
+    with _bars(console, transient=True, in_bytes=True) as progress:
         task = progress.add_task(title, total=None)
         yield lambda done, total: progress.update(task, completed=done, total=total)
 

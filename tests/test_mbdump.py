@@ -272,11 +272,16 @@ def test_exact_key_is_the_key_of_a_full_score(left: list[str], right: list[str])
 # --- no request ----------------------------------------------------------------------------
 
 
-def test_cli_sends_no_request_even_with_a_web_service_given(tmp_path: Path, runner: CliRunner) -> None:
-    dump = write_dump(tmp_path, "artist.tar.xz", dump_bytes())
-    db = tmp_path / "s.db"
+def dump_and_store(folder: Path, name: str, data: bytes) -> tuple[Path, Path]:
+    """A dump named `name` holding `data`, and a store file with STORE_ARTISTS."""
+    db = folder / "s.db"
     with Store.open(db) as store:
         add_store_artists(store)
+    return write_dump(folder, name, data), db
+
+
+def test_cli_sends_no_request_even_with_a_web_service_given(tmp_path: Path, runner: CliRunner) -> None:
+    dump, db = dump_and_store(tmp_path, "artist.tar.xz", dump_bytes())
     with FakeMusicBrainz() as fake:
         result = runner.invoke(
             app, ["enrich", "--source", "musicbrainz", "--dump", str(dump), "--db", str(db), "--mb-api", fake.api]
@@ -295,10 +300,7 @@ def test_cli_sends_no_request_even_with_a_web_service_given(tmp_path: Path, runn
 
 
 def test_cli_with_a_closed_port_as_web_service_still_works(tmp_path: Path, runner: CliRunner) -> None:
-    dump = write_dump(tmp_path, "artist.gz", dump_bytes())
-    db = tmp_path / "s.db"
-    with Store.open(db) as store:
-        add_store_artists(store)
+    dump, db = dump_and_store(tmp_path, "artist.gz", dump_bytes())
     with FakeMusicBrainz() as fake:
         closed = fake.api
     result = runner.invoke(app, ["enrich", "--dump", str(dump), "--db", str(db), "--mb-api", closed, "-f", "json"])
@@ -391,10 +393,7 @@ def test_malformed_lines_are_reported_with_their_numbers_and_skipped(
         b'{"id": "z", "name": "' + b"A" * 10_000 + b'"}',  # 18: too long
     ]
     data = dump_bytes(extra=bad) + json.dumps(dump_record(mbid("late"), {"name": "Nobody Anywhere"})).encode() + b"\n"
-    dump = write_dump(tmp_path, "artist.xz", data)
-    db = tmp_path / "s.db"
-    with Store.open(db) as store:
-        add_store_artists(store)
+    dump, db = dump_and_store(tmp_path, "artist.xz", data)
     result = runner.invoke(app, ["enrich", "--dump", str(dump), "--db", str(db), "-f", "json"])
     assert result.exit_code == 0, result.output
     warnings = result.stderr.splitlines()
