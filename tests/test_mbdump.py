@@ -92,9 +92,8 @@ def dump_record(key: str, record: dict[str, Any]) -> dict[str, Any]:
 
 
 def dump_bytes(catalog: dict[str, dict[str, Any]] | None = None, extra: list[bytes] | None = None) -> bytes:
-    lines = [
-        json.dumps(dump_record(k, v), ensure_ascii=False).encode() for k, v in (catalog or DEFAULT_CATALOG).items()
-    ]
+    chosen = DEFAULT_CATALOG if catalog is None else catalog
+    lines = [json.dumps(dump_record(k, v), ensure_ascii=False).encode() for k, v in chosen.items()]
     return b"\n".join(lines + (extra or [])) + b"\n"
 
 
@@ -389,7 +388,7 @@ def test_malformed_lines_are_reported_with_their_numbers_and_skipped(
         b'{"name": "No Id"}',  # 14
         b"",  # 15: blank, not a problem
         b'{"id": "y", "name": "\xff\xfe"}',  # 16: not UTF-8
-        b"[" * 5000,  # 17: too long (and too deep)
+        b"[" * 4000,  # 17: too deep for the JSON parser
         b'{"id": "z", "name": "' + b"A" * 10_000 + b'"}',  # 18: too long
     ]
     data = dump_bytes(extra=bad) + json.dumps(dump_record(mbid("late"), {"name": "Nobody Anywhere"})).encode() + b"\n"
@@ -400,13 +399,35 @@ def test_malformed_lines_are_reported_with_their_numbers_and_skipped(
     assert [w.split(":", 2)[1].strip() for w in warnings] == [f"{dump} line {n}" for n in (12, 13, 14, 16, 17, 18)]
     assert "line 12: not JSON" in warnings[0] and warnings[0].endswith("; skipped")
     assert "line 13: a JSON list, not an artist object" in warnings[1]
-    assert "line 17: longer than 4,096 bytes" in warnings[4]
+    assert "line 17: not JSON (maximum recursion depth exceeded" in warnings[4]
     data_out = json.loads(result.stdout)
     assert (data_out["malformed"], data_out["malformed_lines"], data_out["lines"]) == (6, [12, 13, 14, 16, 17, 18], 19)
     with Store.open(db) as store:
         found = answers(store)
     assert found["sp:nobody"]["status"] == "matched"  # the line after the bad ones was read
     assert found["sp:beatles"]["genres"][0] == ("rock", 30)
+
+
+def test_hostile_values_on_matching_lines_never_crash(tmp_path: Path) -> None:
+    lines = [
+        b'{"id": "%s", "name": "Puff Daddy", "genres": 5}' % mbid("a").encode(),
+        b'{"id": "%s", "name": "Nobody Anywhere", "genres": [{"name": "jazz", "count": Infinity},'
+        b' {"name": "soul", "count": 1e400}, {"name": "funk", "count": 1000000000000000000000000000000},'
+        b' {"name": "blues", "count": -Infinity}, {"name": "x" , "count": NaN}]}' % mbid("b").encode(),
+        b'{"id": "%s", "name": "AC/DC"}' % (b"f" * 5000),
+        json.dumps({"id": mbid("c"), "name": "Someone Else", "aliases": ["Motley Crue"] * 20_000}).encode(),
+    ]
+    dump = write_dump(tmp_path, "artist", dump_bytes({}, lines))
+    with Store.open(tmp_path / "s.db") as store:
+        add_store_artists(store)
+        result = enrich_from_dump(store, dump)
+        found = answers(store)
+    assert result.malformed == 1 and result.malformed_lines == [3]  # the 5,000-character id
+    assert (found["sp:diddy"]["status"], found["sp:diddy"]["genres"]) == ("matched", [])
+    most = 2**31 - 1
+    assert found["sp:nobody"]["genres"] == [("funk", most), ("jazz", most), ("soul", most)]
+    assert found["sp:acdc"]["status"] == "no match"
+    assert found["sp:motley"]["mb_name"] == "Someone Else"
 
 
 def test_a_line_too_long_is_never_held_whole() -> None:

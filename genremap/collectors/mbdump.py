@@ -56,6 +56,7 @@ MEMBER = "mbdump/artist"  # the artists' file inside artist.tar.xz
 MAX_LINE_BYTES = 16 * 1024 * 1024  # a longer line is reported and skipped, never held whole
 MAX_HEADER_BYTES = 1024 * 1024  # a tar's long-name or pax header larger than this is refused
 MAX_MEMBERS = 1000  # tar members read before giving up on finding MEMBER (the real archive has ~10)
+MAX_ID_CHARS = 64  # MusicBrainz ids have 36
 MAX_NAME_CHARS = 1000  # longer names and aliases are not matched (no real artist's name is that long)
 MAX_GENRES = 100  # genres kept per candidate, most votes first
 MAX_GENRE_CHARS = 200  # longer genre names are dropped
@@ -243,6 +244,8 @@ def parse_artist(line: bytes) -> dict[str, Any] | str:
         return f"a JSON {type(record).__name__}, not an artist object"
     if not isinstance(record.get("id"), str) or not record["id"] or not isinstance(record.get("name"), str):
         return "not a MusicBrainz artist (no `id` or `name`)"
+    if len(record["id"]) > MAX_ID_CHARS:
+        return f"not a MusicBrainz artist (an `id` of {len(record['id']):,} characters)"
     return record
 
 
@@ -274,8 +277,8 @@ class DumpIndex:
         for alias in alias_names(record):
             if len(alias) > MAX_NAME_CHARS or (key := exact_key(alias)) not in self.keys:
                 continue
-            hit = hits.setdefault(key, {"id": record["id"], "name": name, "score": ALIAS_RANK, "aliases": []})
-            hit.setdefault("aliases", []).append(alias)
+            # The first alias with the key is the one best_match names: one is all it needs.
+            hits.setdefault(key, {"id": record["id"], "name": name, "score": ALIAS_RANK, "aliases": [alias]})
         if len(name) > MAX_NAME_CHARS:
             for hit in hits.values():
                 hit["name"] = name[:MAX_NAME_CHARS]

@@ -33,6 +33,7 @@ SEARCH_ENDPOINT = "musicbrainz.search"  # keys of Stats and of the store's reque
 LOOKUP_ENDPOINT = "musicbrainz.lookup"
 SEARCH_LIMIT = 10  # candidates asked for per search
 DEFAULT_THRESHOLD = 90.0
+MAX_VOTES = 2**31 - 1  # vote counts are clamped here: a stored count must fit SQLite's integers
 OFFICIAL_HOST = "musicbrainz.org"  # and its subdomains: never faster than one request per second
 
 MATCHED, NO_MATCH = "matched", "no match"
@@ -189,18 +190,22 @@ def best_match(
 def parse_genres(body: Any) -> list[tuple[str, int]]:
     """(genre, votes) from an artist lookup with `inc=genres`, most votes first, then by name.
 
-    Genres without a positive vote count (voted down to nothing) are dropped."""
+    Genres without a positive vote count (voted down to nothing) are dropped; a `genres` that
+    is not a list counts as none, and a count beyond MAX_VOTES (or infinite) as MAX_VOTES."""
     if not isinstance(body, Mapping):
         raise GenremapError(f"{SERVICE} artist lookup answered {type(body).__name__}, not an object")
     votes: dict[str, int] = {}
-    for genre in body.get("genres") or []:
+    genres = body.get("genres")
+    for genre in genres if isinstance(genres, list) else []:
         if not isinstance(genre, Mapping):
             continue
         name, count = genre.get("name"), genre.get("count")
         if not isinstance(name, str) or not name.strip():
             continue
         try:
-            count = int(count or 0)
+            count = min(int(count or 0), MAX_VOTES)
+        except OverflowError:  # an infinite float
+            count = MAX_VOTES if isinstance(count, float) and count > 0 else 0
         except (TypeError, ValueError):
             count = 0
         if count > 0:
