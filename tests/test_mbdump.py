@@ -9,10 +9,12 @@ answers and the dump's can be compared in the store.
 from __future__ import annotations
 
 import bz2
+import errno
 import gzip
 import io
 import json
 import lzma
+import os
 import subprocess
 import sys
 import tarfile
@@ -569,13 +571,34 @@ def test_an_oversized_tar_header_is_refused_before_it_is_read(
         assert enrich_from_dump(store, dump).matched == 9  # the same archive, within the bound
 
 
+def test_an_unreadable_file_is_refused_as_such(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dump = write_dump(tmp_path, "artist.xz", dump_bytes())
+
+    def denied(path: Path) -> str:  # what open() raises without read permission (the tests may run as root)
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+    monkeypatch.setattr(mbdump, "_compression", denied)
+    with Store.open(tmp_path / "s.db") as store:
+        add_store_artists(store)
+        with pytest.raises(UsageError, match=r"artist.xz: cannot be read \(Permission denied\); nothing was saved"):
+            enrich_from_dump(store, dump)
+
+
 def test_cli_refusals_are_one_line_without_traceback(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     with Store.open(db) as store:
         add_store_artists(store)
-    broken = tmp_path / "artist.tar.xz"
-    broken.write_bytes(lzma.compress(b"not a tar at all, and not JSON either\n"))
-    for dump in (broken, tmp_path / "missing.tar.xz"):
+    text = tmp_path / "artist.tar.xz"
+    text.write_bytes(lzma.compress(b"not a tar at all, and not JSON either\n"))
+    corrupt = tmp_path / "artist.xz"
+    corrupt.write_bytes(b"\xfd7zXZ\x00" + bytes(range(256)) * 4)
+    cases = [
+        (text, "line 1: not JSON"),
+        (corrupt, "unreadable"),
+        (tmp_path / "missing.tar.xz", "no such file"),
+        (tmp_path, "not a file"),
+    ]
+    for dump, expected in cases:
         done = subprocess.run(
             [sys.executable, "-m", "genremap", "enrich", "--dump", str(dump), "--db", str(db)],
             capture_output=True,
@@ -584,7 +607,7 @@ def test_cli_refusals_are_one_line_without_traceback(tmp_path: Path) -> None:
         )
         assert done.returncode == 2, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("error: ")
-        assert "Traceback" not in done.stderr and done.stdout == ""
+        assert "Traceback" not in done.stderr and done.stdout == "" and expected in done.stderr
 
 
 # --- bounded by the store, not by the dump -------------------------------------------------

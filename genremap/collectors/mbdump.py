@@ -197,6 +197,8 @@ def open_dump(path: Path, on_bytes: Callable[[int, int], None] = lambda done, to
         total = path.stat().st_size
         kind = _compression(path)
         is_tar = _is_tar(path, kind)
+    except PermissionError as exc:
+        raise UsageError(f"{path}: cannot be read ({exc.strerror}); nothing was saved") from exc
     except _CORRUPT as exc:
         raise _unreadable(path, exc, 0) from exc
     with ExitStack() as stack:
@@ -365,7 +367,8 @@ def enrich_from_dump(
     """
     check_enrich_options(threshold, limit)
     if not dump.is_file():
-        raise UsageError(f"--dump {dump}: no such file")
+        what = "not a file" if dump.exists() else "no such file"
+        raise UsageError(f"--dump {dump}: {what} (pass artist.tar.xz from {DUMPS_URL}, or the {MEMBER} file in it)")
     result = DumpResult(dump=str(dump))
     chosen = artists_to_enrich(store, result, limit=limit, refresh=refresh)
     if not chosen:
