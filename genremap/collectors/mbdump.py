@@ -32,7 +32,7 @@ import tarfile
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -89,16 +89,10 @@ class DumpResult(EnrichResult):
     bytes_read: int = 0  # of the file as stored (compressed, when it is)
 
     def summary(self) -> dict[str, Any]:
-        """EnrichResult's summary and the dump's counts."""
-        return {
-            **super().summary(),
-            "dump": self.dump,
-            "lines": self.lines,
-            "artists_read": self.artists_read,
-            "malformed": self.malformed,
-            "malformed_lines": list(self.malformed_lines),
-            "bytes_read": self.bytes_read,
-        }
+        """EnrichResult's summary and the dump's counts (the fields above)."""
+        inherited = {f.name for f in fields(EnrichResult)}
+        own = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in inherited}
+        return {**super().summary(), **own, "malformed_lines": list(self.malformed_lines)}
 
 
 # --- reading the file ----------------------------------------------------------------------
