@@ -147,6 +147,7 @@ def _decompressed(kind: str, file: IO[bytes]) -> IO[bytes]:
 
 
 def _read_exactly(stream: IO[bytes], size: int) -> bytes:
+    """The first `size` bytes of `stream` (fewer at its end): one read may return less."""
     parts, got = [], 0
     while got < size:
         part = stream.read(size - got)
@@ -165,13 +166,14 @@ def _is_tar(path: Path, kind: str) -> bool:
 
 
 def _tar_member(tar: tarfile.TarFile, path: Path) -> IO[bytes]:
-    """MEMBER of a tar read as a stream, as a stream: other members are skipped, none is extracted."""
+    """MEMBER of a tar opened in stream mode, as a stream: other members are skipped, none is
+    extracted, and the search stops after MAX_MEMBERS members (tarfile keeps each one read)."""
     seen: list[str] = []
     for count, member in enumerate(tar, start=1):
         if member.name.removeprefix("./") == MEMBER:
             stream = tar.extractfile(member) if member.isfile() else None
             if stream is None:
-                raise UsageError(f"{path}: {MEMBER} in this archive is not a regular file; nothing was read")
+                raise UsageError(f"{path}: {MEMBER} in this archive is not a regular file; nothing was saved")
             return stream
         if len(seen) < 5:
             seen.append(member.name)
