@@ -749,14 +749,16 @@ class Store:
         origin: str = "musicbrainz",
     ) -> None:
         """Cache one MusicBrainz answer ('matched' or 'no match') and, for a match, the artist's
-        genres with their vote counts, in one transaction."""
+        genres with their vote counts, in one transaction. A 'no match' never replaces a cached
+        match (asking again must not erase known genres, nor leave them under a 'no match')."""
         with self.transaction() as conn:
             conn.execute(
                 """INSERT INTO musicbrainz_lookups(artist_id, status, mbid, mb_name, score, candidates, fetched_at)
                    VALUES (?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT(artist_id) DO UPDATE SET status = excluded.status, mbid = excluded.mbid,
                      mb_name = excluded.mb_name, score = excluded.score, candidates = excluded.candidates,
-                     fetched_at = excluded.fetched_at""",
+                     fetched_at = excluded.fetched_at
+                   WHERE excluded.status = 'matched' OR musicbrainz_lookups.status != 'matched'""",
                 (artist_id, status, mbid, mb_name, score, json.dumps(list(candidates), ensure_ascii=False), now()),
             )
             if status == "matched":

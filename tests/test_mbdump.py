@@ -338,6 +338,26 @@ def test_the_web_service_path_takes_all_too(tmp_path: Path) -> None:
         assert (again.looked_up, again.requests, again.skipped_cached) == (2, 3, 0)
 
 
+def test_asking_again_never_erases_a_match(tmp_path: Path) -> None:
+    """The web service matches "Lynard Skynyrd" to "Lynyrd Skynyrd" (a near name); the dump
+    cannot, and `--all` from the dump must not turn that match into a "no match"."""
+    # The fake finds phrases, not near names as MusicBrainz's search does: an alias holding the
+    # misspelling makes it offer the band, and best_match accepts its name at 92.9.
+    catalog = dict([entry("Lynyrd Skynyrd", [("southern rock", 12)], aliases=["Lynard Skynyrd Tribute"])])
+    clock = FakeClock()
+    with Store.open(tmp_path / "s.db") as store, FakeMusicBrainz(catalog, timer=clock.monotonic) as fake:
+        add_store_artists(store, [("a", "Lynard Skynyrd", ())])
+        retrying = Retrying("MusicBrainz", policy=RetryPolicy(seed=7, timeout=5.0), clock=clock)
+        assert enrich_musicbrainz(store, api=fake.api, retrying=retrying).matched == 1
+        before = answers(store)
+        dump = write_dump(tmp_path, "artist.xz", dump_bytes(catalog))
+        again = enrich_from_dump(store, dump, refresh=True)
+        assert (again.looked_up, again.no_match) == (1, 1)
+        assert answers(store) == before
+        assert (before["a"]["status"], before["a"]["score"]) == ("matched", 92.9)
+        assert before["a"]["genres"] == [("southern rock", 12)]
+
+
 def test_an_interrupted_save_keeps_the_finished_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     dump = write_dump(tmp_path, "artist", dump_bytes())
     monkeypatch.setattr(mbdump, "SAVE_BATCH", 3)
