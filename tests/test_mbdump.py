@@ -732,3 +732,16 @@ def test_scan_dump_reads_an_unseekable_stream(tmp_path: Path) -> None:
     scan_dump(io.BufferedReader(Pipe(dump_bytes())), index, result)
     assert result.artists_read == len(DEFAULT_CATALOG)
     assert [c["name"] for c in index.candidates("The Beatles")] == ["The Beatles"]
+
+
+def test_the_bar_counts_bytes_on_a_terminal() -> None:
+    from rich.console import Console
+
+    from genremap.progress import bytes_read
+
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=100)
+    with bytes_read(console, "reading artist.tar.xz") as on_bytes:
+        on_bytes(3_000_000, 12_000_000)
+        console.print("")  # a refresh of the live display
+    assert "reading artist.tar.xz" in screen.getvalue() and "3.0/12.0 MB" in screen.getvalue()
