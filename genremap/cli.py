@@ -933,6 +933,17 @@ def enrich_command(
     max_wait: Annotated[
         float, typer.Option("--max-wait", help="Longest Retry-After (seconds) to honour before stopping.")
     ] = 600.0,
+    dump: Annotated[
+        Path | None,
+        typer.Option(
+            "--dump",
+            help="Read MusicBrainz's JSON artist dump (artist.tar.xz, or mbdump/artist, plain, .xz or .gz) "
+            "instead of the web service: no request, any number of artists.",
+        ),
+    ] = None,
+    refresh: Annotated[
+        bool, typer.Option("--all", help="Also look up artists answered before (refresh), not only the new ones.")
+    ] = False,
     db: DbOption = DEFAULT_DB,
     fmt: Annotated[str, typer.Option("--format", "-f", help="Summary format: table or json.")] = "table",
 ) -> None:
@@ -940,9 +951,11 @@ def enrich_command(
 
     Only artists with no Spotify genres are searched; names must match (after normalising
     case, accents, punctuation and a leading "The") with a score of at least --threshold.
-    Every answer is cached, "no match" included, so a second run sends no request. One
-    request per second, as MusicBrainz asks. Labels then use these genres where Spotify has
-    none (see --genre-source on the reports).
+    Every answer is cached, "no match" included, so a second run sends no request (--all
+    asks again). One request per second, as MusicBrainz asks; for large collections,
+    --dump reads MusicBrainz's JSON data dump instead (exact normalised names and aliases,
+    no request). Labels then use these genres where Spotify has none (see --genre-source on
+    the reports).
     """
     from genremap.collectors.musicbrainz import SERVICE as MB_SERVICE
     from genremap.collectors.musicbrainz import enrich_musicbrainz
@@ -951,6 +964,9 @@ def enrich_command(
     _check_format(fmt, ("table", "json"))
     if source != "musicbrainz":
         raise UsageError(f"--source {source!r}: only musicbrainz is supported")
+    if dump is not None:
+        _enrich_from_dump(db, dump, threshold=threshold, limit=limit, refresh=refresh, fmt=fmt)
+        return
     console = err_console()
     retrying = _retrying(MB_SERVICE, console, max_wait)
     with _open_existing(db, readonly=False) as store:
@@ -962,22 +978,51 @@ def enrich_command(
                     contact=contact,
                     threshold=threshold,
                     limit=limit,
+                    refresh=refresh,
                     retrying=retrying,
                     on_artist=on_artist,
                 )
         finally:
             stats = retrying.stats
             store.add_request_counts(stats.requests, stats.throttled, stats.failed)
-    data = {**result.summary(), "store": str(db)}
+    looked_up = f"MusicBrainz: {counted(result.looked_up, 'artist')} looked up"
+    _enrich_summary(result, db, fmt, looked_up, counted(result.requests, "request"))
+
+
+def _enrich_summary(result: Any, db: Path, fmt: str, before: str, after: str) -> None:
+    """An enrichment's summary: JSON, or what was found and left between `before` and `after`."""
     if fmt == "json":
-        write_json(data)
+        write_json({**result.summary(), "store": str(db)})
         return
-    out_console().print(
-        f"MusicBrainz: {counted(result.looked_up, 'artist')} looked up, {result.matched:,} matched "
-        f"({counted(result.genres_added, 'genre')} stored), {result.no_match:,} without a match; "
-        f"{result.skipped_cached:,} answered before, {result.pending:,} left; {counted(result.requests, 'request')}",
-        markup=False,
+    answered = (
+        f"{result.matched:,} matched ({counted(result.genres_added, 'genre')} stored), "
+        f"{result.no_match:,} without a match; {result.skipped_cached:,} answered before, {result.pending:,} left"
     )
+    out_console().print(f"{before}, {answered}; {after}", markup=False)
+
+
+def _enrich_from_dump(db: Path, dump: Path, *, threshold: float, limit: int | None, refresh: bool, fmt: str) -> None:
+    """`enrich --dump`: read the dump with a bar of bytes read, warn about malformed lines, summarise."""
+    from genremap.collectors.mbdump import REPORTED_LINES, enrich_from_dump
+    from genremap.progress import bytes_read
+
+    console = err_console()
+    warned: list[int] = []
+
+    def warn(line: int, problem: str) -> None:
+        if len(warned) < REPORTED_LINES:
+            warned.append(line)
+            console.print(f"warning: {dump} line {line:,}: {problem}; skipped", markup=False)
+
+    with _open_existing(db, readonly=False) as store, bytes_read(console, f"reading {dump.name}") as on_bytes:
+        result = enrich_from_dump(
+            store, dump, threshold=threshold, limit=limit, refresh=refresh, on_bytes=on_bytes, on_problem=warn
+        )
+    if result.malformed > len(warned):
+        console.print(f"warning: {result.malformed - len(warned):,} more malformed lines skipped", markup=False)
+    skipped = f" ({counted(result.malformed, 'malformed line')} skipped)" if result.malformed else ""
+    read = f"MusicBrainz dump {dump}: {counted(result.artists_read, 'artist')} read{skipped}; "
+    _enrich_summary(result, db, fmt, read + f"{counted(result.looked_up, 'artist')} answered", "no request sent")
 
 
 @app.command("status")

@@ -9,12 +9,14 @@ from typing import Any
 from rich.console import Console
 from rich.progress import (
     BarColumn,
+    DownloadColumn,
     MofNCompleteColumn,
     Progress,
     SpinnerColumn,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
+    TransferSpeedColumn,
 )
 
 
@@ -27,13 +29,15 @@ class _Progress(Progress):
             super().stop()
 
 
-def _bars(console: Console, *, transient: bool) -> Progress:
-    """Bars with a spinner, a description, a count and the elapsed time; silent off a terminal."""
+def _bars(console: Console, *, transient: bool, in_bytes: bool = False) -> Progress:
+    """Bars with a spinner, a description, a count (or bytes and their speed) and the elapsed
+    time; silent off a terminal."""
+    counts = (DownloadColumn(), TransferSpeedColumn()) if in_bytes else (MofNCompleteColumn(),)
     return _Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        *counts,
         TimeElapsedColumn(),
         console=console,
         transient=transient,
@@ -72,6 +76,14 @@ def counter(console: Console, title: str, total: int | None) -> Iterator[Callabl
 def tracked(console: Console, title: str) -> Iterator[Callable[[int, int], None]]:
     """A bar for callbacks of the form `on_item(done, total)` (done counts from 0)."""
     with _bars(console, transient=True) as progress:
+        task = progress.add_task(title, total=None)
+        yield lambda done, total: progress.update(task, completed=done, total=total)
+
+
+@contextmanager
+def bytes_read(console: Console, title: str) -> Iterator[Callable[[int, int], None]]:
+    """A bar for callbacks `on_bytes(done, total)` counting bytes read, with the read speed."""
+    with _bars(console, transient=True, in_bytes=True) as progress:
         task = progress.add_task(title, total=None)
         yield lambda done, total: progress.update(task, completed=done, total=total)
 

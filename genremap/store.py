@@ -984,14 +984,18 @@ class Store:
         )
         return {t: (int(n), json.loads(p), json.loads(m)) for t, n, p, m in rows}
 
-    def artists_for_musicbrainz(self) -> list[tuple[str, str]]:
+    def artists_for_musicbrainz(self, *, refresh: bool = False) -> list[tuple[str, str]]:
         """(artist_id, name) of artists without Spotify genres (asked and given none, or never
-        asked) whose MusicBrainz lookup is not cached yet, in a stable order."""
+        asked) whose MusicBrainz lookup is not cached yet (cached or not with `refresh`), in a
+        stable order."""
+        uncached = (
+            "" if refresh else "AND NOT EXISTS (SELECT 1 FROM musicbrainz_lookups m WHERE m.artist_id = a.artist_id)"
+        )
         rows = self.conn.execute(
-            """SELECT a.artist_id, a.name FROM artists a
+            f"""SELECT a.artist_id, a.name FROM artists a
                WHERE NOT EXISTS (SELECT 1 FROM artist_genres g
                                  WHERE g.artist_key = a.artist_key AND g.source = 'spotify')
-                 AND NOT EXISTS (SELECT 1 FROM musicbrainz_lookups m WHERE m.artist_id = a.artist_id)
+                 {uncached}
                ORDER BY a.artist_id"""
         ).fetchall()
         return [(str(i), str(n)) for i, n in rows]
@@ -1010,14 +1014,16 @@ class Store:
         origin: str = "musicbrainz",
     ) -> None:
         """Cache one MusicBrainz answer ('matched' or 'no match') and, for a match, the artist's
-        genres with their vote counts, in one transaction."""
+        genres with their vote counts, in one transaction. A 'no match' never replaces a cached
+        match (asking again must not erase known genres, nor leave them under a 'no match')."""
         with self.transaction() as conn:
             conn.execute(
                 """INSERT INTO musicbrainz_lookups(artist_id, status, mbid, mb_name, score, candidates, fetched_at)
                    VALUES (?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT(artist_id) DO UPDATE SET status = excluded.status, mbid = excluded.mbid,
                      mb_name = excluded.mb_name, score = excluded.score, candidates = excluded.candidates,
-                     fetched_at = excluded.fetched_at""",
+                     fetched_at = excluded.fetched_at
+                   WHERE excluded.status = 'matched' OR musicbrainz_lookups.status != 'matched'""",
                 (artist_id, status, mbid, mb_name, score, json.dumps(list(candidates), ensure_ascii=False), now()),
             )
             if status == "matched":

@@ -32,6 +32,7 @@ SERVICE = "MusicBrainz"
 SEARCH_ENDPOINT = "musicbrainz.search"  # keys of Stats and of the store's request counters
 LOOKUP_ENDPOINT = "musicbrainz.lookup"
 SEARCH_LIMIT = 10  # candidates asked for per search
+MAX_VOTES = 2**31 - 1  # vote counts are clamped here: a stored count must fit SQLite's integers
 OFFICIAL_HOST = "musicbrainz.org"  # and its subdomains: never faster than one request per second
 
 MATCHED, NO_MATCH = "matched", "no match"
@@ -106,6 +107,13 @@ def _match_key(name: str) -> str:
     return normalize_name(name) or " ".join(name.casefold().split())
 
 
+def exact_key(name: str) -> str:
+    """The key two names share exactly when `name_score` gives them 100: the normalised form
+    without spaces ("" for a blank name). Lets a dump be matched by dictionary look-ups.
+    Normalisation casefolds first anyway; doing it here lets plain names take its fast path."""
+    return _match_key(name.casefold()).replace(" ", "")
+
+
 def name_score(a: str, b: str) -> float:
     """Similarity (0–100, one decimal) of two names after normalisation: case, accents,
     punctuation, a leading "The"; spaces are also ignored once (`AC/DC` meets `ACDC`)."""
@@ -116,7 +124,8 @@ def name_score(a: str, b: str) -> float:
     return round(float(score), 1)
 
 
-def _alias_names(candidate: Mapping[str, Any]) -> list[str]:
+def alias_names(candidate: Mapping[str, Any]) -> list[str]:
+    """The names of a MusicBrainz artist's aliases (objects with a `name`, or plain strings)."""
     aliases = candidate.get("aliases")
     if not isinstance(aliases, list):
         return []
@@ -154,7 +163,7 @@ def best_match(
         if not isinstance(mbid, str) or not mbid or not isinstance(mb_name, str):
             continue
         score, via = name_score(name, mb_name), None
-        for alias in _alias_names(candidate):
+        for alias in alias_names(candidate):
             alias_score = name_score(name, alias)
             if alias_score > score:
                 score, via = alias_score, alias
@@ -180,23 +189,70 @@ def best_match(
 def parse_genres(body: Any) -> list[tuple[str, int]]:
     """(genre, votes) from an artist lookup with `inc=genres`, most votes first, then by name.
 
-    Genres without a positive vote count (voted down to nothing) are dropped."""
+    Genres without a positive vote count (voted down to nothing) are dropped; a `genres` that
+    is not a list counts as none, and a count beyond MAX_VOTES (or infinite) as MAX_VOTES."""
     if not isinstance(body, Mapping):
         raise GenremapError(f"{SERVICE} artist lookup answered {type(body).__name__}, not an object")
     votes: dict[str, int] = {}
-    for genre in body.get("genres") or []:
+    genres = body.get("genres")
+    for genre in genres if isinstance(genres, list) else []:
         if not isinstance(genre, Mapping):
             continue
         name, count = genre.get("name"), genre.get("count")
         if not isinstance(name, str) or not name.strip():
             continue
         try:
-            count = int(count or 0)
+            count = min(int(count or 0), MAX_VOTES)
+        except OverflowError:  # an infinite float
+            count = MAX_VOTES if isinstance(count, float) and count > 0 else 0
         except (TypeError, ValueError):
             count = 0
         if count > 0:
             votes[name.strip()] = max(count, votes.get(name.strip(), 0))
     return sorted(votes.items(), key=lambda item: (-item[1], item[0]))
+
+
+# --- choosing and saving, shared by the web service and the dump ---------------------------
+
+
+def check_enrich_options(threshold: float, limit: int | None) -> None:
+    """Refuse a --threshold outside 0–100 and a negative --limit, before any work."""
+    if not 0 <= threshold <= 100:
+        raise UsageError(f"--threshold {threshold:g}: expected a score between 0 and 100")
+    if limit is not None and limit < 0:
+        raise UsageError(f"--limit {limit}: expected a number of artists, 0 or more")
+
+
+def artists_to_enrich(store: Store, result: EnrichResult, *, limit: int | None, refresh: bool) -> list[tuple[str, str]]:
+    """(artist_id, name) to answer in this run: the artists without Spotify genres, minus those
+    answered before unless `refresh`, the first `limit` of them. Fills `result`'s
+    skipped_cached and pending."""
+    todo = store.artists_for_musicbrainz(refresh=refresh)
+    result.skipped_cached = 0 if refresh else store.musicbrainz_cached_count()
+    chosen = todo if limit is None else todo[:limit]
+    result.pending = len(todo) - len(chosen)
+    return chosen
+
+
+def save_match(store: Store, match: MusicBrainzMatch, result: EnrichResult, origin: str = "musicbrainz") -> None:
+    """Cache one artist's answer (genres with their votes for a match) and count it in `result`."""
+    store.save_musicbrainz_lookup(
+        match.artist_id,
+        match.name,
+        status=match.status,
+        mbid=match.mbid,
+        mb_name=match.mb_name,
+        score=match.score,
+        candidates=match.candidates,
+        genres=match.genres,
+        origin=origin,
+    )
+    result.looked_up += 1
+    if match.status == MATCHED:
+        result.matched += 1
+        result.genres_added += len(match.genres)
+    else:
+        result.no_match += 1
 
 
 # --- talking to MusicBrainz ---------------------------------------------------------------
@@ -257,20 +313,36 @@ def lookup_artist(
     artists = body.get("artists") if isinstance(body, Mapping) else None
     if not isinstance(artists, list):
         raise GenremapError(f"{SERVICE} search answered without an `artists` list for artist {name!r}")
-    accepted, score, rejected = best_match(name, [a for a in artists if isinstance(a, Mapping)], threshold)
+
+    def lookup_genres(accepted: Mapping[str, Any]) -> list[tuple[str, int]]:
+        path = f"artist/{quote(str(accepted['id']), safe='')}"
+        return parse_genres(_get(client, path, {"inc": "genres", "fmt": "json"}, LOOKUP_ENDPOINT, name))
+
+    candidates = [a for a in artists if isinstance(a, Mapping)]
+    return decide_match(artist_id, name, candidates, threshold, lookup_genres)
+
+
+def decide_match(
+    artist_id: str,
+    name: str,
+    candidates: Sequence[Mapping[str, Any]],
+    threshold: float,
+    genres_of: Callable[[Mapping[str, Any]], list[tuple[str, int]]],
+) -> MusicBrainzMatch:
+    """The answer for one artist from its MusicBrainz candidates (a search page or a dump's
+    same-name artists): `best_match` chooses, `genres_of` gives the accepted one's genres."""
+    accepted, score, rejected = best_match(name, candidates, threshold)
     if accepted is None:
         return MusicBrainzMatch(artist_id, name, NO_MATCH, score=score, candidates=rejected)
-    mbid = str(accepted["id"])
-    details = _get(client, f"artist/{quote(mbid, safe='')}", {"inc": "genres", "fmt": "json"}, LOOKUP_ENDPOINT, name)
     return MusicBrainzMatch(
         artist_id,
         name,
         MATCHED,
-        mbid=mbid,
+        mbid=str(accepted["id"]),
         mb_name=str(accepted.get("name")),
         score=score,
         candidates=rejected,
-        genres=parse_genres(details),
+        genres=genres_of(accepted),
     )
 
 
@@ -281,6 +353,7 @@ def enrich_musicbrainz(
     contact: str | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     limit: int | None = None,
+    refresh: bool = False,
     retrying: Retrying | None = None,
     min_interval: float = 1.0,
     on_artist: Callable[[int, int], None] = lambda done, total: None,
@@ -295,7 +368,8 @@ def enrich_musicbrainz(
     are stored, with their vote counts, under the source `musicbrainz`. Every answer is
     cached, "no match" included (with the rejected candidates and their scores, for
     `explain`), one artist at a time: a second run sends no request, and an interrupted run
-    resumes where it stopped. MusicBrainz allows one request per second (each artist costs one
+    resumes where it stopped (`refresh`, the CLI's --all, asks again about artists answered
+    before). MusicBrainz allows one request per second (each artist costs one
     search, plus one lookup when matched) and asks for a User-Agent with a contact
     (--contact, default the project URL). A 503 is waited out (its Retry-After exactly, up to
     --max-wait), other failures are retried with backoff, within the retry policy's bounds.
@@ -305,38 +379,18 @@ def enrich_musicbrainz(
     `on_match` receives each artist's answer once it is saved. On an exception, the answers
     saved so far stay saved, and `retrying.stats` (when given) tells what was sent.
     """
-    if not 0 <= threshold <= 100:
-        raise UsageError(f"--threshold {threshold:g}: expected a score between 0 and 100")
-    if limit is not None and limit < 0:
-        raise UsageError(f"--limit {limit}: expected a number of artists, 0 or more")
+    check_enrich_options(threshold, limit)
     retrying = retrying or Retrying(SERVICE)
     client = musicbrainz_client(api, contact=contact, retrying=retrying, min_interval=min_interval)
     before = sum(retrying.stats.requests.values())
 
-    todo = store.artists_for_musicbrainz()
-    result = EnrichResult(stats=retrying.stats, skipped_cached=store.musicbrainz_cached_count())
-    chosen = todo if limit is None else todo[:limit]
-    result.pending = len(todo) - len(chosen)
+    result = EnrichResult(stats=retrying.stats)
+    chosen = artists_to_enrich(store, result, limit=limit, refresh=refresh)
     on_artist(0, len(chosen))
     for done, (artist_id, name) in enumerate(chosen, start=1):
         match = lookup_artist(client, artist_id, name, threshold)
         result.requests = sum(retrying.stats.requests.values()) - before
-        store.save_musicbrainz_lookup(
-            artist_id,
-            name,
-            status=match.status,
-            mbid=match.mbid,
-            mb_name=match.mb_name,
-            score=match.score,
-            candidates=match.candidates,
-            genres=match.genres,
-        )
-        result.looked_up += 1
-        if match.status == MATCHED:
-            result.matched += 1
-            result.genres_added += len(match.genres)
-        else:
-            result.no_match += 1
+        save_match(store, match, result)
         if on_match is not None:
             on_match(match)
         on_artist(done, len(chosen))
