@@ -16,7 +16,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from rich.cells import cell_len
@@ -405,9 +405,20 @@ def plain_table(
     def rule(left: str, fill: str, mid: str, end: str) -> str:
         return left + mid.join(fill * (size + 2) for size in sizes) + end
 
+    table_width = sum(sizes) + _chrome(len(sizes))
+
+    def banner(text: str, style: str) -> str:
+        """A title or caption line: as written, or centred over the table where this rich does so."""
+        text = terminal_safe(text)
+        if _rich_centres_banners():
+            text = text.rstrip()
+            left = max(0, (table_width - cell_len(text)) // 2)
+            text = " " * left + text + " " * max(0, table_width - cell_len(text) - left)
+        return f"{style}{text}{_RESET}" if styled else text
+
     lines: list[str] = []
     if title:
-        lines.append(f"{_TITLE}{terminal_safe(title)}{_RESET}" if styled else terminal_safe(title))
+        lines.append(banner(title, _TITLE))
     lines.append(rule("┏", "━", "┳", "┓"))
     lines += row(head, styled, bottom=True, bar="┃")
     lines.append(rule("┡", "━", "╇", "┩"))
@@ -418,5 +429,16 @@ def plain_table(
         lines += row([spec.cells[-1] if footer else "" for spec in specs], styled)
     lines.append(rule("└", "─", "┴", "┘"))
     if caption:
-        lines.append(f"{_CAPTION}{terminal_safe(caption)}{_RESET}" if styled else terminal_safe(caption))
+        lines.append(banner(caption, _CAPTION))
     return lines
+
+
+@lru_cache(maxsize=1)
+def _rich_centres_banners() -> bool:
+    """Whether this rich centres a table's title and caption on a soft-wrapping console, padding
+    them to the table's width (13.x does; later releases print them as written)."""
+    out = io.StringIO()
+    sample = Table(title="t")
+    sample.add_column("column")
+    Console(file=out, width=40, soft_wrap=True, color_system=None).print(sample)
+    return out.getvalue().splitlines()[0] != "t"

@@ -132,8 +132,9 @@ def watching() -> Iterator[list[Watching]]:
 
 
 def table_rows(block: list[str], title: str) -> list[list[str]]:
-    """The body rows of the rich table titled `title` in a block, as lists of cell texts."""
-    start = block.index(title)
+    """The body rows of the rich table titled `title` in a block, as lists of cell texts (a
+    title is centred over its table by some rich releases)."""
+    start = [line.strip() for line in block].index(title)
     rows: list[list[str]] = []
     body = False
     for line in block[start + 1 :]:
