@@ -17,6 +17,7 @@ import operator
 import os
 import secrets
 import sqlite3
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, fields
@@ -739,10 +740,34 @@ class Store:
     def track_keys(self) -> pd.DataFrame:
         """track_id, artist_key, dedupe_hash, isrc_hash (0 when unknown) for every track, in
         track_id order: what labelling, de-duplication and balancing need, mostly integers."""
+        fast = self._track_keys_concatenated()
+        if fast is not None:
+            return fast
         return self._frame(
             "SELECT track_id, artist_key, dedupe_hash, COALESCE(isrc_hash, 0) AS isrc_hash FROM tracks",
             ints=("artist_key", "dedupe_hash", "isrc_hash"),
         )
+
+    def _track_keys_concatenated(self) -> pd.DataFrame | None:
+        """track_keys read as one text per column (SQLite joins them, NumPy parses the integers):
+        a third of the time of a million row tuples. None where a track_id holds the separator
+        (or the counts disagree), and the caller reads rows instead."""
+        row = self.conn.execute(
+            """SELECT count(*), group_concat(track_id, char(10)), group_concat(artist_key),
+                      group_concat(dedupe_hash), group_concat(COALESCE(isrc_hash, 0))
+                 FROM (SELECT track_id, artist_key, dedupe_hash, isrc_hash FROM tracks ORDER BY track_id)"""
+        ).fetchone()
+        count = int(row[0])
+        if count == 0:
+            return None
+        ids = row[1].split("\n")
+        with warnings.catch_warnings():  # text that is not all integers parses short: caught below
+            warnings.simplefilter("ignore", DeprecationWarning)
+            numbers = [np.fromstring(text, dtype=np.int64, sep=",") for text in row[2:]]
+        if len(ids) != count or any(len(values) != count for values in numbers):
+            return None
+        names = ("artist_key", "dedupe_hash", "isrc_hash")
+        return pd.DataFrame({"track_id": pd.Series(ids, dtype="str"), **dict(zip(names, numbers, strict=True))})
 
     def track_details(self, track_ids: Sequence[str]) -> pd.DataFrame:
         """track_id, track_name, duration_ms, preview_url, isrc of the given tracks (for export)."""
