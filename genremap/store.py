@@ -985,8 +985,12 @@ class Store:
                 (track_id, status, segments, json.dumps(list(pitches)), json.dumps(list(timbres)), now()),
             )
 
-    def _rows_for(self, sql: str, track_ids: Sequence[str]) -> list[tuple[Any, ...]]:
+    def _rows_for(self, sql: str, track_ids: Sequence[str], table: str) -> list[tuple[Any, ...]]:
+        """Rows of `sql` for the given tracks, 900 ids per query; none asked where `table` is empty
+        (a build of a million tracks would otherwise ask a thousand queries of an empty table)."""
         rows: list[tuple[Any, ...]] = []
+        if not self.conn.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()[0]:
+            return rows
         wanted = list(track_ids)
         for start in range(0, len(wanted), 900):
             chunk = wanted[start : start + 900]
@@ -996,7 +1000,9 @@ class Store:
     def audio_features_for(self, track_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Spotify audio features stored for the given tracks (those that have them)."""
         rows = self._rows_for(
-            "SELECT track_id, features FROM audio_features WHERE status = 'ok' AND track_id IN ({marks})", track_ids
+            "SELECT track_id, features FROM audio_features WHERE status = 'ok' AND track_id IN ({marks})",
+            track_ids,
+            "audio_features",
         )
         return {t: json.loads(f) for t, f in rows}
 
@@ -1006,6 +1012,7 @@ class Store:
             "SELECT track_id, segments, pitches, timbres FROM audio_analysis WHERE status = 'ok' "
             "AND track_id IN ({marks})",
             track_ids,
+            "audio_analysis",
         )
         return {t: (int(n), json.loads(p), json.loads(m)) for t, n, p, m in rows}
 
