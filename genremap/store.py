@@ -643,18 +643,7 @@ class Store:
         with _gc_paused():
             cursor = self.conn.execute(sql, params)
             names = [d[0] for d in cursor.description]
-            rows = cursor.fetchall()
-            columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-            data: dict[str, Any] = {}
-            for name, values in zip(names, columns, strict=True):
-                if name in ints:
-                    data[name] = np.fromiter(values, dtype=np.int64, count=len(values))
-                elif name in nullable_ints:
-                    data[name] = pd.array(values, dtype="Int64")
-                else:
-                    data[name] = pd.Series(values, dtype=_infer_dtype(values), name=name)
-            del rows, columns
-        return pd.DataFrame(data, columns=names)
+            return _rows_frame(names, cursor.fetchall(), ints, nullable_ints)
 
     def summary(self) -> StoreSummary:
         one = self.conn.execute
@@ -771,22 +760,12 @@ class Store:
 
     def track_details(self, track_ids: Sequence[str]) -> pd.DataFrame:
         """track_id, track_name, duration_ms, preview_url, isrc of the given tracks (for export)."""
-        frames = []
-        wanted = list(track_ids)
-        for start in range(0, len(wanted), 900):
-            chunk = wanted[start : start + 900]
-            marks = ",".join("?" * len(chunk))
-            frames.append(
-                self._frame(
-                    f"SELECT track_id, name AS track_name, duration_ms, preview_url, isrc FROM tracks "
-                    f"WHERE track_id IN ({marks})",
-                    chunk,
-                    nullable_ints=("duration_ms",),
-                )
-            )
-        if not frames:
-            return pd.DataFrame(columns=["track_id", "track_name", "duration_ms", "preview_url", "isrc"])
-        return pd.concat(frames, ignore_index=True)
+        names = ["track_id", "track_name", "duration_ms", "preview_url", "isrc"]
+        if not len(track_ids):
+            return pd.DataFrame(columns=names)
+        sql = "SELECT track_id, name, duration_ms, preview_url, isrc FROM tracks WHERE track_id IN ({marks})"
+        with _gc_paused():  # one frame from all the chunks' rows: hundreds of small frames cost more
+            return _rows_frame(names, self._rows_for(sql, track_ids, "tracks"), nullable_ints=("duration_ms",))
 
     def tracks_frame(self, columns: Sequence[str] = ("track_id", "artist_id", "dedupe_key", "isrc")) -> pd.DataFrame:
         """Chosen track columns (artist_id comes from the primary artist), ordered by track_id."""
@@ -1377,6 +1356,23 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def _rows_frame(
+    names: Sequence[str], rows: list[tuple[Any, ...]], ints: Sequence[str] = (), nullable_ints: Sequence[str] = ()
+) -> pd.DataFrame:
+    """A DataFrame of fetched rows, converted column by column (see Store._frame)."""
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    data: dict[str, Any] = {}
+    for name, values in zip(names, columns, strict=True):
+        if name in ints:
+            data[name] = np.fromiter(values, dtype=np.int64, count=len(values))
+        elif name in nullable_ints:
+            data[name] = pd.array(values, dtype="Int64")
+        else:
+            data[name] = pd.Series(values, dtype=_infer_dtype(values), name=name)
+    del rows, columns
+    return pd.DataFrame(data, columns=list(names))
 
 
 def _infer_dtype(values: Sequence[Any]) -> str | None:
