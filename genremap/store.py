@@ -741,11 +741,10 @@ class Store:
         """track_keys read as one text per column (SQLite joins them, NumPy parses the integers):
         a third of the time of a million row tuples. None where a track_id holds the separator
         (or the counts disagree), and the caller reads rows instead."""
-        row = self.conn.execute(
-            """SELECT count(*), group_concat(track_id, char(10)), group_concat(artist_key),
-                      group_concat(dedupe_hash), group_concat(COALESCE(isrc_hash, 0))
-                 FROM (SELECT track_id, artist_key, dedupe_hash, isrc_hash FROM tracks ORDER BY track_id)"""
-        ).fetchone()
+        try:  # a store too large for one text (SQLite's length limit, 1 GB by default) reads rows
+            row = self._track_key_texts()
+        except sqlite3.DataError:
+            return None
         count = int(row[0])
         if count == 0:
             return None
@@ -757,6 +756,16 @@ class Store:
             return None
         names = ("artist_key", "dedupe_hash", "isrc_hash")
         return pd.DataFrame({"track_id": pd.Series(ids, dtype="str"), **dict(zip(names, numbers, strict=True))})
+
+    def _track_key_texts(self) -> tuple[Any, ...]:
+        """count, then track_id (newline-separated), artist_key, dedupe_hash and isrc_hash (comma-separated)."""
+        return tuple(
+            self.conn.execute(
+                """SELECT count(*), group_concat(track_id, char(10)), group_concat(artist_key),
+                          group_concat(dedupe_hash), group_concat(COALESCE(isrc_hash, 0))
+                     FROM (SELECT track_id, artist_key, dedupe_hash, isrc_hash FROM tracks ORDER BY track_id)"""
+            ).fetchone()
+        )
 
     def track_details(self, track_ids: Sequence[str]) -> pd.DataFrame:
         """track_id, track_name, duration_ms, preview_url, isrc of the given tracks (for export)."""

@@ -93,3 +93,14 @@ def test_track_keys_read_as_the_row_read(store: Store, tracks: dict[str, tuple[i
     assert len(got) == len(tracks)
     if tracks:
         assert got.equals(plain)
+
+
+def test_track_keys_beyond_sqlite_length_limit_read_rows(sample_db: Path) -> None:
+    """A store whose joined track ids exceed SQLite's text length limit (1 GB by default, here
+    lowered to 2,000 bytes) reads rows instead of failing the build."""
+    with Store.open(sample_db) as store:
+        expected = store.track_keys()
+        store.conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 2000)
+        got = store.track_keys()
+        assert got.equals(store._frame(TRACK_PLAIN, ints=("artist_key", "dedupe_hash", "isrc_hash")))
+        assert got.equals(expected)
