@@ -196,8 +196,12 @@ def timed(cmd: Sequence[str], repeat: int, env: dict[str, str], before: Any = No
 
 
 def env_for(src: Path, cwd: Path) -> dict[str, str]:
-    """The environment of a child that imports genremap from `src` and runs in `cwd`."""
-    return {**os.environ, "PYTHONPATH": str(src), "BENCH_CWD": str(cwd)}
+    """The environment of a child that imports genremap from `src` and runs in `cwd`, with its
+    compiled bytecode kept in the work folder (as an installed package has its .pyc files, and
+    as bench_startup runs them): without it every command compiles genremap's modules again."""
+    env = {**os.environ, "PYTHONPATH": str(src), "BENCH_CWD": str(cwd), "PYTHONPYCACHEPREFIX": str(cwd / "pycache")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
 
 
 def removed(*paths: Path) -> Any:

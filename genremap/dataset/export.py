@@ -71,6 +71,8 @@ def write_spotify_audio(
     tracksPitches.csv / tracksTimbres.csv / tracksMeta.csv indexed by track id with `genre` last.
     Only tracks with at least `segments` analysed segments get pitch/timbre rows, as in the notebook."""
     written: list[str] = []
+    if not features and not analysis:  # the usual case (development-mode apps): nothing to lay out
+        return written
     ordered = tracks.sort_values("track_id", kind="stable")
     records = [
         {"track_id": str(t), "track_name": n, "artist_name": a, "target": g}
