@@ -5,7 +5,7 @@
 It imports the shared corpus into a temporary store, writes `genremap report --format html`
 with the packaged rules, opens it in headless Chromium (through chromedriver and selenium, the
 test extra), types `soul` into the subgenre table's search box and saves the top of the page
-(1200 x 2330 pixels, 256 colours, to keep the repository small). Run it whenever the rules change the corpus's figures.
+(1200 x 2330 pixels). Run it whenever the rules change the corpus's figures.
 """
 
 from __future__ import annotations
@@ -66,15 +66,10 @@ def main() -> int:
             )
             search = browser.find_element(By.CSS_SELECTOR, '[data-table="subgenres"] input[type="search"]')
             search.send_keys("soul")
-            shot = Path(tmp) / "shot.png"
-            browser.save_screenshot(str(shot))
+            OUT.parent.mkdir(parents=True, exist_ok=True)
+            browser.save_screenshot(str(OUT))
         finally:
             browser.quit()
-        from PIL import Image
-
-        with Image.open(shot) as image:
-            OUT.parent.mkdir(parents=True, exist_ok=True)
-            image.convert("RGB").quantize(256).save(OUT, optimize=True)
     print(f"wrote {OUT.relative_to(ROOT)}")
     return 0
 
