@@ -10,6 +10,7 @@ import io
 import json
 import os
 import pickle
+import pickletools
 import resource
 import shutil
 import sqlite3
@@ -420,8 +421,15 @@ CHANGED_AFTER_SHARING = (
 
 
 def test_the_crafted_pickles_are_valid_pickles() -> None:
-    assert pickle.loads(CHANGED_AFTER_SHARING) == [["a"] * 10] * 3
-    small = pickle.loads(_tuple_key_bomb(depth=3))
+    """Checked without the default unpickler: pickletools walks the opcodes (a malformed stream
+    raises), and the small bomb is loaded by the restricted unpickler."""
+    for data in (CHANGED_AFTER_SHARING, _tuple_key_bomb(depth=3)):
+        pickletools.dis(data, out=io.StringIO())
+    ops = [(op.name, arg) for op, arg, _ in pickletools.genops(CHANGED_AFTER_SHARING)]
+    # The outer list holds memo 1 three times; memo 1 is filled with ten 'a' afterwards.
+    assert ops.count(("BINGET", 1)) == 4 and ops.count(("BINUNICODE", "a")) == 10
+    assert ops.index(("BINGET", 1)) < ops.index(("APPENDS", None)) < ops.index(("BINUNICODE", "a"))
+    small = safe_unpickle(_tuple_key_bomb(depth=3))
     assert list(small.values()) == [1] and len(repr(small)) > 40
 
 
