@@ -597,10 +597,13 @@ def explain_command(
         if lookup is not None:
             rejected = ", ".join(f"'{c['name']}' {c['score']:g}" for c in lookup["candidates"][:3])
             matched = f"'{lookup['mb_name']}' (score {lookup['score']:g})" if lookup["status"] == "matched" else ""
+            how = f" {lookup['mbid']} by {lookup['method']}" if lookup.get("method") else ""
             console.print(
-                f"  MusicBrainz: {lookup['status']} {matched}" + (f"; rejected {rejected}" if rejected else ""),
+                f"  MusicBrainz: {lookup['status']} {matched}{how}" + (f"; rejected {rejected}" if rejected else ""),
                 markup=False,
             )
+            for c in lookup["candidates"][:3] if how else []:
+                console.print(f"    rejected {c['mbid']} '{c['name']}': {c.get('reason', '')}", markup=False)
         policy_text = item["policy"]
         votes = ", ".join(f"{v['target']} {v['votes']:g} ({v['share']:.0%})" for v in item["votes"]) or "none"
         console.print(
