@@ -727,6 +727,14 @@ class Store:
             ints=columns,
         )
 
+    def genre_votes(self) -> pd.DataFrame:
+        """artist_key, position, votes of every MusicBrainz genre stored with a vote count (the
+        weights of the vote policy; `genre_rows` leaves them out to stay one packed integer)."""
+        return self._frame(
+            "SELECT artist_key, position, votes FROM artist_genres WHERE source = 'musicbrainz' AND votes IS NOT NULL",
+            ints=("artist_key", "position", "votes"),
+        )
+
     def artist_genres_frame(self) -> pd.DataFrame:
         """artist_id, source, position, genre for every stored genre (readable; for small stores)."""
         return self._frame(

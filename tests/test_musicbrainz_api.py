@@ -176,3 +176,75 @@ def test_explain_says_how_the_match_was_made_and_what_was_rejected(
     assert as_json.exit_code == 0, as_json.output
     lookup = json.loads(as_json.output)["musicbrainz"]
     assert lookup["mbid"] == mbid("Diddy") and lookup["method"] == "alias 'Puff Daddy' score 100"
+
+
+# --- votes as weights ------------------------------------------------------------------------
+
+VOTED = dict(
+    [
+        entry("Quiet Storm", [("rock", 12), ("jazz", 1), ("bebop", 1)]),  # rock 12 against jazz 1 + 1
+        entry("Even Split", [("rock", 2), ("jazz", 1), ("bebop", 1)]),  # rock 2 against jazz 2
+        entry("Lone Voice", [("soul", 1)]),
+    ]
+)
+
+
+def voted_store(db: Path, clock: FakeClock) -> None:
+    """A store whose MusicBrainz genres came through enrichment from the fake, plus one artist
+    with Spotify genres (no vote counts)."""
+    with Store.open(db) as store, FakeMusicBrainz(VOTED, timer=clock.monotonic) as fake:
+        store.upsert_artists(
+            [
+                ArtistRecord("mb:storm", "Quiet Storm", genres=()),
+                ArtistRecord("mb:split", "Even Split", genres=()),
+                ArtistRecord("mb:lone", "Lone Voice", genres=()),
+                ArtistRecord("sp:band", "Spotify Band", genres=("jazz", "soul jazz")),
+            ],
+            origin="test",
+        )
+        assert enrich(store, fake, clock).matched == 3
+
+
+def labels_of(db: Path, rules: Path, *options: str) -> dict[str, tuple[str, str | None]]:
+    """artist id → (status, target) from `explain --artist ... --format json`, via the CLI."""
+    out = {}
+    for artist_id in ("mb:storm", "mb:split", "mb:lone", "sp:band"):
+        args = ["explain", "--artist", artist_id, "--db", str(db), "--rules", str(rules), "-f", "json", *options]
+        shown = CliRunner().invoke(app, args)
+        assert shown.exit_code == 0, shown.output
+        explained = json.loads(shown.output)
+        out[artist_id] = (explained["status"], explained["target"])
+    return out
+
+
+def test_the_vote_weighs_musicbrainz_genres_by_their_vote_counts(
+    tmp_path: Path, clock: FakeClock, test_rules_dir: Path
+) -> None:
+    """rock with 12 votes against jazz and bebop with 1 vote each: rock, not jazz (two genres
+    to one, as an unweighted vote would have it)."""
+    db = tmp_path / "v.db"
+    voted_store(db, clock)
+    labels = labels_of(db, test_rules_dir)
+    assert labels["mb:storm"] == ("labelled", "rock")
+    assert labels["mb:split"] == ("ambiguous", None)  # 2 votes against 1 + 1: a tie
+    assert labels["mb:lone"] == ("labelled", "blues")
+    assert labels["sp:band"] == ("labelled", "jazz")  # Spotify's genres carry no counts: one each
+    shown = CliRunner().invoke(
+        app, ["explain", "--artist", "mb:storm", "--db", str(db), "--rules", str(test_rules_dir), "-f", "json"]
+    )
+    explained = json.loads(shown.output)
+    assert [(v["target"], v["votes"]) for v in explained["votes"]] == [("rock", 12.0), ("jazz", 2.0)]
+    assert [(s["genre"], s.get("votes")) for s in explained["subgenres"]] == [("rock", 12), ("bebop", 1), ("jazz", 1)]
+
+
+def test_min_votes_drops_the_rarest_musicbrainz_genres(tmp_path: Path, clock: FakeClock, test_rules_dir: Path) -> None:
+    db = tmp_path / "v.db"
+    voted_store(db, clock)
+    labels = labels_of(db, test_rules_dir, "--min-votes", "2")
+    assert labels["mb:split"] == ("labelled", "rock")  # the two 1-vote jazz genres are dropped
+    assert labels["mb:lone"] == ("unlabelled", None)  # its only genre had 1 vote
+    assert labels["mb:storm"] == ("labelled", "rock")
+    assert labels["sp:band"] == ("labelled", "jazz")  # genres without counts are never dropped
+    refused = CliRunner().invoke(app, ["report", "--db", str(db), "--rules", str(test_rules_dir), "--min-votes", "0"])
+    assert refused.exit_code == 2
+    assert refused.output.strip() == "error: --min-votes 0: expected a number of votes, 1 or more"
