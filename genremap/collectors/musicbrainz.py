@@ -148,6 +148,17 @@ def _mb_score(candidate: Mapping[str, Any]) -> float:
         return 0.0
 
 
+def _name_or_alias_score(name: str, candidate: Mapping[str, Any]) -> tuple[float, str | None]:
+    """The best score of `name` against a candidate's name and aliases, and the alias that
+    gave it (None when the name itself scores best)."""
+    score, via = name_score(name, str(candidate.get("name") or "")), None
+    for alias in alias_names(candidate):
+        alias_score = name_score(name, alias)
+        if alias_score > score:
+            score, via = alias_score, alias
+    return score, via
+
+
 def best_match(
     name: str, candidates: Sequence[Mapping[str, Any]], threshold: float = DEFAULT_THRESHOLD
 ) -> tuple[dict[str, Any] | None, float, list[dict[str, Any]]]:
@@ -166,11 +177,7 @@ def best_match(
         mbid, mb_name = candidate.get("id"), candidate.get("name")
         if not isinstance(mbid, str) or not mbid or not isinstance(mb_name, str):
             continue
-        score, via = name_score(name, mb_name), None
-        for alias in alias_names(candidate):
-            alias_score = name_score(name, alias)
-            if alias_score > score:
-                score, via = alias_score, alias
+        score, via = _name_or_alias_score(name, candidate)
         scored.append((score, _mb_score(candidate), mbid, mb_name, via, candidate))
     scored.sort(key=lambda s: (-s[0], -s[1], s[2]))
 
@@ -228,11 +235,7 @@ def genres_from_tags(candidate: Mapping[str, Any]) -> list[tuple[str, int]] | No
 
 def how_matched(name: str, accepted: Mapping[str, Any]) -> str:
     """How `name` matched a candidate by name: "name score S" or "alias 'A' score S"."""
-    score, via = name_score(name, str(accepted.get("name") or "")), None
-    for alias in alias_names(accepted):
-        alias_score = name_score(name, alias)
-        if alias_score > score:
-            score, via = alias_score, alias
+    score, via = _name_or_alias_score(name, accepted)
     return f"alias {via!r} score {score:g}" if via else f"name score {score:g}"
 
 
@@ -411,21 +414,14 @@ def decide_match(
     if accepted is None:
         return MusicBrainzMatch(artist_id, name, NO_MATCH, score=score, candidates=rejected)
     method = how_matched(name, accepted)
-    passing = [c for c in rejected if c["score"] >= threshold]
-    chosen = by_isrc([str(accepted["id"])] + [c["mbid"] for c in passing]) if by_isrc and passing else None
-    if chosen is not None and chosen[0] != accepted["id"]:
-        mbid, isrc = chosen
-        winner = next(c for c in candidates if c.get("id") == mbid)
-        former = {"mbid": accepted["id"], "name": accepted.get("name"), "score": score}
-        rejected = [c for c in rejected if c["mbid"] != mbid] + [former]
-        accepted, score = dict(winner), name_score(name, str(winner.get("name") or ""))
-        score = max([score] + [name_score(name, a) for a in alias_names(winner)])
+    passing = [c["mbid"] for c in rejected if c["score"] >= threshold]
+    chosen = by_isrc([str(accepted["id"]), *passing]) if by_isrc and passing else None
     if chosen is not None:
-        mbid, isrc = chosen
-        method = f"ISRC {isrc} names {mbid} among {len(passing) + 1} candidates passing the threshold"
+        accepted, score, rejected = _prefer(name, chosen[0], candidates, accepted, score, rejected)
+        method = f"ISRC {chosen[1]} names {chosen[0]} among {len(passing) + 1} candidates passing the threshold"
         for c in rejected:
             if c["score"] >= threshold:
-                c["reason"] = f"score {c['score']:g} passes, but ISRC {isrc} names {mbid}"
+                c["reason"] = f"score {c['score']:g} passes, but ISRC {chosen[1]} names {chosen[0]}"
     return MusicBrainzMatch(
         artist_id,
         name,
@@ -437,6 +433,23 @@ def decide_match(
         genres=genres_of(accepted),
         method=method,
     )
+
+
+def _prefer(
+    name: str,
+    mbid: str,
+    candidates: Sequence[Mapping[str, Any]],
+    accepted: dict[str, Any],
+    score: float,
+    rejected: list[dict[str, Any]],
+) -> tuple[dict[str, Any], float, list[dict[str, Any]]]:
+    """(accepted, score, rejected) with the candidate `mbid` accepted in place of `accepted`,
+    which joins the rejected ones (unchanged when `mbid` is the accepted one already)."""
+    if mbid == accepted["id"]:
+        return accepted, score, rejected
+    winner = next(c for c in candidates if c.get("id") == mbid)
+    former = {"mbid": accepted["id"], "name": accepted.get("name"), "score": score}
+    return dict(winner), _name_or_alias_score(name, winner)[0], [former, *(c for c in rejected if c["mbid"] != mbid)]
 
 
 def enrich_musicbrainz(
