@@ -94,6 +94,14 @@ PolicyOption = Annotated[
         "Default: the rules' policy.",
     ),
 ]
+MinVotesOption = Annotated[
+    int | None,
+    typer.Option(
+        "--min-votes",
+        help="Drop MusicBrainz genres with fewer votes than this (default 1: keep all); "
+        "the vote policy weighs the others by their vote counts.",
+    ),
+]
 GenreSourceOption = Annotated[
     str,
     typer.Option("--genre-source", help="Genres labels use: both (Spotify, else MusicBrainz), spotify, musicbrainz."),
@@ -169,10 +177,12 @@ def _rules(rules_dir: Path | None) -> tuple[Path, RuleSet]:
     return folder, load_rules(folder)
 
 
-def _label(store: Store, ruleset: RuleSet, policy: str | None, genre_source: str) -> Labelling:
+def _label(
+    store: Store, ruleset: RuleSet, policy: str | None, genre_source: str, min_votes: int | None = None
+) -> Labelling:
     from genremap.dataset.labels import choose_policy, label_store
 
-    return label_store(store, ruleset, choose_policy(ruleset, policy), genre_source)
+    return label_store(store, ruleset, choose_policy(ruleset, policy, min_votes), genre_source)
 
 
 _WHOLE_PROCESS = False  # set by `main`: the process is the command's own, not a caller's
@@ -353,6 +363,7 @@ def report_command(
     rules: RulesOption = None,
     policy: PolicyOption = None,
     genre_source: GenreSourceOption = "both",
+    min_votes: MinVotesOption = None,
     fmt: Annotated[
         str,
         typer.Option(
@@ -378,14 +389,14 @@ def report_command(
         page = check_out(out or DEFAULT_OUT)
         folder, ruleset = _rules(rules)
         with _open_existing(db) as store:
-            written = write_report(page, _label(store, ruleset, policy, genre_source), Origin(db, folder))
+            written = write_report(page, _label(store, ruleset, policy, genre_source, min_votes), Origin(db, folder))
         out_console().print(
             f"wrote {written.path}: {written.subgenres:,} subgenres, {written.bytes:,} bytes", markup=False
         )
         return
     _, ruleset = _rules(rules)
     with _open_existing(db) as store:
-        data = coverage(_label(store, ruleset, policy, genre_source))
+        data = coverage(_label(store, ruleset, policy, genre_source, min_votes))
     rows = [dict(r) for r in data["targets"]]
     for status in ("unlabelled", "ambiguous", "ignored"):
         rows.append({"target": f"({status})", **{k: v for k, v in data[status].items() if k != "without_genres"}})
@@ -534,6 +545,7 @@ def explain_command(
     policy: PolicyOption = None,
     genre_source: GenreSourceOption = "both",
     fmt: FormatOption = "table",
+    min_votes: MinVotesOption = None,
 ) -> None:
     """Why a subgenre, artist or track got its label: every rule that matched or was vetoed,
     priorities, scores, file:line, and the final decision. CSV lists one row per rule match."""
@@ -570,7 +582,7 @@ def explain_command(
                 raise UsageError(f"no artist named {artist!r} in {db}{did_you_mean(artist, names, normalize_name)}")
             artist_ids = matches["artist_id"].tolist()
             found = None
-        labelling = _label(store, ruleset, policy, genre_source)
+        labelling = _label(store, ruleset, policy, genre_source, min_votes)
         explained = [{**explain_artist(labelling, a), "musicbrainz": store.musicbrainz_lookup(a)} for a in artist_ids]
     if fmt == "csv":
         _explain_csv([(item["name"], sub) for item in explained for sub in item["subgenres"]])
@@ -597,10 +609,13 @@ def explain_command(
         if lookup is not None:
             rejected = ", ".join(f"'{c['name']}' {c['score']:g}" for c in lookup["candidates"][:3])
             matched = f"'{lookup['mb_name']}' (score {lookup['score']:g})" if lookup["status"] == "matched" else ""
+            how = f" {lookup['mbid']} by {lookup['method']}" if lookup.get("method") else ""
             console.print(
-                f"  MusicBrainz: {lookup['status']} {matched}" + (f"; rejected {rejected}" if rejected else ""),
+                f"  MusicBrainz: {lookup['status']} {matched}{how}" + (f"; rejected {rejected}" if rejected else ""),
                 markup=False,
             )
+            for c in lookup["candidates"][:3] if how else []:
+                console.print(f"    rejected {c['mbid']} '{c['name']}': {c.get('reason', '')}", markup=False)
         policy_text = item["policy"]
         votes = ", ".join(f"{v['target']} {v['votes']:g} ({v['share']:.0%})" for v in item["votes"]) or "none"
         console.print(
@@ -1320,6 +1335,7 @@ def build_command(
     rules: RulesOption = None,
     policy: PolicyOption = None,
     genre_source: GenreSourceOption = "both",
+    min_votes: MinVotesOption = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="Summary format: table or json.")] = "table",
     spreadsheet_safe: Annotated[
         bool,
@@ -1343,7 +1359,7 @@ def build_command(
     _check_format(fmt, ("table", "json"))
     ratios = parse_split(split)
     rules_dir, ruleset = _rules(rules)
-    chosen_policy = choose_policy(ruleset, policy)
+    chosen_policy = choose_policy(ruleset, policy, min_votes)
     command = "genremap " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else "genremap build"
     options = BuildOptions(
         out=out,

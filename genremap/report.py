@@ -598,8 +598,10 @@ def explain_artist(labelling: Labelling, artist_id: str) -> dict[str, Any]:
     for _, g in genres.iterrows():
         d = labelling.decisions[g["subgenre"]]
         if d.status == MAPPED and d.rule is not None:
-            votes[d.rule.target] = votes.get(d.rule.target, 0.0) + d.rule.weight
-        items.append({"genre": g["genre"], "source": g["source"], **_decision_dict(d)})
+            counted = 1.0 if pd.isna(g["votes"]) else float(g["votes"])  # MusicBrainz's vote count
+            votes[d.rule.target] = votes.get(d.rule.target, 0.0) + d.rule.weight * counted
+        extra = {} if pd.isna(g["votes"]) else {"votes": int(g["votes"])}
+        items.append({"genre": g["genre"], "source": g["source"], **extra, **_decision_dict(d)})
     total = sum(votes.values())
     return {
         "artist_id": artist_id,
@@ -609,6 +611,7 @@ def explain_artist(labelling: Labelling, artist_id: str) -> dict[str, Any]:
             "name": labelling.policy.name,
             "min_share": labelling.policy.min_share,
             "min_margin": labelling.policy.min_margin,
+            "min_votes": labelling.policy.min_votes,
         },
         "genre_source": None if pd.isna(row["genre_source"]) else row["genre_source"],
         "subgenres": items,

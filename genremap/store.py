@@ -717,6 +717,14 @@ class Store:
             ints=columns,
         )
 
+    def genre_votes(self) -> pd.DataFrame:
+        """artist_key, position, votes of every MusicBrainz genre stored with a vote count (the
+        weights of the vote policy; `genre_rows` leaves them out to stay one packed integer)."""
+        return self._frame(
+            "SELECT artist_key, position, votes FROM artist_genres WHERE source = 'musicbrainz' AND votes IS NOT NULL",
+            ints=("artist_key", "position", "votes"),
+        )
+
     def artist_genres_frame(self) -> pd.DataFrame:
         """artist_id, source, position, genre for every stored genre (readable; for small stores)."""
         return self._frame(
@@ -1032,10 +1040,14 @@ class Store:
         candidates: Sequence[Mapping[str, Any]],
         genres: Sequence[tuple[str, int]],
         origin: str = "musicbrainz",
+        method: str = "",
     ) -> None:
         """Cache one MusicBrainz answer ('matched' or 'no match') and, for a match, the artist's
         genres with their vote counts, in one transaction. A 'no match' never replaces a cached
-        match (asking again must not erase known genres, nor leave them under a 'no match')."""
+        match (asking again must not erase known genres, nor leave them under a 'no match').
+        With a `method` (how the match was made), the candidates column holds
+        {"method", "rejected"}; without one, the plain list of rejected candidates as before."""
+        payload: Any = list(candidates) if not method else {"method": method, "rejected": list(candidates)}
         with self.transaction() as conn:
             conn.execute(
                 """INSERT INTO musicbrainz_lookups(artist_id, status, mbid, mb_name, score, candidates, fetched_at)
@@ -1044,7 +1056,7 @@ class Store:
                      mb_name = excluded.mb_name, score = excluded.score, candidates = excluded.candidates,
                      fetched_at = excluded.fetched_at
                    WHERE excluded.status = 'matched' OR musicbrainz_lookups.status != 'matched'""",
-                (artist_id, status, mbid, mb_name, score, json.dumps(list(candidates), ensure_ascii=False), now()),
+                (artist_id, status, mbid, mb_name, score, json.dumps(payload, ensure_ascii=False), now()),
             )
             if status == "matched":
                 record = ArtistRecord(
@@ -1076,14 +1088,27 @@ class Store:
         if row is None:
             return None
         status, mbid, mb_name, score, candidates, fetched_at = row
+        payload = json.loads(candidates or "[]")
+        how = {"method": str(payload.get("method", ""))} if isinstance(payload, dict) else {}
         return {
             "status": status,
             "mbid": mbid,
             "mb_name": mb_name,
             "score": score,
-            "candidates": json.loads(candidates or "[]"),
+            **how,  # how the match was made, for answers saved with one
+            "candidates": payload.get("rejected", []) if isinstance(payload, dict) else payload,
             "fetched_at": fetched_at,
         }
+
+    def artist_isrcs(self, artist_id: str, limit: int = 3) -> list[str]:
+        """Up to `limit` distinct ISRCs of the tracks whose primary artist is `artist_id`, in
+        track order (used to tell same-name MusicBrainz artists apart)."""
+        rows = self.conn.execute(
+            """SELECT DISTINCT t.isrc FROM tracks t JOIN artists a USING (artist_key)
+               WHERE a.artist_id = ? AND t.isrc IS NOT NULL AND t.isrc != '' ORDER BY t.isrc LIMIT ?""",
+            (artist_id, limit),
+        ).fetchall()
+        return [str(i) for (i,) in rows]
 
     def status(self) -> dict[str, Any]:
         """Collection progress for `genremap status`: counts, per-term progress, what is pending,

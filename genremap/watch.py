@@ -25,7 +25,7 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from genremap.dataset.labels import GENRE_SOURCES, Labelling, choose_policy, label_frames
+from genremap.dataset.labels import GENRE_SOURCES, Labelling, choose_policy, genre_rows_with_votes, label_frames
 from genremap.diff import RULE_SUFFIXES, diff_labellings
 from genremap.engine import RuleSet, load_rules
 from genremap.errors import RuleErrors, UsageError
@@ -55,7 +55,9 @@ class StoreFrames:
 def read_store(db: Path) -> StoreFrames:
     """Read the store at `db` (which must exist) in one snapshot."""
     with Store.open(db, create=False, readonly=True) as store, store.snapshot():
-        return StoreFrames(db, store.artists_frame(with_counts=True), store.genres_frame(), store.genre_rows())
+        return StoreFrames(
+            db, store.artists_frame(with_counts=True), store.genres_frame(), genre_rows_with_votes(store)
+        )
 
 
 def check_options(policy: str | None, genre_source: str, max_updates: int | None) -> None:

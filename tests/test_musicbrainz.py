@@ -46,7 +46,9 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def fake(clock: FakeClock) -> Iterator[FakeMusicBrainz]:
-    with FakeMusicBrainz(timer=clock.monotonic) as server:
+    """A server that leaves tags out of its search answers, so that every match also costs the
+    artist lookup: the tests using it are about that second request and the HTTP layer."""
+    with FakeMusicBrainz(timer=clock.monotonic, search_tags=False) as server:
         yield server
 
 
@@ -287,7 +289,7 @@ def test_one_request_per_second_across_search_and_lookup(store: Store, fake: Fak
 
 def test_rate_limit_with_the_real_clock(store: Store) -> None:
     add_artists(store, ("a1", "The Beatles", ()), ("a2", "Beyonce", ()), ("a3", "AC/DC", ()))
-    with FakeMusicBrainz() as fake:
+    with FakeMusicBrainz(search_tags=False) as fake:
         started = time.monotonic()
         result = enrich_musicbrainz(
             store, api=fake.api, min_interval=0.2, retrying=Retrying("MusicBrainz", policy=RetryPolicy(timeout=5))
@@ -309,7 +311,7 @@ def test_user_agent_is_sent_with_the_contact(store: Store, fake: FakeMusicBrainz
 
 def test_503_with_retry_after_waits_exactly_that_long(store: Store, clock: FakeClock) -> None:
     add_artists(store, ("a1", "The Beatles", ()))
-    with FakeMusicBrainz(faults={("search", 1): "503-retry-after:5"}, timer=clock.monotonic) as fake:
+    with FakeMusicBrainz(faults={("search", 1): "503-retry-after:5"}, timer=clock.monotonic, search_tags=False) as fake:
         result = enrich(store, fake, clock)
         times = list(fake.request_times)
     assert result.matched == 1
@@ -323,7 +325,9 @@ def test_503_without_retry_after_backs_off_and_retries(store: Store, clock: Fake
     waits: list[tuple[str, float, str]] = []
     retrying = retrying_for(clock)
     retrying.on_wait = lambda endpoint, seconds, why: waits.append((endpoint, seconds, why))
-    with FakeMusicBrainz(faults={("lookup", 1): "503", ("lookup", 2): "503"}, timer=clock.monotonic) as fake:
+    with FakeMusicBrainz(
+        faults={("lookup", 1): "503", ("lookup", 2): "503"}, timer=clock.monotonic, search_tags=False
+    ) as fake:
         result = enrich(store, fake, clock, retrying=retrying)
         assert fake.requests == {"search": 1, "lookup": 3}
     assert result.matched == 1 and result.requests == 4
@@ -334,7 +338,9 @@ def test_503_without_retry_after_backs_off_and_retries(store: Store, clock: Fake
 
 def test_retry_after_beyond_max_wait_stops_with_nothing_half_written(store: Store, clock: FakeClock) -> None:
     add_artists(store, ("a1", "Beyonce", ()), ("a2", "The Beatles", ()))
-    with FakeMusicBrainz(faults={("lookup", 2): "503-retry-after:3600"}, timer=clock.monotonic) as fake:
+    with FakeMusicBrainz(
+        faults={("lookup", 2): "503-retry-after:3600"}, timer=clock.monotonic, search_tags=False
+    ) as fake:
         with pytest.raises(TooLongToWait) as raised:
             enrich(store, fake, clock, retrying=retrying_for(clock, max_wait=60))
         assert raised.value.exit_code == 3
@@ -348,7 +354,7 @@ def test_a_server_that_always_says_wait_is_given_up_with_nothing_half_written(st
     add_artists(store, ("a1", "Beyonce", ()), ("a2", "The Beatles", ()))
     busy = {("lookup", n): "503-retry-after:5" for n in range(2, 200)}  # every lookup after the first
     clock.max_sleeps = 200  # a client that waits forever fails here instead of hanging
-    with FakeMusicBrainz(faults=busy, timer=clock.monotonic) as fake:
+    with FakeMusicBrainz(faults=busy, timer=clock.monotonic, search_tags=False) as fake:
         with pytest.raises(GaveUp, match=r"MusicBrainz musicbrainz\.lookup: asked to wait 13 times") as raised:
             enrich(store, fake, clock)
         assert raised.value.exit_code == 1 and "run the same command again later" in raised.value.message
@@ -363,7 +369,7 @@ def test_cli_plain_http_mb_api_is_refused_before_any_request(tmp_path: Path, clo
     db = tmp_path / "s.db"
     with Store.open(db) as store:
         add_artists(store, ("a1", "Beyonce", ()))
-    with FakeMusicBrainz(timer=clock.monotonic) as fake:
+    with FakeMusicBrainz(timer=clock.monotonic, search_tags=False) as fake:
         plain = fake.api.replace("127.0.0.1", "musicbrainz.example.invalid")
         result = CliRunner().invoke(app, ["enrich", "--db", str(db), "--mb-api", plain], env={"COLUMNS": "400"})
         assert fake.total_requests == 0
@@ -382,7 +388,7 @@ def test_cli_plain_http_mb_api_is_refused_before_any_request(tmp_path: Path, clo
 )
 def test_transient_failures_are_retried(store: Store, clock: FakeClock, fault: tuple[str, int], kind: str) -> None:
     add_artists(store, ("a1", "The Beatles", ()))
-    with FakeMusicBrainz(faults={fault: kind}, timer=clock.monotonic, slow_seconds=1.0) as fake:
+    with FakeMusicBrainz(faults={fault: kind}, timer=clock.monotonic, search_tags=False, slow_seconds=1.0) as fake:
         result = enrich(store, fake, clock, retrying=retrying_for(clock, timeout=0.3))
         assert fake.requests[fault[0]] == 2
     assert result.matched == 1 and result.requests == 3
@@ -393,7 +399,7 @@ def test_transient_failures_are_retried(store: Store, clock: FakeClock, fault: t
 
 def test_a_client_error_records_nothing_and_stops(store: Store, clock: FakeClock) -> None:
     add_artists(store, ("a1", "Beyonce", ()), ("a2", "The Beatles", ()))
-    with FakeMusicBrainz(faults={("lookup", 2): "404"}, timer=clock.monotonic) as fake:
+    with FakeMusicBrainz(faults={("lookup", 2): "404"}, timer=clock.monotonic, search_tags=False) as fake:
         with pytest.raises(GenremapError, match=r"HTTP 404.*'The Beatles'"):
             enrich(store, fake, clock)
         assert fake.requests == {"search": 2, "lookup": 2}  # never retried

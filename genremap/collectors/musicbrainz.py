@@ -26,11 +26,14 @@ from genremap.errors import GenremapError, UsageError
 from genremap.http import HttpStatusError, JsonClient, Retrying, Stats, require_https
 from genremap.normalize import normalize_name
 from genremap.store import Store
+from genremap.vocabulary import is_musicbrainz_genre
 
 PROJECT_URL = "https://github.com/genremap/genremap"
 SERVICE = "MusicBrainz"
 SEARCH_ENDPOINT = "musicbrainz.search"  # keys of Stats and of the store's request counters
 LOOKUP_ENDPOINT = "musicbrainz.lookup"
+ISRC_ENDPOINT = "musicbrainz.isrc"
+MAX_ISRCS = 3  # ISRC lookups tried per ambiguous artist, at most
 SEARCH_LIMIT = 10  # candidates asked for per search
 MAX_VOTES = 2**31 - 1  # vote counts are clamped here: a stored count must fit SQLite's integers
 OFFICIAL_HOST = "musicbrainz.org"  # and its subdomains: never faster than one request per second
@@ -70,6 +73,7 @@ class MusicBrainzMatch:
     score: float = 0.0  # rapidfuzz score of the accepted candidate, else of the best rejected one
     candidates: list[dict[str, Any]] = field(default_factory=list)  # rejected: mbid, name, score, reason
     genres: list[tuple[str, int]] = field(default_factory=list)  # (genre, votes), most votes first
+    method: str = ""  # how the match was made: "name score 100", "alias 'X' score 100", "ISRC ..."
 
 
 @dataclass
@@ -144,6 +148,17 @@ def _mb_score(candidate: Mapping[str, Any]) -> float:
         return 0.0
 
 
+def _name_or_alias_score(name: str, candidate: Mapping[str, Any]) -> tuple[float, str | None]:
+    """The best score of `name` against a candidate's name and aliases, and the alias that
+    gave it (None when the name itself scores best)."""
+    score, via = name_score(name, str(candidate.get("name") or "")), None
+    for alias in alias_names(candidate):
+        alias_score = name_score(name, alias)
+        if alias_score > score:
+            score, via = alias_score, alias
+    return score, via
+
+
 def best_match(
     name: str, candidates: Sequence[Mapping[str, Any]], threshold: float = DEFAULT_THRESHOLD
 ) -> tuple[dict[str, Any] | None, float, list[dict[str, Any]]]:
@@ -162,11 +177,7 @@ def best_match(
         mbid, mb_name = candidate.get("id"), candidate.get("name")
         if not isinstance(mbid, str) or not mbid or not isinstance(mb_name, str):
             continue
-        score, via = name_score(name, mb_name), None
-        for alias in alias_names(candidate):
-            alias_score = name_score(name, alias)
-            if alias_score > score:
-                score, via = alias_score, alias
+        score, via = _name_or_alias_score(name, candidate)
         scored.append((score, _mb_score(candidate), mbid, mb_name, via, candidate))
     scored.sort(key=lambda s: (-s[0], -s[1], s[2]))
 
@@ -212,6 +223,22 @@ def parse_genres(body: Any) -> list[tuple[str, int]]:
     return sorted(votes.items(), key=lambda item: (-item[1], item[0]))
 
 
+def genres_from_tags(candidate: Mapping[str, Any]) -> list[tuple[str, int]] | None:
+    """(genre, votes) from a search result's `tags`, keeping the tags on MusicBrainz's genre
+    list (that is what a genre is); None when the candidate carries no `tags` list."""
+    tags = candidate.get("tags")
+    if not isinstance(tags, list):
+        return None
+    genres = [t for t in tags if isinstance(t, Mapping) and isinstance(t.get("name"), str)]
+    return parse_genres({"genres": [t for t in genres if is_musicbrainz_genre(t["name"])]})
+
+
+def how_matched(name: str, accepted: Mapping[str, Any]) -> str:
+    """How `name` matched a candidate by name: "name score S" or "alias 'A' score S"."""
+    score, via = _name_or_alias_score(name, accepted)
+    return f"alias {via!r} score {score:g}" if via else f"name score {score:g}"
+
+
 # --- choosing and saving, shared by the web service and the dump ---------------------------
 
 
@@ -246,6 +273,7 @@ def save_match(store: Store, match: MusicBrainzMatch, result: EnrichResult, orig
         candidates=match.candidates,
         genres=match.genres,
         origin=origin,
+        method=match.method,
     )
     result.looked_up += 1
     if match.status == MATCHED:
@@ -301,11 +329,46 @@ def _get(client: JsonClient, path: str, params: Mapping[str, Any], endpoint: str
         ) from exc
 
 
+def isrc_artists(client: JsonClient, isrc: str, artist: str) -> set[str]:
+    """The mbids credited on the recordings MusicBrainz knows under `isrc` (one request to
+    `/isrc/{isrc}?inc=artist-credits`); empty when MusicBrainz does not know the ISRC (404)."""
+    path = f"isrc/{quote(isrc, safe='')}"
+    try:
+        body = client.get_json(path, {"inc": "artist-credits", "fmt": "json"}, ISRC_ENDPOINT)
+    except HttpStatusError as exc:
+        if exc.status == 404:
+            return set()
+        raise GenremapError(
+            f"{SERVICE} answered HTTP {exc.status} to the ISRC lookup {isrc} for artist {artist!r} ({exc}); "
+            "nothing was recorded for this artist, earlier ones are saved"
+        ) from exc
+    recordings = body.get("recordings") if isinstance(body, Mapping) else None
+    found: set[str] = set()
+    for recording in recordings if isinstance(recordings, list) else []:
+        credits = recording.get("artist-credit") if isinstance(recording, Mapping) else None
+        for credit in credits if isinstance(credits, list) else []:
+            who = credit.get("artist") if isinstance(credit, Mapping) else None
+            if isinstance(who, Mapping) and isinstance(who.get("id"), str):
+                found.add(who["id"])
+    return found
+
+
 def lookup_artist(
-    client: JsonClient, artist_id: str, name: str, threshold: float = DEFAULT_THRESHOLD
+    client: JsonClient,
+    artist_id: str,
+    name: str,
+    threshold: float = DEFAULT_THRESHOLD,
+    isrcs: Sequence[str] = (),
 ) -> MusicBrainzMatch:
-    """Search MusicBrainz for one artist (one request) and, when a candidate passes, fetch its
-    genres (a second request). Writes nothing."""
+    """Search MusicBrainz for one artist (one request) and decide from its answer. Writes nothing.
+
+    The accepted candidate's genres come from the search answer's `tags` (those on
+    MusicBrainz's genre list), so most artists cost this one request. The artist lookup
+    (`/artist/{mbid}?inc=genres`, a second request) is still sent when the answer cannot say:
+    when no candidate of the answer carries a `tags` list (a server that leaves tags out of
+    searches). A candidate without `tags` in an answer where others have them has no tags
+    (MusicBrainz leaves empty lists out). When several candidates pass the threshold and the
+    artist has ISRCs (`isrcs`, from its tracks), up to MAX_ISRCS ISRC lookups name the exact one."""
     if not name.strip():
         return MusicBrainzMatch(artist_id, name, NO_MATCH)
     params = {"query": search_query(name), "fmt": "json", "limit": SEARCH_LIMIT}
@@ -313,13 +376,24 @@ def lookup_artist(
     artists = body.get("artists") if isinstance(body, Mapping) else None
     if not isinstance(artists, list):
         raise GenremapError(f"{SERVICE} search answered without an `artists` list for artist {name!r}")
+    candidates = [a for a in artists if isinstance(a, Mapping)]
+    answer_has_tags = any(isinstance(c.get("tags"), list) for c in candidates)
 
-    def lookup_genres(accepted: Mapping[str, Any]) -> list[tuple[str, int]]:
+    def genres_of(accepted: Mapping[str, Any]) -> list[tuple[str, int]]:
+        from_tags = genres_from_tags(accepted)
+        if from_tags is not None or answer_has_tags:
+            return from_tags or []
         path = f"artist/{quote(str(accepted['id']), safe='')}"
         return parse_genres(_get(client, path, {"inc": "genres", "fmt": "json"}, LOOKUP_ENDPOINT, name))
 
-    candidates = [a for a in artists if isinstance(a, Mapping)]
-    return decide_match(artist_id, name, candidates, threshold, lookup_genres)
+    def by_isrc(passing: Sequence[str]) -> tuple[str, str] | None:
+        for isrc in list(isrcs)[:MAX_ISRCS]:
+            named = isrc_artists(client, isrc, name) & set(passing)
+            if len(named) == 1:
+                return named.pop(), isrc
+        return None
+
+    return decide_match(artist_id, name, candidates, threshold, genres_of, by_isrc if isrcs else None)
 
 
 def decide_match(
@@ -328,12 +402,26 @@ def decide_match(
     candidates: Sequence[Mapping[str, Any]],
     threshold: float,
     genres_of: Callable[[Mapping[str, Any]], list[tuple[str, int]]],
+    by_isrc: Callable[[Sequence[str]], tuple[str, str] | None] | None = None,
 ) -> MusicBrainzMatch:
     """The answer for one artist from its MusicBrainz candidates (a search page or a dump's
-    same-name artists): `best_match` chooses, `genres_of` gives the accepted one's genres."""
+    same-name artists): `best_match` chooses, `genres_of` gives the accepted one's genres.
+
+    When several candidates pass the threshold and `by_isrc` is given, it receives their
+    mbids and may name the right one (mbid, ISRC): that one is accepted instead of the best
+    by name, and the others are rejected with the ISRC as the reason."""
     accepted, score, rejected = best_match(name, candidates, threshold)
     if accepted is None:
         return MusicBrainzMatch(artist_id, name, NO_MATCH, score=score, candidates=rejected)
+    method = how_matched(name, accepted)
+    passing = [c["mbid"] for c in rejected if c["score"] >= threshold]
+    chosen = by_isrc([str(accepted["id"]), *passing]) if by_isrc and passing else None
+    if chosen is not None:
+        accepted, score, rejected = _prefer(name, chosen[0], candidates, accepted, score, rejected)
+        method = f"ISRC {chosen[1]} names {chosen[0]} among {len(passing) + 1} candidates passing the threshold"
+        for c in rejected:
+            if c["score"] >= threshold:
+                c["reason"] = f"score {c['score']:g} passes, but ISRC {chosen[1]} names {chosen[0]}"
     return MusicBrainzMatch(
         artist_id,
         name,
@@ -343,7 +431,25 @@ def decide_match(
         score=score,
         candidates=rejected,
         genres=genres_of(accepted),
+        method=method,
     )
+
+
+def _prefer(
+    name: str,
+    mbid: str,
+    candidates: Sequence[Mapping[str, Any]],
+    accepted: dict[str, Any],
+    score: float,
+    rejected: list[dict[str, Any]],
+) -> tuple[dict[str, Any], float, list[dict[str, Any]]]:
+    """(accepted, score, rejected) with the candidate `mbid` accepted in place of `accepted`,
+    which joins the rejected ones (unchanged when `mbid` is the accepted one already)."""
+    if mbid == accepted["id"]:
+        return accepted, score, rejected
+    winner = next(c for c in candidates if c.get("id") == mbid)
+    former = {"mbid": accepted["id"], "name": accepted.get("name"), "score": score}
+    return dict(winner), _name_or_alias_score(name, winner)[0], [former, *(c for c in rejected if c["mbid"] != mbid)]
 
 
 def enrich_musicbrainz(
@@ -370,7 +476,8 @@ def enrich_musicbrainz(
     `explain`), one artist at a time: a second run sends no request, and an interrupted run
     resumes where it stopped (`refresh`, the CLI's --all, asks again about artists answered
     before). MusicBrainz allows one request per second (each artist costs one
-    search, plus one lookup when matched) and asks for a User-Agent with a contact
+    search; the lookup of a matched artist's genres only when the search answer lacks its tags;
+    ISRC lookups only for artists whose name several MusicBrainz artists pass) and asks for a User-Agent with a contact
     (--contact, default the project URL). A 503 is waited out (its Retry-After exactly, up to
     --max-wait), other failures are retried with backoff, within the retry policy's bounds.
     `api` must be https (plain http only to a loopback host), checked before any request.
@@ -388,7 +495,7 @@ def enrich_musicbrainz(
     chosen = artists_to_enrich(store, result, limit=limit, refresh=refresh)
     on_artist(0, len(chosen))
     for done, (artist_id, name) in enumerate(chosen, start=1):
-        match = lookup_artist(client, artist_id, name, threshold)
+        match = lookup_artist(client, artist_id, name, threshold, store.artist_isrcs(artist_id, MAX_ISRCS))
         result.requests = sum(retrying.stats.requests.values()) - before
         save_match(store, match, result)
         if on_match is not None:

@@ -152,7 +152,12 @@ def build_dataset(
         "command": options.command,
         "store": str(store.path),
         "rules": {"dir": str(rules_dir), "files": ruleset.files, "sha256": ruleset.source_hash},
-        "policy": {"name": policy.name, "min_share": policy.min_share, "min_margin": policy.min_margin},
+        "policy": {
+            "name": policy.name,
+            "min_share": policy.min_share,
+            "min_margin": policy.min_margin,
+            "min_votes": policy.min_votes,
+        },
         "genre_source": options.genre_source,
         "seed": options.seed,
         "per_class": balanced.per_class,

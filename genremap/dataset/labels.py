@@ -35,6 +35,7 @@ class GenreRows:
     musicbrainz: np.ndarray
     genre: np.ndarray
     subgenre: np.ndarray
+    votes: np.ndarray | None = None  # vote count per row (NaN where the source gives none)
 
 
 @dataclass
@@ -80,6 +81,7 @@ class Labelling:
                 "position": np.arange(len(rows.artist)) - _group_starts(rows.artist),
                 "genre": pd.Categorical.from_codes(rows.genre, categories=pd.Index(self.genre_names, dtype=object)),
                 "subgenre": pd.Categorical.from_codes(rows.subgenre, categories=pd.Index(self.vocab, dtype=object)),
+                "votes": rows.votes if rows.votes is not None else np.full(len(rows.artist), np.nan),
             }
         )
 
@@ -162,13 +164,17 @@ class Labelling:
         }
 
 
-def choose_policy(ruleset: RuleSet, name: str | None) -> Policy:
-    """The policy named on the command line, else the one in the rules (default: vote)."""
-    if name is None:
-        return ruleset.policy
-    if name not in ("vote", "first", "priority"):
-        raise UsageError(f"unknown policy '{name}' (expected vote, first or priority)")
-    return replace(ruleset.policy, name=name)
+def choose_policy(ruleset: RuleSet, name: str | None, min_votes: int | None = None) -> Policy:
+    """The policy named on the command line, else the one in the rules (default: vote), with
+    --min-votes when given."""
+    if min_votes is not None and min_votes < 1:
+        raise UsageError(f"--min-votes {min_votes}: expected a number of votes, 1 or more")
+    chosen = ruleset.policy
+    if name is not None:
+        if name not in ("vote", "first", "priority"):
+            raise UsageError(f"unknown policy '{name}' (expected vote, first or priority)")
+        chosen = replace(chosen, name=name)
+    return chosen if min_votes is None else replace(chosen, min_votes=min_votes)
 
 
 def _group_firsts(sorted_groups: np.ndarray) -> np.ndarray:
@@ -197,9 +203,12 @@ def label_rows(
     compiled: CompiledRules | None = None,
     artist_of_key: np.ndarray | None = None,
     cache: DecisionStore | None = None,
+    votes: np.ndarray | None = None,
 ) -> Labelling:
     """Label `artists` from genre rows given as arrays: artist (position in `artists`),
-    musicbrainz (source flag), position in the source's list, genre (index into `genre_names`).
+    musicbrainz (source flag), position in the source's list, genre (index into `genre_names`),
+    and optionally each row's vote count (NaN where none): rows with fewer than the policy's
+    min_votes are dropped, and the vote policy weighs the others by their counts.
     With a `cache` (the store), decisions saved by an earlier command are reused."""
     if genre_source not in GENRE_SOURCES:
         raise UsageError(f"unknown genre source '{genre_source}' (expected {', '.join(GENRE_SOURCES)})")
@@ -212,6 +221,10 @@ def label_rows(
     else:  # Spotify's genres, and MusicBrainz's where Spotify has none
         has_primary = np.bincount(artist[~is_mb], minlength=n_artists) > 0
         keep = ~is_mb | ~has_primary[artist]
+
+    row_votes = None if votes is None else np.asarray(votes, dtype=np.float64)
+    if row_votes is not None:
+        keep &= ~(row_votes < policy.min_votes)  # NaN (no count) is kept
 
     canonical = np.array(normalize_many([str(g) for g in genre_names]), dtype=object)
     canon_code, canon_vocab = pd.factorize(canonical)
@@ -241,8 +254,9 @@ def label_rows(
         decided, use, compiled = _decide_with(cache, ruleset, vocab, compiled)
     decision_list = [decided[s] for s in vocab]
     targets = list(ruleset.targets)
-    rows = GenreRows(artist[idx], is_mb[idx], genre[idx], sub)
-    labels = resolve(n_artists, rows.artist, sub, DecisionArrays.build(decision_list, targets), policy, targets)
+    rows = GenreRows(artist[idx], is_mb[idx], genre[idx], sub, None if row_votes is None else row_votes[idx])
+    weight = None if rows.votes is None else np.where(np.isnan(rows.votes), 1.0, rows.votes)
+    labels = resolve(n_artists, rows.artist, sub, DecisionArrays.build(decision_list, targets), policy, targets, weight)
     return Labelling(
         ruleset,
         policy,
@@ -295,8 +309,8 @@ def label_artist_genres(
     genre_source: str = "both",
     compiled: CompiledRules | None = None,
 ) -> Labelling:
-    """Label artists from readable frames: genres (artist_id, source, position, genre) and
-    artists (artist_id, name, tracks, ...), without a store."""
+    """Label artists from readable frames: genres (artist_id, source, position, genre, and
+    optionally votes) and artists (artist_id, name, tracks, ...), without a store."""
     artist = pd.Index(artists["artist_id"]).get_indexer(artist_genres["artist_id"])
     if (artist < 0).any():
         unknown = artist_genres["artist_id"][artist < 0].iloc[0]
@@ -313,6 +327,7 @@ def label_artist_genres(
         policy,
         genre_source,
         compiled,
+        votes=artist_genres["votes"].to_numpy(dtype=np.float64) if "votes" in artist_genres else None,
     )
 
 
@@ -352,9 +367,25 @@ def label_store_each(
     does for one (`diff` labels with the base and the edited rules: one read, one snapshot)."""
     with store.snapshot():
         artists = store.artists_frame(with_counts=with_counts)
-        genres, rows = store.genres_frame(), store.genre_rows()
+        genres, rows = store.genres_frame(), genre_rows_with_votes(store)
     decisions = store if cache else None
     return [label_frames(r, artists, genres, rows, p, genre_source, cache=decisions) for r, p in rulesets]
+
+
+def genre_rows_with_votes(store: Store) -> pd.DataFrame:
+    """The store's genre_rows with a `votes` column: each MusicBrainz genre's vote count, NaN
+    where there is none (Spotify's genres, imported ones). Call inside a snapshot."""
+    rows, counted = store.genre_rows(), store.genre_votes()
+    votes = np.full(len(rows), np.nan)
+    if len(counted) and len(rows):
+        span = int(max(rows["position"].max(), counted["position"].max())) + 1
+        row_key = np.where(
+            rows["musicbrainz"].to_numpy() == 1, rows["artist_key"].to_numpy() * span + rows["position"].to_numpy(), -1
+        )
+        at = pd.Index(counted["artist_key"].to_numpy() * span + counted["position"].to_numpy()).get_indexer(row_key)
+        found = (at >= 0) & (row_key >= 0)
+        votes[found] = counted["votes"].to_numpy(dtype=np.float64)[at[found]]
+    return rows.assign(votes=votes)
 
 
 def label_frames(
@@ -383,6 +414,7 @@ def label_frames(
         compiled,
         artist_of_key=artist_of_key,
         cache=cache,
+        votes=rows["votes"].to_numpy(dtype=np.float64) if "votes" in rows else None,
     )
 
 

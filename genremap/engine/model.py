@@ -62,6 +62,7 @@ class Policy:
     min_share: float = 0.5
     min_margin: float = 0.1
     location: Location | None = None
+    min_votes: int = 1  # MusicBrainz genres with fewer votes are dropped (genres without counts stay)
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 Policies:
 - `first`: the first subgenre in the artist's list that maps decides (the seed notebook).
-- `vote` (default): each mapped subgenre votes for its target with its rule's weight; the
+- `vote` (default): each mapped subgenre votes for its target with its rule's weight, times
+  its vote count where the source gives one (MusicBrainz: 12 votes weigh twelve times 1); the
   top target wins when its share of the votes is at least `min_share` and it leads the
   runner-up by at least `min_margin` (as a share of all votes; a tie never passes);
   otherwise the artist is *ambiguous*.
@@ -97,17 +98,22 @@ def resolve(
     decisions: DecisionArrays,
     policy: Policy,
     targets: Sequence[str],
+    row_weight: np.ndarray | None = None,
 ) -> ArtistLabels:
     """Label `n_artists` artists from their rows (artist code, subgenre code), sorted by artist
-    then by position in the artist's list."""
+    then by position in the artist's list. `row_weight` (per row, default 1) multiplies each
+    row's rule weight in the vote: a MusicBrainz genre's vote count."""
     n_targets = len(targets)
     sub_status = decisions.status[subgenre] if len(subgenre) else np.zeros(0, dtype=np.int8)
     mapped = np.flatnonzero(sub_status == _MAPPED)
     m_artist = artist[mapped]
     m_target = decisions.target[subgenre[mapped]]
-    votes = np.bincount(
-        m_artist * n_targets + m_target, weights=decisions.weight[subgenre[mapped]], minlength=n_artists * n_targets
-    ).reshape(n_artists, n_targets)
+    weights = decisions.weight[subgenre[mapped]]
+    if row_weight is not None:
+        weights = weights * row_weight[mapped]
+    votes = np.bincount(m_artist * n_targets + m_target, weights=weights, minlength=n_artists * n_targets).reshape(
+        n_artists, n_targets
+    )
     total = votes.sum(axis=1)
     has_vote = total > 0
 

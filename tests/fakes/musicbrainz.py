@@ -6,7 +6,11 @@ that merely contains the phrase less), and artist lookups (`GET /ws/2/artist/MBI
 with genres and vote counts. Its query parser is stricter than MusicBrainz's: an unescaped
 Lucene special character inside a phrase is a 400, so tests prove names are escaped.
 Requests whose User-Agent lacks "genremap/" get a 403, as anonymous clients may in reality.
-Faults are scripted per request: `{("search", 1): "503-retry-after:5", ("lookup", 2): "drop"}`.
+Searches carry each candidate's `tags` ([{count, name}], genres and free-form tags alike, left
+out when there are none) as MusicBrainz's do, unless `search_tags=False`. ISRC lookups
+(`GET /ws/2/isrc/ISRC?inc=artist-credits`) answer the recordings with that ISRC and their artist
+credits (404 for an unknown ISRC). Every request is counted per kind ("search", "lookup",
+"isrc"). Faults are scripted per request: `{("search", 1): "503-retry-after:5", ("lookup", 2): "drop"}`.
 """
 
 from __future__ import annotations
@@ -43,9 +47,15 @@ def entry(
     sort_name: str | None = None,
     disambiguation: str = "",
     kind: str = "Group",
+    tags: list[tuple[str, int]] | None = None,
+    isrcs: list[str] | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """(mbid, catalog record) for one artist; `key` tells apart artists of the same name."""
+    """(mbid, catalog record) for one artist; `key` tells apart artists of the same name.
+    `tags` are free-form tags that are not genres (searches return them with the genres);
+    `isrcs` are the ISRCs of the artist's recordings (answered by the ISRC endpoint)."""
     return mbid(key or name), {
+        "tags": list(tags or []),
+        "isrcs": list(isrcs or []),
         "name": name,
         "aliases": list(aliases or []),
         "genres": list(genres or []),
@@ -66,8 +76,21 @@ DEFAULT_CATALOG: dict[str, dict[str, Any]] = dict(
         entry("Mötley Crüe", [("glam metal", 11), ("heavy metal", 6)]),
         entry("Sunn O)))", [("drone metal", 5), ("doom metal", 2)]),
         entry("!!!", [("dance-punk", 4)]),
-        entry("Nirvana", [("grunge", 40)], key="nirvana-us", disambiguation="US grunge band"),
-        entry("Nirvana", [("psychedelic pop", 3)], key="nirvana-uk", disambiguation="60s band from the UK"),
+        entry(
+            "Nirvana",
+            [("grunge", 40)],
+            key="nirvana-us",
+            disambiguation="US grunge band",
+            tags=[("seattle", 6), ("90s", 4)],
+            isrcs=["USGF19942501"],
+        ),
+        entry(
+            "Nirvana",
+            [("psychedelic pop", 3)],
+            key="nirvana-uk",
+            disambiguation="60s band from the UK",
+            isrcs=["GBAAA6700001"],
+        ),
         entry("Obscure Band", [], kind="Group"),
     ]
 )
@@ -150,7 +173,9 @@ class FakeMusicBrainz(LoopbackServer):
         timer: Callable[[], float] = time.monotonic,
         slow_seconds: float = 1.0,
         required_agent: str = "genremap/",
+        search_tags: bool = True,
     ) -> None:
+        self.search_tags = search_tags
         self.catalog: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (catalog or DEFAULT_CATALOG).items()}
         self.faults: dict[FaultKey, str] = dict(faults or {})
         self.timer = timer
@@ -162,6 +187,7 @@ class FakeMusicBrainz(LoopbackServer):
         self.user_agents: list[str] = []
         self.queries: list[str] = []  # the `query` of every search, as received
         self.lookups: list[str] = []  # the mbid of every lookup
+        self.isrcs: list[str] = []  # the ISRC of every ISRC lookup
         self._lock = threading.Lock()
         self.api = ""
 
@@ -225,8 +251,10 @@ class FakeMusicBrainz(LoopbackServer):
                 "name": record["name"],
                 "sort-name": record.get("sort-name", record["name"]),
                 "disambiguation": record.get("disambiguation", ""),
-                "tags": [{"count": c, "name": g} for g, c in record.get("genres", [])],
             }
+            tags = [{"count": c, "name": g} for g, c in [*record.get("genres", []), *record.get("tags", [])]]
+            if tags and self.search_tags:
+                item["tags"] = tags
             if record.get("aliases"):
                 item["aliases"] = [
                     {"name": a, "sort-name": a, "type": "Artist name", "locale": None, "primary": None}
@@ -253,6 +281,36 @@ class FakeMusicBrainz(LoopbackServer):
                 for g, c in record.get("genres", [])
             ]
         return body
+
+    def isrc(self, isrc: str) -> dict[str, Any] | None:
+        """The ISRC lookup's answer: one recording per catalog artist with `isrc`, or None."""
+        with self._lock:
+            catalog = sorted(self.catalog.items())
+        recordings = [
+            {
+                "id": mbid(f"recording:{isrc}:{key}"),
+                "title": f"Recording {isrc}",
+                "length": 240000,
+                "video": False,
+                "disambiguation": "",
+                "artist-credit": [
+                    {
+                        "name": record["name"],
+                        "joinphrase": "",
+                        "artist": {
+                            "id": key,
+                            "name": record["name"],
+                            "sort-name": record.get("sort-name", record["name"]),
+                            "disambiguation": record.get("disambiguation", ""),
+                            "type": record.get("type", "Group"),
+                        },
+                    }
+                ],
+            }
+            for key, record in catalog
+            if isrc in record.get("isrcs", [])
+        ]
+        return {"isrc": isrc, "recordings": recordings} if recordings else None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -283,6 +341,8 @@ class _Handler(BaseHTTPRequestHandler):
             kind = "search"
         elif path.startswith("/ws/2/artist/"):
             kind = "lookup"
+        elif path.startswith("/ws/2/isrc/"):
+            kind = "isrc"
         else:
             kind = "other"
         agent = self.headers.get("User-Agent", "")
@@ -312,8 +372,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         key = unquote(path.rsplit("/", 1)[1])
         with fake._lock:
-            fake.lookups.append(key)
-        found = fake.lookup(key, params.get("inc", ""))
+            (fake.isrcs if kind == "isrc" else fake.lookups).append(key)
+        found = fake.isrc(key) if kind == "isrc" else fake.lookup(key, params.get("inc", ""))
         if found is None:
             self._send(404, {"error": "Not Found"})
         else:
