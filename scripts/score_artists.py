@@ -32,12 +32,15 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from genremap.errors import UsageError  # noqa: E402
+
+if TYPE_CHECKING:
+    from genremap.engine import RuleSet
 
 GOLD = REPO / "tests" / "data" / "artists_gold.csv"
 CORPUS = REPO.parent / "shared" / "data" / "spotify_artists_genres.csv"
@@ -139,15 +142,14 @@ def read_gold(path: Path, targets: Iterable[str]) -> list[GoldArtist]:
     return rows
 
 
-def label_gold(db: Path, rules_dir: Path, gold: Sequence[GoldArtist]) -> list[Outcome]:
-    """Label the store at `db` with the rules of `rules_dir` (their own policy) and return
+def label_gold(db: Path, ruleset: RuleSet, gold: Sequence[GoldArtist]) -> list[Outcome]:
+    """Label the store at `db` with `ruleset` (its own policy) and return
     each gold artist's outcome."""
     from genremap.dataset.labels import label_store
-    from genremap.engine import load_rules
     from genremap.store import Store
 
     with Store.open(db, create=False, readonly=True) as store:
-        frame = label_store(store, load_rules(rules_dir), cache=False).artists
+        frame = label_store(store, ruleset, cache=False).artists
     columns = ["tracks", "status", "target", "genre", "rule", "detail"]
     found = frame.set_index("artist_id")[columns].to_dict("index")
     missing = [row.artist for row in gold if row.artist_id not in found]
@@ -293,13 +295,13 @@ def run(args: argparse.Namespace) -> str:
     from genremap.engine import load_rules
     from genremap.engine.loader import default_rules_dir
 
-    rules_dir = args.rules or default_rules_dir()
-    gold = read_gold(args.gold, load_rules(rules_dir).targets)
+    ruleset = load_rules(args.rules or default_rules_dir())
+    gold = read_gold(args.gold, ruleset.targets)
     with tempfile.TemporaryDirectory(prefix="score-artists-") as tmp:
         db = args.db or import_corpus(args.corpus, Path(tmp) / "corpus.db")
         if not db.is_file():
             raise UsageError(f"{db}: no such store; leave out --db to import the shared corpus")
-        outcomes = label_gold(db, rules_dir, gold)
+        outcomes = label_gold(db, ruleset, gold)
     scores, wrong = scores_by_split(outcomes), errors(outcomes)
     return as_json(scores, wrong) if args.format == "json" else as_text(scores, wrong, args.errors)
 
