@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from genremap.errors import UsageError
+from genremap.errors import GenremapError, UsageError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,6 +29,7 @@ __all__ = [
     "TRACK_COLUMNS",
     "Decision",
     "Explanation",
+    "GenremapError",
     "Rules",
     "RulesError",
     "StoreView",
@@ -275,12 +276,15 @@ def _label_frame(
     from genremap.dataset.labels import label_artist_genres
 
     lists = {source: _genre_lists(frame[column].tolist(), column) for source, column in sources.items()}
+    # Precedence: each artist keeps the genres of the first source that has any.
+    taken = [False] * len(frame)
+    for source, cells in lists.items():
+        lists[source] = [() if done else cell for done, cell in zip(taken, cells, strict=True)]
+        taken = [done or bool(cell) for done, cell in zip(taken, cells, strict=True)]
     vote_cells = frame[votes].tolist() if votes is not None else None
     genres = _genre_table(ids, lists, vote_cells)
     artists = pd.DataFrame({"artist_id": list(ids), "name": list(names), "tracks": tracks})
-    order = list(sources)
-    genre_source = "both" if order == ["spotify", "musicbrainz"] else order[0] if len(order) == 1 else ",".join(order)
-    return label_artist_genres(rules.ruleset, genres, artists, policy, genre_source, compiled=rules.compiled)
+    return label_artist_genres(rules.ruleset, genres, artists, policy, "both", compiled=rules.compiled)
 
 
 def _check_columns(df: pd.DataFrame, columns: Iterable[str | None], what: str) -> None:
@@ -307,6 +311,8 @@ def label_artists(
     genres come from the first that has any), e.g. {"spotify": "genres", "musicbrainz":
     "mb_genres"}; it replaces `genres`. `rules`: a Rules, a rules folder, or None for the
     packaged rules; `policy`: vote, first or priority (default: the rules' own)."""
+    import pandas as pd
+
     ruleset = _rules_of(rules)
     chosen = dict(sources) if sources is not None else {"spotify": genres}
     _check_columns(df, [name, *chosen.values()], "label_artists")
@@ -321,7 +327,11 @@ def label_artists(
     decided = labelling.artists
     out = df.copy()
     for column in LABEL_COLUMNS:
-        out[column] = decided[column].to_numpy()
+        values = decided[column].to_numpy()
+        if column != "share":  # text columns: None (not NaN) where there is no value
+            values = values.astype(object)
+            values[pd.isna(values)] = None
+        out[column] = pd.Series(values, index=out.index, dtype=float if column == "share" else object)
     return out
 
 
