@@ -141,6 +141,29 @@ class Rules:
             self._compiled = CompiledRules.build(self.ruleset)
         return self._compiled
 
+    def with_file(self, name: str, text: str) -> Rules:
+        """These rules with the rule file `name` added, or replaced, by the YAML `text`: try an
+        edit without touching the folder. Raises RulesError (naming `name`) when it is wrong."""
+        import os
+        import shutil
+        import tempfile
+
+        from genremap.engine.loader import display_path
+
+        if Path(name).name != name or not name.endswith((".yaml", ".yml")):
+            raise RulesError(f"{name!r}: a rule file name is a bare NAME.yaml")
+        with tempfile.TemporaryDirectory(prefix="genremap-rules-") as tmp:
+            folder = Path(tmp) / "rules"
+            shutil.copytree(self.path, folder)
+            (folder / name).write_text(text, encoding="utf-8")
+            try:
+                edited = load_rules(folder)
+            except RulesError as exc:  # name the files as the caller knows them, not the copy
+                inside = f"{display_path(folder)}{os.sep}"
+                raise RulesError(exc.message.replace(inside, ""), [e.replace(inside, "") for e in exc.errors]) from None
+        edited.path = self.path
+        return edited
+
     def map(self, genres: Iterable[str]) -> list[str | None]:
         """The target of each genre string, in order (None where the rules give none); each
         distinct spelling is decided once."""

@@ -50,7 +50,9 @@ def test_rules_describe_themselves(rules: genremap.Rules, runner: CliRunner, tmp
 
 def test_a_broken_rule_file_raises_the_cli_line(runner: CliRunner, tmp_path: Path) -> None:
     folder = shutil.copytree(genremap.load_rules().path, tmp_path / "rules")
-    (folder / "20-metal.yaml").write_text("rules:\n  - name: x\n    target: metal\n    kind: keyword\n    patterns: [a\n")
+    (folder / "20-metal.yaml").write_text(
+        "rules:\n  - name: x\n    target: metal\n    kind: keyword\n    patterns: [a\n"
+    )
     with pytest.raises(genremap.RulesError) as raised:
         genremap.load_rules(folder)
     cli = runner.invoke(app, ["explain", "metal", "--rules", str(folder)])
@@ -168,7 +170,12 @@ def test_builds_do_not_depend_on_the_order_artists_were_stored_in(sample_store: 
 
 def test_build_dataset_from_a_plain_table(rules: genremap.Rules) -> None:
     rows = [
-        {"track_id": f"t{i:03d}", "track_name": f"Song {i}", "artist_id": f"a{i % 12}", "artist_name": f"Artist {i % 12}"}
+        {
+            "track_id": f"t{i:03d}",
+            "track_name": f"Song {i}",
+            "artist_id": f"a{i % 12}",
+            "artist_name": f"Artist {i % 12}",
+        }
         for i in range(120)
     ]
     frame = pd.DataFrame(rows)
@@ -223,3 +230,19 @@ def test_import_genremap_stays_light() -> None:
     code = "import sys, genremap; print('pandas' in sys.modules, 'numpy' in sys.modules)"
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert shown.stdout.split() == ["False", "False"]
+
+
+def test_the_public_module_is_mypy_strict_clean() -> None:
+    """`mypy --strict genremap/api.py` (the dev extra has mypy; the test extra alone skips)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("mypy", reason="mypy is in the dev extra: pip install -e '.[dev]'")
+    root = Path(__file__).parents[1]
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "genremap/api.py", "genremap/__init__.py"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
