@@ -636,23 +636,11 @@ def _explain_csv(decisions: list[tuple[str, dict[str, Any]]]) -> None:
 
 
 def _print_decision(data: dict[str, Any], indent: str = "", raw: str | None = None) -> None:
+    from genremap.report import decision_lines
+
     console = out_console()
-    shown = f"'{raw}' → '{data['subgenre']}'" if raw and raw != data["subgenre"] else f"'{data['subgenre']}'"
-    verdict = data["target"] if data["status"] == "mapped" else data["status"]
-    console.print(f"{indent}{shown}: {verdict}", markup=False)
-    for m in data["matches"]:
-        score = f", score {m['score']:g}" if m["kind"] == "fuzzy" else ""
-        console.print(
-            f"{indent}  {m['outcome']:<18} rule '{m['rule']}' → {m['target']} "
-            f"({m['kind']} '{m['pattern']}', priority {m['priority']}{score}) at {m['location']}",
-            markup=False,
-        )
-    if data["ignored_by"]:
-        console.print(
-            f"{indent}  ignored: {data['ignored_by']['reason']} at {data['ignored_by']['location']}", markup=False
-        )
-    if not data["matches"] and not data["ignored_by"]:
-        console.print(f"{indent}  no rule matches", markup=False)
+    for line in decision_lines(data, indent, raw):
+        console.print(line, markup=False)
 
 
 # --- diff and lint ----------------------------------------------------------------------------

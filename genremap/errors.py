@@ -17,6 +17,7 @@ class GenremapError(Exception):
 
     @property
     def message(self) -> str:
+        """The one line shown to the user (the CLI prints it after `error: `)."""
         return str(self.args[0])
 
 

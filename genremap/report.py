@@ -557,6 +557,25 @@ def explain_subgenre(compiled: CompiledRules, text: str) -> dict[str, Any]:
     return {"input": text, **_decision_dict(compiled.decide(canonical))}
 
 
+def decision_lines(data: dict[str, Any], indent: str = "", raw: str | None = None) -> list[str]:
+    """A decision (as `explain_subgenre` gives it) as the lines `genremap explain` prints: the
+    verdict, then every rule that matched with its outcome, or why none decided."""
+    shown = f"'{raw}' → '{data['subgenre']}'" if raw and raw != data["subgenre"] else f"'{data['subgenre']}'"
+    verdict = data["target"] if data["status"] == MAPPED else data["status"]
+    lines = [f"{indent}{shown}: {verdict}"]
+    for m in data["matches"]:
+        score = f", score {m['score']:g}" if m["kind"] == "fuzzy" else ""
+        lines.append(
+            f"{indent}  {m['outcome']:<18} rule '{m['rule']}' → {m['target']} "
+            f"({m['kind']} '{m['pattern']}', priority {m['priority']}{score}) at {m['location']}"
+        )
+    if data["ignored_by"]:
+        lines.append(f"{indent}  ignored: {data['ignored_by']['reason']} at {data['ignored_by']['location']}")
+    if not data["matches"] and not data["ignored_by"]:
+        lines.append(f"{indent}  no rule matches")
+    return lines
+
+
 EXPLAIN_COLUMNS = [
     "artist",
     "subgenre",

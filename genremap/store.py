@@ -1168,6 +1168,11 @@ class Store:
 # --- opening safely ----------------------------------------------------------------------------
 
 
+def hashes_or_zero(texts: Sequence[str | None]) -> list[int]:
+    """stable_hash of each text, 0 (unknown, as `track_keys` reads a missing ISRC) where there is none."""
+    return [0 if h is None else h for h in _hashes_or_none(texts)]
+
+
 def _hashes_or_none(texts: Sequence[str | None]) -> list[int | None]:
     """stable_hash of each text, None where there is none."""
     present = [index for index, text in enumerate(texts) if text]

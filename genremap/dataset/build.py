@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from genremap.choices import resolve_targets
-from genremap.dataset.balance import balance, check_split, dedupe
+from genremap.dataset.balance import BalanceResult, DedupeResult, balance, check_split, dedupe
 from genremap.dataset.export import (
     SPREADSHEET_CSV,
     ExportResult,
@@ -47,6 +48,12 @@ MAX_SEED = 2**63 - 1  # the manifest's seed stays a signed 64-bit integer, exact
 
 def check_build_options(options: BuildOptions, ruleset: RuleSet) -> None:
     """Refuse a request that cannot be met before anything is read or written."""
+    check_request(options, ruleset)
+    check_out(options.out)
+
+
+def check_request(options: BuildOptions, ruleset: RuleSet) -> list[str]:
+    """Refuse a seed, target list, cap or split that cannot be met; the targets to build."""
     if not 0 <= options.seed <= MAX_SEED:
         raise UsageError(f"--seed {options.seed}: expected a whole number from 0 to {MAX_SEED}")
     if options.targets is not None:
@@ -57,7 +64,41 @@ def check_build_options(options: BuildOptions, ruleset: RuleSet) -> None:
         if value is not None and value < 1:
             raise UsageError(f"{flag} {value}: must be at least 1")
     check_split(tuple(options.split), ",".join(map(str, options.split)))
-    check_out(options.out)
+    return resolve_targets(options.targets, ruleset, "--targets") if options.targets else list(ruleset.targets)
+
+
+@dataclass
+class Selection:
+    """The tracks a build keeps: after de-duplication, and then balanced and split."""
+
+    unique: DedupeResult
+    balanced: BalanceResult
+
+
+def select_tracks(tracks: pd.DataFrame, targets: list[str], options: BuildOptions, labelling: Labelling) -> Selection:
+    """De-duplicate, balance and split labelled tracks (track_id, artist: position in the
+    labelling's artists, dedupe_hash, isrc_hash, target). Artists are keyed by the rank of
+    their artist_id for balancing, so the result depends only on the data and the seed, not
+    on the order artists were stored in (the CLI and `genremap.build_dataset` agree)."""
+    unique = dedupe(tracks)
+    kept = unique.tracks
+    position = kept["artist"].to_numpy()
+    present, inverse = np.unique(position, return_inverse=True)
+    ids = labelling.artists_in["artist_id"].to_numpy(dtype=object)[present]
+    rank = np.empty(len(present), dtype=np.int64)
+    rank[np.argsort(ids.astype(str), kind="stable")] = np.arange(len(present))
+    keyed = kept.assign(artist=rank[inverse.reshape(-1)], position=position)
+    balanced = balance(
+        keyed,
+        targets,
+        seed=options.seed,
+        per_class=options.per_class,
+        max_per_artist=options.max_per_artist,
+        allow_short=options.allow_short,
+        split=options.split,
+    )
+    balanced.tracks["artist"] = balanced.tracks.pop("position")
+    return Selection(unique, balanced)
 
 
 @dataclass
@@ -94,7 +135,7 @@ def build_dataset(
     The folder is replaced all at once (see genremap.dataset.folder): old dataset or new.
     """
     check_build_options(options, ruleset)
-    targets = resolve_targets(options.targets, ruleset, "--targets") if options.targets else list(ruleset.targets)
+    targets = check_request(options, ruleset)
     on_stage("labelling subgenres and artists")
     labelling: Labelling = label_store(store, ruleset, policy, options.genre_source, with_counts=False)
     on_stage("joining tracks")
@@ -107,18 +148,9 @@ def build_dataset(
             "column only counts tracks): import a track table (genremap import FILE), collect, or run "
             "`genremap build --sample`"
         )
-    on_stage("dropping duplicate recordings")
-    unique = dedupe(tracks)
-    on_stage("balancing and splitting")
-    balanced = balance(
-        unique.tracks,
-        targets,
-        seed=options.seed,
-        per_class=options.per_class,
-        max_per_artist=options.max_per_artist,
-        allow_short=options.allow_short,
-        split=options.split,
-    )
+    on_stage("dropping duplicate recordings and balancing")
+    selection = select_tracks(tracks, targets, options, labelling)
+    unique, balanced = selection.unique, selection.balanced
     on_stage("exporting")
     picked = balanced.tracks
     track_ids = picked["track_id"].to_numpy(dtype=object)

@@ -134,6 +134,13 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return safe
 
 
+def tracks_csv_order(tracks: pd.DataFrame) -> pd.DataFrame:
+    """The rows in tracks.csv's order: by target, then split (train, validation, test), then track_id."""
+    rank = tracks["split"].map({s: i for i, s in enumerate(SPLITS)}).rename("_split_rank")
+    keyed = pd.concat([tracks, rank], axis=1)
+    return keyed.sort_values(["target", "_split_rank", "track_id"], kind="stable").drop(columns="_split_rank")
+
+
 def write_dataset(
     out: Path,
     tracks: pd.DataFrame,
@@ -147,10 +154,7 @@ def write_dataset(
 
     tracks.csv keeps every value exactly (later stages and ML code read it); `spreadsheet_copy`
     adds tracks_spreadsheet.csv, where formula-like cells are neutralised for spreadsheets."""
-    frame = tracks.copy()
-    split_rank = {s: i for i, s in enumerate(SPLITS)}
-    frame["_split_rank"] = frame["split"].map(split_rank)
-    frame = frame.sort_values(["target", "_split_rank", "track_id"], kind="stable")[TRACK_COLUMNS]
+    frame = tracks_csv_order(tracks)[TRACK_COLUMNS]
     frame["duration_ms"] = frame["duration_ms"].astype("Int64")
     result = ExportResult(out)
     csv_path = out / "tracks.csv"
