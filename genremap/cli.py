@@ -999,7 +999,6 @@ def enrich_command(
     """
     from genremap.collectors.musicbrainz import SERVICE as MB_SERVICE
     from genremap.collectors.musicbrainz import enrich_musicbrainz
-    from genremap.progress import tracked
 
     _check_format(fmt, ("table", "json"))
     if source not in ("musicbrainz", "lastfm"):
@@ -1012,26 +1011,22 @@ def enrich_command(
     if dump is not None:
         _enrich_from_dump(db, dump, threshold=threshold, limit=limit, refresh=refresh, fmt=fmt)
         return
-    console = err_console()
-    retrying = _retrying(MB_SERVICE, console, max_wait)
-    with _open_existing(db, readonly=False) as store:
-        try:
-            with tracked(console, "MusicBrainz lookups") as on_artist:
-                result = enrich_musicbrainz(
-                    store,
-                    api=mb_api,
-                    contact=contact,
-                    threshold=threshold,
-                    limit=limit,
-                    refresh=refresh,
-                    retrying=retrying,
-                    on_artist=on_artist,
-                )
-        finally:
-            stats = retrying.stats
-            store.add_request_counts(stats.requests, stats.throttled, stats.failed)
-    looked_up = f"MusicBrainz: {counted(result.looked_up, 'artist')} looked up"
-    _enrich_summary(result, db, fmt, looked_up, counted(result.requests, "request"))
+    _enrich_online(
+        db,
+        MB_SERVICE,
+        max_wait,
+        fmt,
+        lambda store, retrying, on_artist: enrich_musicbrainz(
+            store,
+            api=mb_api,
+            contact=contact,
+            threshold=threshold,
+            limit=limit,
+            refresh=refresh,
+            retrying=retrying,
+            on_artist=on_artist,
+        ),
+    )
 
 
 def _enrich_from_lastfm(
@@ -1048,31 +1043,46 @@ def _enrich_from_lastfm(
     """`enrich --source lastfm`: the URL checked before the key is read, then the lookups."""
     from genremap.collectors.lastfm import SERVICE, check_min_weight, enrich_lastfm, read_api_key
     from genremap.http import require_https
-    from genremap.progress import tracked
 
     require_https(api, "--lastfm-api")
     check_min_weight(min_weight)
     key = read_api_key(env_file)
+    _enrich_online(
+        db,
+        SERVICE,
+        max_wait,
+        fmt,
+        lambda store, retrying, on_artist: enrich_lastfm(
+            store,
+            key,
+            api=api,
+            contact=contact,
+            min_weight=min_weight,
+            limit=limit,
+            refresh=refresh,
+            retrying=retrying,
+            on_artist=on_artist,
+        ),
+    )
+
+
+def _enrich_online(
+    db: Path, service: str, max_wait: float, fmt: str, run: Callable[[Store, Retrying, Callable[[int, int], None]], Any]
+) -> None:
+    """One web-service enrichment (`run(store, retrying, on_artist)`) with a bar of artists; the
+    requests it sent are counted in the store even when it fails; then its summary."""
+    from genremap.progress import tracked
+
     console = err_console()
-    retrying = _retrying(SERVICE, console, max_wait)
+    retrying = _retrying(service, console, max_wait)
     with _open_existing(db, readonly=False) as store:
         try:
-            with tracked(console, "Last.fm lookups") as on_artist:
-                result = enrich_lastfm(
-                    store,
-                    key,
-                    api=api,
-                    contact=contact,
-                    min_weight=min_weight,
-                    limit=limit,
-                    refresh=refresh,
-                    retrying=retrying,
-                    on_artist=on_artist,
-                )
+            with tracked(console, f"{service} lookups") as on_artist:
+                result = run(store, retrying, on_artist)
         finally:
             stats = retrying.stats
             store.add_request_counts(stats.requests, stats.throttled, stats.failed)
-    looked_up = f"Last.fm: {counted(result.looked_up, 'artist')} looked up"
+    looked_up = f"{service}: {counted(result.looked_up, 'artist')} looked up"
     _enrich_summary(result, db, fmt, looked_up, counted(result.requests, "request"))
 
 

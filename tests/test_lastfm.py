@@ -20,11 +20,11 @@ from genremap.cli import app
 from genremap.collectors.lastfm import (
     DEFAULT_LASTFM_API,
     ENDPOINT,
-    LastfmResult,
     enrich_lastfm,
     lastfm_client,
     parse_top_tags,
 )
+from genremap.collectors.musicbrainz import EnrichResult
 from genremap.errors import GenremapError, UsageError
 from genremap.http import GaveUp, Retrying, RetryPolicy
 from genremap.store import ArtistRecord, Store
@@ -55,7 +55,7 @@ def make_store(path: Path, artists: list[tuple[str, str]] = ARTISTS) -> Path:
     return path
 
 
-def enrich(store: Store, fake: FakeLastfm, clock: Any, key: str = GOOD_KEY, **kw: Any) -> LastfmResult:
+def enrich(store: Store, fake: FakeLastfm, clock: Any, key: str = GOOD_KEY, **kw: Any) -> EnrichResult:
     return enrich_lastfm(store, key, api=fake.api, retrying=kw.pop("retrying", None) or retrying_for(clock), **kw)
 
 
@@ -312,22 +312,22 @@ def test_cli_errors_never_show_the_key(tmp_path: Path, base_env: dict[str, str],
     assert GOOD_KEY.encode() not in store_bytes(db)
 
 
-def test_cli_missing_or_rejected_key_is_one_line_exit_2(tmp_path: Path, base_env: dict[str, str]) -> None:
+def test_cli_missing_or_rejected_key_is_one_line_exit_2(tmp_path: Path) -> None:
     db = make_store(tmp_path / "s.db")
+    runner = CliRunner()
     with FakeLastfm() as fake:
-        missing = run(["enrich", "--source", "lastfm", "--lastfm-api", fake.api, "--db", str(db)], base_env)
-        wrong = run(
-            ["enrich", "--source", "lastfm", "--lastfm-api", fake.api, "--db", str(db)],
-            {**base_env, "LASTFM_API_KEY": SUSPENDED_KEY},
-        )
+        args = ["enrich", "--source", "lastfm", "--lastfm-api", fake.api, "--db", str(db)]
+        missing = runner.invoke(app, args, env={"LASTFM_API_KEY": ""})
+        wrong = runner.invoke(app, args, env={"LASTFM_API_KEY": SUSPENDED_KEY})
     assert fake.requests == 1  # the missing key sent nothing
-    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
-    assert "LASTFM_API_KEY" in missing.stderr and "Traceback" not in missing.stderr
-    assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1 and "error 26" in wrong.stderr
-    assert SUSPENDED_KEY not in wrong.stderr + wrong.stdout
+    assert missing.exit_code == 2 and missing.stderr.count("\n") == 1 and "LASTFM_API_KEY" in missing.stderr
+    assert wrong.exit_code == 2 and wrong.stderr.count("\n") == 1 and "error 26" in wrong.stderr
+    assert SUSPENDED_KEY not in wrong.output
+    with Store.open(db) as store:
+        assert store.lastfm_answer("a1") is None
 
 
-def test_cli_env_file_and_https_check_before_the_key(tmp_path: Path, base_env: dict[str, str]) -> None:
+def test_cli_env_file_and_https_check_before_the_key(tmp_path: Path) -> None:
     db = make_store(tmp_path / "s.db", ARTISTS[:1])
     env_file = tmp_path / "lastfm.env"
     env_file.write_text(f"export LASTFM_API_KEY='{GOOD_KEY}'\n")

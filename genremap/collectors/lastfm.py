@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from genremap.collectors.musicbrainz import EnrichResult, user_agent
 from genremap.defaults import DEFAULT_LASTFM_API, DEFAULT_LASTFM_MIN_WEIGHT
 from genremap.errors import GenremapError, UsageError
-from genremap.http import FAIL, RETRY, HttpStatusError, JsonClient, Retrying, Stats, Verdict, judge_http, require_https
+from genremap.http import FAIL, RETRY, HttpStatusError, JsonClient, Retrying, Verdict, judge_http, require_https
 from genremap.store import Store
 from genremap.text import escape_unprintable
 
@@ -63,32 +64,6 @@ class LastfmAnswer:
     status: str  # TAGGED, NO_TAGS or NO_MATCH
     lastfm_name: str = ""  # the name Last.fm answered for (autocorrected)
     tags: list[tuple[str, int]] = field(default_factory=list)  # (tag, weight) kept, heaviest first
-
-
-@dataclass
-class LastfmResult:
-    """What a Last.fm enrichment run did (the keys of MusicBrainz's summary, for one renderer)."""
-
-    looked_up: int = 0
-    matched: int = 0  # artists with at least one tag kept
-    no_match: int = 0  # not found (error 6), or no tag reaching --min-weight
-    genres_added: int = 0
-    requests: int = 0
-    skipped_cached: int = 0
-    pending: int = 0
-    stats: Stats = field(default_factory=Stats)
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "looked_up": self.looked_up,
-            "matched": self.matched,
-            "no_match": self.no_match,
-            "genres_added": self.genres_added,
-            "requests": self.requests,
-            "skipped_cached": self.skipped_cached,
-            "pending": self.pending,
-            "stats": self.stats.summary(),
-        }
 
 
 # --- the key --------------------------------------------------------------------------------
@@ -191,8 +166,6 @@ def lastfm_client(
 ) -> JsonClient:
     """A JsonClient for Last.fm: one rate limiter (never faster than five requests a second
     against ws.audioscrobbler.com), genremap's User-Agent."""
-    from genremap.collectors.musicbrainz import user_agent
-
     api = require_https(api, "--lastfm-api").strip()
     if _is_official(api):
         min_interval = max(min_interval, MIN_INTERVAL)
@@ -265,7 +238,7 @@ def enrich_lastfm(
     min_interval: float = MIN_INTERVAL,
     on_artist: Callable[[int, int], None] = lambda done, total: None,
     on_answer: Callable[[LastfmAnswer], None] | None = None,
-) -> LastfmResult:
+) -> EnrichResult:
     """Fill genres from Last.fm's top tags for the artists that have none yet.
 
     Only artists without genres from any source whose Last.fm answer is not cached are asked
@@ -282,7 +255,7 @@ def enrich_lastfm(
     client = lastfm_client(api, contact=contact, retrying=retrying, min_interval=min_interval)
     before = sum(retrying.stats.requests.values())
 
-    result = LastfmResult(stats=retrying.stats)
+    result = EnrichResult(stats=retrying.stats)
     todo = store.artists_for_lastfm(refresh=refresh)
     result.skipped_cached = 0 if refresh else store.lastfm_cached_count()
     chosen = todo if limit is None else todo[:limit]
