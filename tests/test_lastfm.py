@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import subprocess
 import sys
@@ -201,7 +202,9 @@ def test_at_most_five_requests_per_second(tmp_path: Path, fake: FakeLastfm, cloc
     assert lastfm_client(fake.api, min_interval=0.01).limiter.interval == 0.01
 
 
-@pytest.mark.parametrize("fault", ["error:29", "error:11", "error:16", "503", "429", "malformed", "drop"])
+@pytest.mark.parametrize(
+    "fault", ["error:29", "error:29-as-text", "error:11", "error:16", "503", "429", "malformed", "drop"]
+)
 def test_rate_limit_temporary_errors_and_bad_answers_are_retried(tmp_path: Path, clock: FakeClock, fault: str) -> None:
     with (
         FakeLastfm(timer=clock.monotonic, faults={1: fault}) as fake,
@@ -248,6 +251,20 @@ def test_other_failures_are_one_error_without_the_key(
             enrich(store, fake, clock)
         assert store.lastfm_answer("a1") is None
     assert GOOD_KEY not in str(caught.value)
+
+
+def test_debug_logs_of_the_http_stack_never_show_the_key(
+    tmp_path: Path, fake: FakeLastfm, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """urllib3 logs every request line, query included, at DEBUG: a program that turns DEBUG
+    logging on around genremap still never sees the key."""
+    caplog.set_level(logging.DEBUG)
+    with Store.open(make_store(tmp_path / "s.db", ARTISTS[:2])) as store:
+        enrich(store, fake, clock)
+    request_lines = [r.getMessage() for r in caplog.records if "/2.0/?" in r.getMessage()]
+    assert len(request_lines) == 2 and all("api_key=***" in line for line in request_lines)
+    assert GOOD_KEY not in caplog.text
+    assert not logging.getLogger("urllib3.connectionpool").filters  # nothing left behind
 
 
 @pytest.mark.parametrize(("key", "code"), [("wrong", 10), (SUSPENDED_KEY, 26)])

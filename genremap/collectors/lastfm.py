@@ -18,8 +18,10 @@ request URL) has it blanked out.
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,6 +92,39 @@ def _blank(text: str, secret: str) -> str:
     return text.replace(secret, "***") if secret else text
 
 
+class _Blanked(logging.Filter):
+    """Blanks the key out of log records (urllib3 logs each request line, query and key included)."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self.secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.secret and self.secret in message:
+            record.msg, record.args = _blank(message, self.secret), ()
+        return True
+
+
+# The loggers that write request URLs (urllib3 at DEBUG: `"GET /2.0/?...&api_key=... HTTP/1.1" 200`).
+URL_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry")
+
+
+@contextmanager
+def key_out_of_logs(key: str) -> Iterator[None]:
+    """While inside, records of URL_LOGGERS carry `***` where the key was, whatever logging the
+    program around genremap set up."""
+    blanked = _Blanked(key)
+    loggers = [logging.getLogger(name) for name in URL_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(blanked)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(blanked)
+
+
 # --- one answer ---------------------------------------------------------------------------------
 
 
@@ -138,6 +173,8 @@ def _check_error(body: Any) -> Any:
         code = body.get("error")
         message = body.get("message")
         text = escape_unprintable(message) if isinstance(message, str) else ""
+        if isinstance(code, str) and code.strip().isdigit():  # some proxies send the code as a string
+            code = int(code)
         raise LastfmError(code if isinstance(code, int) and not isinstance(code, bool) else -1, text)
     return body
 
@@ -260,19 +297,20 @@ def enrich_lastfm(
     result.skipped_cached = 0 if refresh else store.lastfm_cached_count()
     chosen = todo if limit is None else todo[:limit]
     result.pending = len(todo) - len(chosen)
-    on_artist(0, len(chosen))
-    for done, (artist_id, name) in enumerate(chosen, start=1):
-        answer = top_tags(client, key, artist_id, name, min_weight)
-        store.save_lastfm_answer(artist_id, name, answer.status, answer.tags)
-        result.looked_up += 1
-        if answer.tags:
-            result.matched += 1
-            result.genres_added += len(answer.tags)
-        else:
-            result.no_match += 1
-        result.requests = sum(retrying.stats.requests.values()) - before
-        if on_answer is not None:
-            on_answer(answer)
-        on_artist(done, len(chosen))
+    with key_out_of_logs(key):
+        on_artist(0, len(chosen))
+        for done, (artist_id, name) in enumerate(chosen, start=1):
+            answer = top_tags(client, key, artist_id, name, min_weight)
+            store.save_lastfm_answer(artist_id, name, answer.status, answer.tags)
+            result.looked_up += 1
+            if answer.tags:
+                result.matched += 1
+                result.genres_added += len(answer.tags)
+            else:
+                result.no_match += 1
+            result.requests = sum(retrying.stats.requests.values()) - before
+            if on_answer is not None:
+                on_answer(answer)
+            on_artist(done, len(chosen))
     result.requests = sum(retrying.stats.requests.values()) - before
     return result

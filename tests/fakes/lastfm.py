@@ -7,7 +7,7 @@ come as Last.fm sends them, `{"error": N, "message": ...}`: 6 for an unknown art
 10 for a wrong key and 26 for a suspended one (HTTP 403), 3 for another method (HTTP 400), 5
 without `format=json`. Every request is counted and its parameters and User-Agent kept.
 Faults are scripted per request number (1-based): "error:29" (an error object in an HTTP 200,
-as Last.fm answers rate limiting), "error:N", "503", "429", "malformed" (a 200 that is not
+as Last.fm answers rate limiting), "error:29-as-text" (the code as a string), "error:N", "503", "429", "malformed" (a 200 that is not
 JSON), "not-toptags" (a JSON 200 of another shape), "html-403" (a proxy's HTML page),
 "echo-url" (a 500 whose body repeats the request, key included), "drop" (hang up).
 """
@@ -165,7 +165,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(*fake.answer(params))
 
     def _fault(self, fault: str) -> None:
-        if fault.startswith("error:"):
+        if fault == "error:29-as-text":
+            self._json(200, {"error": "29", "message": MESSAGES[29]})
+        elif fault.startswith("error:"):
             code = int(fault.split(":", 1)[1])
             self._json(200, {"error": code, "message": MESSAGES.get(code, "scripted")})
         elif fault == "503":
