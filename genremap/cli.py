@@ -26,6 +26,8 @@ from genremap.defaults import (
     DEFAULT_DEEZER_API,
     DEFAULT_DURATION_TOLERANCE,
     DEFAULT_FRAME_SECONDS,
+    DEFAULT_LASTFM_API,
+    DEFAULT_LASTFM_MIN_WEIGHT,
     DEFAULT_MAX_BYTES,
     DEFAULT_MB_API,
     DEFAULT_MIN_SCORE,
@@ -430,7 +432,9 @@ def report_command(
 def subgenres_command(
     db: ReadDbOption = DEFAULT_DB,
     rules: RulesOption = None,
-    status: Annotated[str | None, typer.Option("--status", help="Only mapped, ignored or unmapped subgenres.")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="Only mapped, ignored, not_genre or unmapped subgenres.")
+    ] = None,
     target: Annotated[
         str | None,
         typer.Option("--target", help="Only subgenres mapped to this target (any spelling: Hip-Hop)."),
@@ -444,8 +448,8 @@ def subgenres_command(
     from genremap.report import subgenres, within_rules_folder
 
     _check_format(fmt)
-    if status not in (None, "mapped", "ignored", "unmapped"):
-        raise UsageError(f"--status {status!r}: expected mapped, ignored or unmapped")
+    if status not in (None, "mapped", "ignored", "not_genre", "unmapped"):
+        raise UsageError(f"--status {status!r}: expected mapped, ignored, not_genre or unmapped")
     rules_dir, ruleset = _rules(rules)
     wanted = None if target is None else resolve_targets([target], ruleset, "--target")[0]
     with _open_existing(db) as store:
@@ -813,7 +817,8 @@ def lint_command(
             total = coverage.summary()
             out_console().print(
                 f"{coverage.vocabulary.title}: {counted(total['names'], 'name')},"
-                f" {total['mapped']:,} mapped, {total['ignored']:,} ignored, {total['undecided']:,} undecided",
+                f" {total['mapped']:,} mapped, {total['ignored']:,} ignored, {total['undecided']:,} undecided"
+                + (f", {total['not_genres']:,} not genres" if total["not_genres"] else ""),
                 markup=False,
             )
     if errors:
@@ -923,8 +928,23 @@ def collect_command(
 @app.command("enrich")
 @handles_errors
 def enrich_command(
-    source: Annotated[str, typer.Option("--source", help="Where to look genres up: musicbrainz.")] = "musicbrainz",
+    source: Annotated[
+        str, typer.Option("--source", help="Where to look genres up: musicbrainz or lastfm.")
+    ] = "musicbrainz",
     mb_api: Annotated[str, typer.Option("--mb-api", help="MusicBrainz web service base URL.")] = DEFAULT_MB_API,
+    lastfm_api: Annotated[
+        str, typer.Option("--lastfm-api", help="Last.fm API base URL (with --source lastfm).")
+    ] = DEFAULT_LASTFM_API,
+    env_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--env-file", help="A .env file with LASTFM_API_KEY (with --source lastfm; else read from the environment)."
+        ),
+    ] = None,
+    min_weight: Annotated[
+        int,
+        typer.Option("--min-weight", help="With --source lastfm: keep tags whose weight (0-100) is at least this."),
+    ] = DEFAULT_LASTFM_MIN_WEIGHT,
     contact: Annotated[
         str | None,
         typer.Option("--contact", help="Contact (e-mail or URL) for the User-Agent MusicBrainz asks for."),
@@ -959,36 +979,97 @@ def enrich_command(
     --dump reads MusicBrainz's JSON data dump instead (exact normalised names and aliases,
     no request). Labels then use these genres where Spotify has none (see --genre-source on
     the reports).
+
+    --source lastfm asks Last.fm's artist top tags instead (artists with no genres from any
+    source; key from LASTFM_API_KEY or --env-file, never shown or stored; five requests per
+    second), keeping tags of weight --min-weight or more.
     """
     from genremap.collectors.musicbrainz import SERVICE as MB_SERVICE
     from genremap.collectors.musicbrainz import enrich_musicbrainz
-    from genremap.progress import tracked
 
     _check_format(fmt, ("table", "json"))
-    if source != "musicbrainz":
-        raise UsageError(f"--source {source!r}: only musicbrainz is supported")
+    if source not in ("musicbrainz", "lastfm"):
+        raise UsageError(f"--source {source!r}: expected musicbrainz or lastfm")
+    if source == "lastfm":
+        if dump is not None:
+            raise UsageError("--dump reads MusicBrainz's dump: use it with --source musicbrainz")
+        _enrich_from_lastfm(db, lastfm_api, env_file, contact, min_weight, limit, refresh, max_wait, fmt)
+        return
     if dump is not None:
         _enrich_from_dump(db, dump, threshold=threshold, limit=limit, refresh=refresh, fmt=fmt)
         return
+    _enrich_online(
+        db,
+        MB_SERVICE,
+        max_wait,
+        fmt,
+        lambda store, retrying, on_artist: enrich_musicbrainz(
+            store,
+            api=mb_api,
+            contact=contact,
+            threshold=threshold,
+            limit=limit,
+            refresh=refresh,
+            retrying=retrying,
+            on_artist=on_artist,
+        ),
+    )
+
+
+def _enrich_from_lastfm(
+    db: Path,
+    api: str,
+    env_file: Path | None,
+    contact: str | None,
+    min_weight: int,
+    limit: int | None,
+    refresh: bool,
+    max_wait: float,
+    fmt: str,
+) -> None:
+    """`enrich --source lastfm`: the URL checked before the key is read, then the lookups."""
+    from genremap.collectors.lastfm import SERVICE, check_min_weight, enrich_lastfm, read_api_key
+    from genremap.http import require_https
+
+    require_https(api, "--lastfm-api")
+    check_min_weight(min_weight)
+    key = read_api_key(env_file)
+    _enrich_online(
+        db,
+        SERVICE,
+        max_wait,
+        fmt,
+        lambda store, retrying, on_artist: enrich_lastfm(
+            store,
+            key,
+            api=api,
+            contact=contact,
+            min_weight=min_weight,
+            limit=limit,
+            refresh=refresh,
+            retrying=retrying,
+            on_artist=on_artist,
+        ),
+    )
+
+
+def _enrich_online(
+    db: Path, service: str, max_wait: float, fmt: str, run: Callable[[Store, Retrying, Callable[[int, int], None]], Any]
+) -> None:
+    """One web-service enrichment (`run(store, retrying, on_artist)`) with a bar of artists; the
+    requests it sent are counted in the store even when it fails; then its summary."""
+    from genremap.progress import tracked
+
     console = err_console()
-    retrying = _retrying(MB_SERVICE, console, max_wait)
+    retrying = _retrying(service, console, max_wait)
     with _open_existing(db, readonly=False) as store:
         try:
-            with tracked(console, "MusicBrainz lookups") as on_artist:
-                result = enrich_musicbrainz(
-                    store,
-                    api=mb_api,
-                    contact=contact,
-                    threshold=threshold,
-                    limit=limit,
-                    refresh=refresh,
-                    retrying=retrying,
-                    on_artist=on_artist,
-                )
+            with tracked(console, f"{service} lookups") as on_artist:
+                result = run(store, retrying, on_artist)
         finally:
             stats = retrying.stats
             store.add_request_counts(stats.requests, stats.throttled, stats.failed)
-    looked_up = f"MusicBrainz: {counted(result.looked_up, 'artist')} looked up"
+    looked_up = f"{service}: {counted(result.looked_up, 'artist')} looked up"
     _enrich_summary(result, db, fmt, looked_up, counted(result.requests, "request"))
 
 

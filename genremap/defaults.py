@@ -27,6 +27,10 @@ DEFAULT_AUTH_URL = "https://accounts.spotify.com/api/token"
 DEFAULT_MB_API = "https://musicbrainz.org/ws/2"
 DEFAULT_THRESHOLD = 90.0
 
+# Last.fm.
+DEFAULT_LASTFM_API = "https://ws.audioscrobbler.com/2.0/"
+DEFAULT_LASTFM_MIN_WEIGHT = 10  # tags weigh 0-100 (the artist's top tag 100)
+
 # Audio previews.
 DEFAULT_DEEZER_API = "https://api.deezer.com"
 DEFAULT_ALLOWED_HOSTS = ("api.deezer.com", "p.scdn.co", ".dzcdn.net")  # a leading dot = any subdomain

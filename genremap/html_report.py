@@ -32,7 +32,7 @@ from typing import Any
 
 from genremap import __version__
 from genremap.dataset.labels import Labelling
-from genremap.engine import IGNORED, UNMAPPED
+from genremap.engine import IGNORED, NOT_GENRE, UNMAPPED
 from genremap.errors import UsageError
 from genremap.report import STATUS_ROWS, coverage, subgenres, unmapped
 from genremap.text import escape_unprintable, terminal_safe
@@ -128,8 +128,9 @@ def _subgenre_table(labelling: Labelling, rows: list[dict[str, Any]]) -> dict[st
 
     def rule_or_reason(row: dict[str, Any]) -> str:
         decision = labelling.decisions[row["subgenre"]]
-        if row["status"] == IGNORED and decision.ignored_by is not None:
-            return "ignored: " + " ".join(decision.ignored_by.reason.split())
+        if row["status"] in (IGNORED, NOT_GENRE) and decision.ignored_by is not None:
+            why = "ignored" if row["status"] == IGNORED else "not a genre"
+            return f"{why}: " + " ".join(decision.ignored_by.reason.split())
         return str(row["rule"])
 
     columns = [

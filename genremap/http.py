@@ -440,7 +440,22 @@ class JsonClient:
         self.session = session or requests.Session()
         self.session.headers.update({"User-Agent": user_agent, "Accept": "application/json"})
 
-    def get_json(self, path: str, params: Mapping[str, Any], endpoint: str) -> Any:
+    def get_json(
+        self,
+        path: str,
+        params: Mapping[str, Any],
+        endpoint: str,
+        *,
+        accept: frozenset[int] = frozenset(),
+        check: Callable[[Any], Any] | None = None,
+        judge: Callable[[BaseException], Verdict] = judge_http,
+    ) -> Any:
+        """The JSON answer to GET `path` with `params`, retried as `judge` says.
+
+        For services that answer errors as JSON objects (Last.fm: `{"error": 6, ...}`, in an
+        HTTP 200 or a 4xx), the 4xx statuses in `accept` are read like a 2xx (a body that is not
+        JSON stays an HttpStatusError), and `check(body)` runs inside each attempt: what it
+        raises is judged like any failure (retried, waited out or final)."""
         url = f"{self.base_url}/{path.lstrip('/')}"
         if urlsplit(url).hostname != self.host:
             raise GenremapError(f"refusing to fetch {url}: not on {self.host}")
@@ -454,16 +469,20 @@ class JsonClient:
             ) as answer:
                 if answer.is_redirect:
                     raise GenremapError(f"{self.service} redirected {url} elsewhere; not followed")
-                if answer.status_code >= 400:
-                    raise HttpStatusError(answer.status_code, answer.headers, url)
+                status = answer.status_code
+                if status >= 400 and status not in accept:
+                    raise HttpStatusError(status, answer.headers, url)
                 body = bytearray()
                 for chunk in iter_body(answer, deadline):
                     body += chunk
                     if len(body) > self.max_bytes:
                         raise GenremapError(f"{self.service} answer larger than {self.max_bytes} bytes: {url}")
             try:
-                return json.loads(bytes(body))
+                parsed = json.loads(bytes(body))
             except ValueError:
+                if status >= 400:
+                    raise HttpStatusError(status, answer.headers, url) from None
                 raise MalformedBody(f"{self.service} answered malformed JSON for {url}") from None
+            return parsed if check is None else check(parsed)
 
-        return self.retrying.run(endpoint, attempt, judge_http)
+        return self.retrying.run(endpoint, attempt, judge)

@@ -13,7 +13,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from genremap.engine import IGNORED, MAPPED, UNMAPPED, CompiledRules, Rule, RuleSet, SubgenreDecision, load_rules
+from genremap.engine import (
+    IGNORED,
+    MAPPED,
+    NOT_GENRE,
+    UNMAPPED,
+    CompiledRules,
+    Rule,
+    RuleSet,
+    SubgenreDecision,
+    load_rules,
+)
 from genremap.engine.loader import display_path
 from genremap.engine.regex import inspect_regex
 from genremap.errors import RuleErrors
@@ -101,8 +111,10 @@ def _nested_repeats(ruleset: RuleSet) -> list[Finding]:
             owners.append((where, str(rule.location), rule.patterns))
         if rule.unless_kind == "regex":
             owners.append((f"{where} (unless)", str(rule.location), rule.unless))
-    for number, entry in enumerate(ruleset.ignore, start=1):
-        where = f"ignore entry #{number}"
+    numbers = {False: 0, True: 0}
+    for entry in ruleset.ignore:
+        numbers[entry.not_genre] += 1
+        where = f"{'not_genres' if entry.not_genre else 'ignore'} entry #{numbers[entry.not_genre]}"
         if entry.kind == "regex":
             owners.append((where, str(entry.location), entry.patterns))
         if entry.unless_kind == "regex":
@@ -194,6 +206,7 @@ class VocabularyCoverage:
     mapped: int
     ignored: int
     findings: tuple[Finding, ...]
+    not_genres: int = 0  # names decided "not a genre" (a genre list should have none)
 
     @property
     def undecided(self) -> int:
@@ -207,6 +220,7 @@ class VocabularyCoverage:
             "names": len(self.vocabulary.names),
             "mapped": self.mapped,
             "ignored": self.ignored,
+            "not_genres": self.not_genres,
             "undecided": self.undecided,
         }
 
@@ -217,7 +231,7 @@ def vocabulary_coverage(ruleset: RuleSet, vocabulary: Vocabulary) -> VocabularyC
     canonical = [normalize_genre(name) for name in vocabulary.names]
     decisions = CompiledRules.build(ruleset).decide_many(canonical)
     where = display_path(vocabulary.path)
-    counts = {MAPPED: 0, IGNORED: 0, UNMAPPED: 0}
+    counts = {MAPPED: 0, IGNORED: 0, UNMAPPED: 0, NOT_GENRE: 0}
     findings = []
     for index, (name, form) in enumerate(zip(vocabulary.names, canonical, strict=True)):
         decision = decisions[form]
@@ -238,4 +252,4 @@ def vocabulary_coverage(ruleset: RuleSet, vocabulary: Vocabulary) -> VocabularyC
             )
         elif decision.is_conflict and decision.rule is not None:
             findings.append(_conflict(decision, decision.rule, location, f"{vocabulary.name} genre {shown}"))
-    return VocabularyCoverage(vocabulary, counts[MAPPED], counts[IGNORED], tuple(findings))
+    return VocabularyCoverage(vocabulary, counts[MAPPED], counts[IGNORED], tuple(findings), counts[NOT_GENRE])

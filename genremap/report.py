@@ -20,7 +20,7 @@ from rapidfuzz import fuzz, process
 
 from genremap.dataset.labels import Labelling
 from genremap.defaults import EMIT_CONFIDENCE
-from genremap.engine import IGNORED, MAPPED, UNMAPPED, CompiledRules, SubgenreDecision
+from genremap.engine import IGNORED, MAPPED, NOT_GENRE, UNMAPPED, CompiledRules, SubgenreDecision
 from genremap.engine.loader import display_path
 from genremap.engine.policy import ARTIST_STATUSES
 from genremap.errors import UsageError
@@ -105,6 +105,7 @@ def coverage(labelling: Labelling) -> dict[str, Any]:
             "share": 1.0 if total_tracks else 0.0,
             "subgenres": len(sub),
             "mapped_subgenres": sum(d.status == MAPPED for d in sub),
+            "not_genre_subgenres": sum(d.status == NOT_GENRE for d in sub),  # neither mapped nor unmapped
             "conflicts": sum(d.is_conflict for d in sub),
         },
         "policy": labelling.policy.name,
@@ -201,11 +202,12 @@ class _Vocabulary:
 
     @classmethod
     def build(cls, labelling: Labelling) -> _Vocabulary:
-        decisions = {s: d for s, d in labelling.decisions.items() if d.status != UNMAPPED}
+        # Not-genres say nothing about what a subgenre is: they are no evidence for a suggestion.
+        decisions = {s: d for s, d in labelling.decisions.items() if d.status in (MAPPED, IGNORED)}
         patterns = [p for r in labelling.ruleset.rules if r.kind != "regex" for p in r.patterns]
-        patterns += [p for e in labelling.ruleset.ignore if e.kind != "regex" for p in e.patterns]
+        patterns += [p for e in labelling.ruleset.ignore if e.kind != "regex" and not e.not_genre for p in e.patterns]
         fresh = [p for p in dict.fromkeys(patterns) if p not in labelling.decisions]
-        decisions |= {s: d for s, d in labelling.compiled.decide_many(fresh).items() if d.status != UNMAPPED}
+        decisions |= {s: d for s, d in labelling.compiled.decide_many(fresh).items() if d.status in (MAPPED, IGNORED)}
         outcome = {s: _result_of(d) for s, d in decisions.items()}
         by_word: dict[str, Counter[str]] = {}
         names_by_word: dict[str, list[str]] = {}
@@ -544,6 +546,8 @@ def _outcome(d: SubgenreDecision, rule_name: str, vetoed_by: str | None) -> str:
         return f"vetoed by unless '{vetoed_by}'"
     if d.status == IGNORED:
         return "overridden by ignore"
+    if d.status == NOT_GENRE:
+        return "overridden by not_genres"
     if d.rule is not None and d.rule.name == rule_name:
         return "winner"
     if any(r.name == rule_name for r in d.conflicts):
@@ -570,7 +574,8 @@ def decision_lines(data: dict[str, Any], indent: str = "", raw: str | None = Non
             f"({m['kind']} '{m['pattern']}', priority {m['priority']}{score}) at {m['location']}"
         )
     if data["ignored_by"]:
-        lines.append(f"{indent}  ignored: {data['ignored_by']['reason']} at {data['ignored_by']['location']}")
+        why = "not a genre" if data["status"] == NOT_GENRE else "ignored"
+        lines.append(f"{indent}  {why}: {data['ignored_by']['reason']} at {data['ignored_by']['location']}")
     if not data["matches"] and not data["ignored_by"]:
         lines.append(f"{indent}  no rule matches")
     return lines

@@ -1110,6 +1110,72 @@ class Store:
         ).fetchall()
         return [str(i) for (i,) in rows]
 
+    # --- Last.fm ----------------------------------------------------------------------------
+    # An artist's Last.fm answer is its artist_genre_sources row with source 'lastfm': origin
+    # 'lastfm' when tags were kept (they are its artist_genres rows, weights as votes),
+    # 'lastfm:no tags' or 'lastfm:no match' when the answer gave none.
+
+    _WITHOUT_OTHER_GENRES = """NOT EXISTS (SELECT 1 FROM artist_genres g
+                                  WHERE g.artist_key = a.artist_key AND g.source != 'lastfm')"""
+    _ASKED_LASTFM = """EXISTS (SELECT 1 FROM artist_genre_sources s
+                               WHERE s.artist_key = a.artist_key AND s.source = 'lastfm')"""
+
+    def artists_for_lastfm(self, *, refresh: bool = False) -> list[tuple[str, str]]:
+        """(artist_id, name) of artists without genres from any other source whose Last.fm
+        answer is not cached yet (cached or not with `refresh`), in a stable order."""
+        uncached = "" if refresh else f"AND NOT {self._ASKED_LASTFM}"
+        rows = self.conn.execute(
+            f"SELECT a.artist_id, a.name FROM artists a WHERE {self._WITHOUT_OTHER_GENRES} {uncached} "
+            "ORDER BY a.artist_id"
+        ).fetchall()
+        return [(str(i), str(n)) for i, n in rows]
+
+    def lastfm_cached_count(self) -> int:
+        """Artists without genres from any other source whose Last.fm answer is already cached."""
+        sql = f"SELECT count(*) FROM artists a WHERE {self._WITHOUT_OTHER_GENRES} AND {self._ASKED_LASTFM}"
+        return int(self.conn.execute(sql).fetchone()[0])
+
+    def save_lastfm_answer(self, artist_id: str, name: str, status: str, tags: Sequence[tuple[str, int]]) -> None:
+        """Cache one Last.fm answer, in one transaction: the kept tags (tag, weight) become the
+        artist's genres from source 'lastfm'; an answer without any (`status` 'no tags' or 'no
+        match') is remembered as asked and never erases tags an earlier answer gave."""
+        if tags:
+            record = ArtistRecord(
+                artist_id,
+                name,
+                genres=tuple(t for t, _ in tags),
+                genre_source="lastfm",
+                votes=tuple(w for _, w in tags),
+            )
+            self.upsert_artists([record], "lastfm")
+            return
+        with self.transaction() as conn:
+            conn.execute(
+                """INSERT INTO artist_genre_sources(artist_key, source, origin, fetched_at)
+                   SELECT artist_key, 'lastfm', ?, ? FROM artists WHERE artist_id = ?
+                   ON CONFLICT(artist_key, source) DO UPDATE SET fetched_at = excluded.fetched_at""",
+                (f"lastfm:{status}", now(), artist_id),
+            )
+
+    def lastfm_answer(self, artist_id: str) -> dict[str, Any] | None:
+        """The cached Last.fm answer of an artist: status ('tagged', 'no tags', 'no match'),
+        when it was asked, and its tags with their weights; None if never asked."""
+        row = self.conn.execute(
+            """SELECT s.origin, s.fetched_at, s.artist_key FROM artist_genre_sources s JOIN artists a USING (artist_key)
+               WHERE a.artist_id = ? AND s.source = 'lastfm'""",
+            (artist_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        origin, fetched_at, key = row
+        tags = self.conn.execute(
+            """SELECT n.name, g.votes FROM artist_genres g JOIN genres n USING (genre_key)
+               WHERE g.artist_key = ? AND g.source = 'lastfm' ORDER BY g.position""",
+            (key,),
+        ).fetchall()
+        status = str(origin).removeprefix("lastfm:") if str(origin).startswith("lastfm:") else "tagged"
+        return {"status": status, "fetched_at": fetched_at, "tags": [(str(n), v) for n, v in tags]}
+
     def status(self) -> dict[str, Any]:
         """Collection progress for `genremap status`: counts, per-term progress, what is pending,
         what the API allows this app, requests made."""

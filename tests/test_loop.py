@@ -37,8 +37,8 @@ def test_init_writes_plain_copies_of_the_rules_and_a_collect_config_that_loads(
     folder = tmp_path / "new" / "work"
     result = runner.invoke(app, ["init", str(folder)])
     assert result.exit_code == 0, result.output
-    assert "wrote 11 rule files" in result.output and "genremap diff" in result.output
     packaged = sorted(default_rules_dir().glob("*.yaml"))
+    assert f"wrote {len(packaged)} rule files" in result.output and "genremap diff" in result.output
     written = sorted((folder / "rules").iterdir())
     assert [p.name for p in written] == [p.name for p in packaged]
     assert all(p.is_file() and not p.is_symlink() for p in written)

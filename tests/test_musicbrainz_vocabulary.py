@@ -106,6 +106,7 @@ def test_lint_vocabulary_cli_reports_zero_undecided(runner: CliRunner, tmp_path:
         "mapped": report["vocabulary"]["mapped"],
         "ignored": 2098 - report["vocabulary"]["mapped"],
         "undecided": 0,
+        "not_genres": 0,  # no MusicBrainz genre is decided "not a genre" (rules/95-not-genres.yaml)
     }
     assert [f for f in report["findings"] if f["code"] == UNDECIDED] == []
     table = runner.invoke(app, ["lint", "--vocabulary", "musicbrainz", "--db", str(tmp_path / "none.db")])

@@ -31,6 +31,7 @@ RULE_FILES = [
     "80-hip-hop.yaml",
     "85-country.yaml",
     "90-ignore.yaml",
+    "95-not-genres.yaml",
 ]
 
 

@@ -38,6 +38,8 @@ from spotipy.exceptions import SpotifyException
 from spotipy.oauth2 import SpotifyClientCredentials, SpotifyOauthError
 
 from genremap.defaults import DEFAULT_API_BASE, DEFAULT_AUTH_URL
+from genremap.envfile import read_env_file
+from genremap.envfile import read_text as _read_text
 from genremap.errors import UsageError
 from genremap.http import (
     FAIL,
@@ -85,21 +87,6 @@ class CollectConfig:
 
 def default_config_path() -> Path:
     return Path(str(resources.files("genremap").joinpath("data", "collect.yaml")))
-
-
-def _read_text(path: Path, what: str) -> str:
-    """A UTF-8 text file, or a UsageError naming it (and the line of a byte that is not UTF-8).
-
-    Never quotes the content: these files may hold credentials."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"{what} {path}: cannot read ({exc.strerror or exc})") from None
-    try:
-        return data.decode("utf-8-sig")  # a leading BOM (Windows editors) is no part of the first key
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise UsageError(f"{what} {path}:{line}: not valid UTF-8; save the file as UTF-8") from None
 
 
 def _flag(fetch: dict[Any, Any], key: str, path: Path) -> bool:
@@ -159,25 +146,6 @@ def load_collect_config(path: Path | None) -> CollectConfig:
         audio_analysis=_flag(fetch, "audio_analysis", path),
         analysis_segments=segments,
     )
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines of a .env file (blank lines, comments, `export ` and quotes allowed).
-
-    Anything else is a UsageError naming the file and line, never quoting it (a line may be
-    a secret pasted on its own)."""
-    if not path.is_file():
-        raise UsageError(f"--env-file not found: {path}")
-    values: dict[str, str] = {}
-    for number, line in enumerate(_read_text(path, "--env-file").splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, equals, value = line.removeprefix("export ").partition("=")
-        if not equals or not key.strip() or any(ch.isspace() for ch in key.strip()):
-            raise UsageError(f"--env-file {path}:{number}: expected KEY=VALUE (or a # comment)")
-        values[key.strip()] = value.strip().strip("'\"")
-    return values
 
 
 def read_credentials(env_file: Path | None = None) -> tuple[str, str]:

@@ -14,13 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from genremap.engine.loader import default_rules_dir, load_rules, resolve_rules_dir
-    from genremap.engine.matcher import IGNORED, MAPPED, UNMAPPED, CompiledRules, Match, SubgenreDecision
+    from genremap.engine.matcher import IGNORED, MAPPED, NOT_GENRE, UNMAPPED, CompiledRules, Match, SubgenreDecision
     from genremap.engine.model import IgnoreEntry, Policy, Rule, RuleSet, Target
     from genremap.engine.policy import AMBIGUOUS, LABELLED, UNLABELLED, decisions_frame, resolve
 
 _MODULE_OF = {
     **dict.fromkeys(("default_rules_dir", "load_rules", "resolve_rules_dir"), "loader"),
-    **dict.fromkeys(("IGNORED", "MAPPED", "UNMAPPED", "CompiledRules", "Match", "SubgenreDecision"), "matcher"),
+    **dict.fromkeys(
+        ("IGNORED", "MAPPED", "NOT_GENRE", "UNMAPPED", "CompiledRules", "Match", "SubgenreDecision"), "matcher"
+    ),
     **dict.fromkeys(("IgnoreEntry", "Policy", "Rule", "RuleSet", "Target"), "model"),
     **dict.fromkeys(("AMBIGUOUS", "LABELLED", "UNLABELLED", "decisions_frame", "resolve"), "policy"),
 }
@@ -30,6 +32,7 @@ __all__ = [
     "IGNORED",
     "LABELLED",
     "MAPPED",
+    "NOT_GENRE",
     "UNLABELLED",
     "UNMAPPED",
     "CompiledRules",

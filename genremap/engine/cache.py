@@ -34,12 +34,12 @@ from typing import Any
 
 import rapidfuzz
 
-from genremap.engine.matcher import IGNORED, MAPPED, UNMAPPED, CompiledRules, Match, SubgenreDecision
+from genremap.engine.matcher import IGNORED, MAPPED, NOT_GENRE, UNMAPPED, CompiledRules, Match, SubgenreDecision
 from genremap.engine.model import IgnoreEntry, Rule, RuleSet
 from genremap.errors import Location
 
-FORMAT = 1
-_STATUSES = (MAPPED, IGNORED, UNMAPPED)
+FORMAT = 2  # 2: not_genres entries and their status
+_STATUSES = (MAPPED, IGNORED, UNMAPPED, NOT_GENRE)
 _NOWHERE = Location("<cache>", 0, 0)
 # Beyond this share of the vocabulary to decide again, deciding everything is as cheap.
 _INCREMENTAL_LIMIT = 0.5
@@ -88,8 +88,9 @@ def _rule_signature(rule: Rule) -> list[Any]:
 
 
 def _ignore_signature(entry: IgnoreEntry) -> list[Any]:
-    """Everything about an ignore entry that decisions depend on (its reason is shown, not used)."""
-    return [list(entry.patterns), entry.kind, list(entry.unless), entry.unless_kind]
+    """Everything about an ignore (or not_genres) entry that decisions depend on (its reason is
+    shown, not used)."""
+    return [list(entry.patterns), entry.kind, list(entry.unless), entry.unless_kind, entry.not_genre]
 
 
 def _rule_from(signature: list[Any]) -> Rule:
@@ -109,8 +110,10 @@ def _rule_from(signature: list[Any]) -> Rule:
 
 
 def _ignore_from(signature: list[Any]) -> IgnoreEntry:
-    patterns, kind, unless, unless_kind = signature
-    return IgnoreEntry(tuple(patterns), "", _NOWHERE, kind=kind, unless=tuple(unless), unless_kind=unless_kind)
+    patterns, kind, unless, unless_kind, not_genre = signature
+    return IgnoreEntry(
+        tuple(patterns), "", _NOWHERE, kind=kind, unless=tuple(unless), unless_kind=unless_kind, not_genre=not_genre
+    )
 
 
 def _digest(value: Any) -> str:

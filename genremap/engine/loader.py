@@ -59,7 +59,8 @@ RULE_KEYS = (
     "weight",
     "note",
 )
-TOP_KEYS = ("targets", "rules", "ignore", "policy")
+TOP_KEYS = ("targets", "rules", "ignore", "not_genres", "policy")
+IGNORE_SECTIONS = ("ignore", "not_genres")  # sections of IgnoreEntry entries (same shape)
 IGNORE_KEYS = ("subgenre", "subgenres", "patterns", "kind", "unless", "unless_kind", "reason")
 POLICY_KEYS = ("name", "min_share", "min_margin")
 IGNORE_KINDS = ("exact", "keyword", "contains", "regex")
@@ -470,8 +471,8 @@ def _context(path: PathKey, doc: _Doc) -> str:
         rule = doc.data["rules"][path[1]] if isinstance(doc.data, dict) else None
         name = rule.get("name") if isinstance(rule, dict) else None
         return f"in rule {_q(name)}" if isinstance(name, str) and name else f"in rule #{path[1] + 1}"
-    if len(path) >= 2 and path[0] == "ignore" and isinstance(path[1], int):
-        return f"in ignore entry #{path[1] + 1}"
+    if len(path) >= 2 and path[0] in IGNORE_SECTIONS and isinstance(path[1], int):
+        return f"in {path[0]} entry #{path[1] + 1}"
     if len(path) >= 2 and path[0] == "targets":
         return f"in target {_q(path[1])}"
     if path and path[0] == "policy":
@@ -484,7 +485,7 @@ def _allowed_keys(path: PathKey) -> tuple[str, ...]:
         return TOP_KEYS
     if path[0] == "rules":
         return RULE_KEYS
-    if path[0] == "ignore":
+    if path[0] in IGNORE_SECTIONS:
         return IGNORE_KEYS
     if path[0] == "policy":
         return POLICY_KEYS
@@ -555,11 +556,11 @@ def _schema_messages(err: jsonschema.ValidationError, doc: _Doc) -> list[RuleFil
         what = missing[0] if missing else "?"
         needed = ", ".join(required)
         return [RuleFileError(doc.loc(path), f"missing key '{what}' {where} (required: {needed})")]
-    if validator == "anyOf" and path[:1] == ("ignore",):
+    if validator == "anyOf" and path[:1] in (("ignore",), ("not_genres",)):
         return [
             RuleFileError(
                 doc.loc(path),
-                f"ignore entry #{int(path[1]) + 1} needs 'subgenre', 'subgenres' or 'patterns'"
+                f"{path[0]} entry #{int(path[1]) + 1} needs 'subgenre', 'subgenres' or 'patterns'"
                 " (the subgenres to leave unlabelled)",
             )
         ]
@@ -652,7 +653,7 @@ def _schema_messages(err: jsonschema.ValidationError, doc: _Doc) -> list[RuleFil
                     f"a rule file must be a mapping with keys {keys}, not {_describe(instance, quote=False)}",
                 )
             ]
-        if wanted == "array" and path in (("rules",), ("ignore",)):
+        if wanted == "array" and path in (("rules",), ("ignore",), ("not_genres",)):
             return [
                 RuleFileError(
                     doc.loc(path),
@@ -667,11 +668,11 @@ def _schema_messages(err: jsonschema.ValidationError, doc: _Doc) -> list[RuleFil
                     f" not {_describe(instance)}",
                 )
             ]
-        if wanted == "object" and len(path) == 2 and path[0] == "ignore":
+        if wanted == "object" and len(path) == 2 and path[0] in IGNORE_SECTIONS:
             return [
                 RuleFileError(
                     doc.loc(path),
-                    f"ignore entry #{int(path[1]) + 1} must be a mapping with keys reason and subgenre,"
+                    f"{path[0]} entry #{int(path[1]) + 1} must be a mapping with keys reason and subgenre,"
                     f" subgenres or patterns, not {_describe(instance)}",
                 )
             ]
@@ -816,10 +817,11 @@ def _build(doc: _Doc, state: _Building, errors: list[RuleFileError], spoiled: se
         for i, raw in enumerate(data.get("rules") or []):
             if usable("rules", i):
                 _build_rule(doc, state, errors, ("rules", i), raw)
-    if usable("ignore"):
-        for i, raw in enumerate(data.get("ignore") or []):
-            if usable("ignore", i):
-                _build_ignore(doc, state, errors, ("ignore", i), raw)
+    for section in IGNORE_SECTIONS:
+        if usable(section):
+            for i, raw in enumerate(data.get(section) or []):
+                if usable(section, i):
+                    _build_ignore(doc, state, errors, (section, i), raw)
 
 
 def _build_target(doc: _Doc, state: _Building, errors: list[RuleFileError], name: str, value: Any) -> None:
@@ -922,7 +924,10 @@ def _build_ignore(doc: _Doc, state: _Building, errors: list[RuleFileError], path
             patterns += _normalized_patterns(_as_list(raw[key]), kind, doc, (*path, key), where, errors)
     unless_kind = raw.get("unless_kind", "keyword")
     unless = _normalized_patterns(_as_list(raw.get("unless")), unless_kind, doc, (*path, "unless"), where, errors)
-    state.ruleset.ignore.append(IgnoreEntry(patterns, raw["reason"], doc.loc(path), kind, unless, unless_kind))
+    not_genre = path[0] == "not_genres"
+    state.ruleset.ignore.append(
+        IgnoreEntry(patterns, raw["reason"], doc.loc(path), kind, unless, unless_kind, not_genre=not_genre)
+    )
 
 
 def _check_targets(state: _Building, errors: list[RuleFileError]) -> None:

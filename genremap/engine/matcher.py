@@ -4,7 +4,8 @@ Subgenres are matched in their canonical form (see `genremap.normalize`). Each d
 subgenre is decided once; callers join the decisions onto artists and tracks.
 
 Resolution order (documented in docs/rules.md):
-1. an `ignore` entry that matches wins over everything;
+1. a `not_genres` entry that matches wins over everything (the tag is no genre at all:
+   Last.fm's `seen live`), then an `ignore` entry (a genre outside the targets);
 2. otherwise, among the rules that match and are not vetoed by their `unless`, the
    highest `priority` wins;
 3. equal priority: the rule that comes first in merge order (file name, then position in
@@ -24,7 +25,7 @@ from rapidfuzz import fuzz, process
 from genremap.engine.model import IgnoreEntry, Rule, RuleSet
 from genremap.engine.regex import RegexUnion, regex_search
 
-MAPPED, IGNORED, UNMAPPED = "mapped", "ignored", "unmapped"
+MAPPED, IGNORED, UNMAPPED, NOT_GENRE = "mapped", "ignored", "unmapped", "not_genre"
 T = TypeVar("T")
 
 _SCORERS = {
@@ -61,7 +62,7 @@ class SubgenreDecision:
     score: float | None = None
     matches: tuple[Match, ...] = ()
     conflicts: tuple[Rule, ...] = ()
-    ignored_by: IgnoreEntry | None = None
+    ignored_by: IgnoreEntry | None = None  # the ignore or not_genres entry that decided (IGNORED, NOT_GENRE)
 
     @property
     def target(self) -> str | None:
@@ -81,6 +82,8 @@ class SubgenreDecision:
         """A one-line label saying why, for tables and `explain`."""
         if self.status == IGNORED and self.ignored_by is not None:
             return f"ignored: {self.ignored_by.reason} ({self.ignored_by.location})"
+        if self.status == NOT_GENRE and self.ignored_by is not None:
+            return f"not a genre: {self.ignored_by.reason} ({self.ignored_by.location})"
         if self.rule is None:
             vetoed = [m for m in self.matches if m.vetoed]
             if vetoed:
@@ -200,9 +203,11 @@ class CompiledRules:
         return hits
 
     def _ignored_by(self, subgenre: str, positions: list[int]) -> IgnoreEntry | None:
-        """The first matching ignore entry (in merge order) not vetoed by its `unless`."""
-        for position in sorted(set(positions)):
-            entry = self.ruleset.ignore[position]
+        """The first matching entry not vetoed by its `unless`: not_genres entries first, then
+        ignore entries, each in merge order."""
+        entries = self.ruleset.ignore
+        for position in sorted(set(positions), key=lambda p: (not entries[p].not_genre, p)):
+            entry = entries[position]
             if entry.unless and _pattern_hits(subgenre, entry.unless, entry.unless_kind) is not None:
                 continue
             return entry
@@ -248,7 +253,8 @@ class CompiledRules:
                 winner = match
         ignored = self._ignored_by(subgenre, ignore_hits) if ignore_hits else None
         if ignored is not None:
-            return SubgenreDecision(subgenre, IGNORED, matches=tuple(matches), ignored_by=ignored)
+            status = NOT_GENRE if ignored.not_genre else IGNORED
+            return SubgenreDecision(subgenre, status, matches=tuple(matches), ignored_by=ignored)
         if winner is None:
             return SubgenreDecision(subgenre, UNMAPPED, matches=tuple(matches))
         top, target = winner.rule.priority, winner.rule.target

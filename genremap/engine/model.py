@@ -44,7 +44,9 @@ class Rule:
 
 @dataclass(frozen=True)
 class IgnoreEntry:
-    """Subgenres deliberately left unlabelled, with the reason why."""
+    """Subgenres deliberately left unlabelled, with the reason why: genres outside the
+    targets (`ignore:`), or, with `not_genre`, tags that are no genre at all (`not_genres:`,
+    such as Last.fm's `seen live`), which never count for or against a label."""
 
     patterns: tuple[str, ...]
     reason: str
@@ -52,6 +54,7 @@ class IgnoreEntry:
     kind: str = "exact"
     unless: tuple[str, ...] = ()
     unless_kind: str = "keyword"
+    not_genre: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ class RuleSet:
 
     targets: dict[str, Target] = field(default_factory=dict)
     rules: list[Rule] = field(default_factory=list)
-    ignore: list[IgnoreEntry] = field(default_factory=list)
+    ignore: list[IgnoreEntry] = field(default_factory=list)  # `not_genres:` entries too (not_genre=True)
     policy: Policy = field(default_factory=Policy)
     files: list[str] = field(default_factory=list)
     source_hash: str = ""

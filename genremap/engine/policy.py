@@ -10,7 +10,8 @@ Policies:
 - `priority`: the mapped subgenre whose rule has the highest priority decides; ties go to
   the earlier subgenre in the artist's list.
 Artists with no mapped subgenre are *ignored* when every subgenre they carry is ignored,
-else *unlabelled* (this includes artists with no genres at all).
+else *unlabelled* (this includes artists with no genres at all). Not-genres (`not_genres:`,
+Last.fm's `seen live`) are as if absent: they never vote, and never make an artist ignored.
 
 Inputs are rows of (artist, position, subgenre) as integer codes, sorted by artist then
 position, one row per distinct subgenre of an artist; every step is a vectorised array
@@ -25,12 +26,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from genremap.engine.matcher import IGNORED, MAPPED, SubgenreDecision
+from genremap.engine.matcher import IGNORED, MAPPED, NOT_GENRE, SubgenreDecision
 from genremap.engine.model import Policy
 
 LABELLED, AMBIGUOUS, UNLABELLED, IGNORED_ARTIST = "labelled", "ambiguous", "unlabelled", "ignored"
 ARTIST_STATUSES = (LABELLED, AMBIGUOUS, UNLABELLED, IGNORED_ARTIST)  # index = status code
-_MAPPED, _IGNORED, _UNMAPPED = 0, 1, 2  # subgenre status codes
+_MAPPED, _IGNORED, _UNMAPPED, _NOT_GENRE = 0, 1, 2, 3  # subgenre status codes
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class DecisionArrays:
                 priority[i], weight[i] = d.rule.priority, d.rule.weight
             elif d.status == IGNORED:
                 status[i] = _IGNORED
+            elif d.status == NOT_GENRE:
+                status[i] = _NOT_GENRE
         return cls(status, target, priority, weight)
 
 
@@ -155,7 +158,8 @@ def resolve(
     # Artists without a label: ignored when every subgenre they carry is ignored.
     carried = np.bincount(artist, minlength=n_artists)
     ignored_rows = np.bincount(artist[sub_status == _IGNORED], minlength=n_artists)
-    all_ignored = (carried > 0) & (ignored_rows == carried) & ~has_vote
+    genres = carried - np.bincount(artist[sub_status == _NOT_GENRE], minlength=n_artists)  # not-genres left out
+    all_ignored = (genres > 0) & (ignored_rows == genres) & ~has_vote
     status[all_ignored] = 3
 
     return ArtistLabels(status, target, row, share_out, carried, votes)

@@ -18,7 +18,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-SCHEMA_SHA256 = "6354faaec867d099c449b23f5a22ee5d1728358c29d46e7005529d6e0cac01ed"
+SCHEMA_SHA256 = "60a58c8ee8ca17c153bf88cfa4798743cd158f704adbabb6358cdd2b6fd5d42d"
 
 RULE_KINDS = frozenset(("keyword", "contains", "exact", "regex", "fuzzy"))
 MATCH_KINDS = frozenset(("keyword", "contains", "exact", "regex"))
@@ -28,7 +28,7 @@ RULE_REQUIRED = frozenset(("name", "target", "kind", "patterns"))
 RULE_KEYS = RULE_REQUIRED | {"priority", "unless", "unless_kind", "threshold", "scorer", "weight", "note"}
 IGNORE_KEYS = frozenset(("subgenre", "subgenres", "patterns", "kind", "unless", "unless_kind", "reason"))
 POLICY_KEYS = frozenset(("name", "min_share", "min_margin"))
-TOP_KEYS = frozenset(("targets", "rules", "ignore", "policy"))
+TOP_KEYS = frozenset(("targets", "rules", "ignore", "not_genres", "policy"))
 
 
 @lru_cache(maxsize=1)
@@ -120,6 +120,7 @@ def surely_valid(data: Any) -> bool:
     if not schema_matches() or type(data) is not dict or not data.keys() <= TOP_KEYS:
         return False
     targets, rules, ignore = data.get("targets", {}), data.get("rules", []), data.get("ignore", [])
+    not_genres = data.get("not_genres", [])
     return (
         type(targets) is dict
         and all(type(k) is str and _target(v) for k, v in targets.items())
@@ -127,5 +128,7 @@ def surely_valid(data: Any) -> bool:
         and all(_rule(r) for r in rules)
         and type(ignore) is list
         and all(_ignore(e) for e in ignore)
+        and type(not_genres) is list
+        and all(_ignore(e) for e in not_genres)
         and ("policy" not in data or _policy(data["policy"]))
     )

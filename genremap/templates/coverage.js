@@ -5,7 +5,7 @@
 (function () {
   var tables = JSON.parse(document.getElementById("report-data").textContent);
   var collator = new Intl.Collator("en", { numeric: true, sensitivity: "base" });
-  var STATUSES = { mapped: true, ignored: true, unmapped: true };
+  var STATUSES = { mapped: true, ignored: true, not_genre: true, unmapped: true };
   var PAGE_SIZES = [50, 100, 500, 1000];
 
   function el(tag, className, text) {
