@@ -162,7 +162,8 @@ def resolve(
     related: np.ndarray | None = None
 
     if policy.name == "vote":
-        none = _none_votes(n_artists, artist, subgenre, decisions, row_weight) if policy.out_of_scope == "vote" else None
+        counts_none = policy.out_of_scope == "vote"
+        none = _none_votes(n_artists, artist, subgenre, decisions, row_weight) if counts_none else None
         decided = _vote(votes, none, policy, _related_matrix(policy, targets))
         winner, ambiguous = decided.winner & has_vote, decided.ambiguous & has_vote
         top = decided.target

@@ -124,9 +124,7 @@ def _policy(policy: Any) -> bool:
 
 def _groups(value: Any) -> bool:
     """A list of lists of two or more non-empty strings (the policy's related targets)."""
-    return type(value) is list and all(
-        type(g) is list and len(g) >= 2 and all(_text(t) for t in g) for g in value
-    )
+    return type(value) is list and all(type(g) is list and len(g) >= 2 and all(_text(t) for t in g) for g in value)
 
 
 def surely_valid(data: Any) -> bool:
