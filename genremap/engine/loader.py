@@ -627,6 +627,13 @@ def _schema_messages(err: jsonschema.ValidationError, doc: _Doc) -> list[RuleFil
                 f"{path[-2]} entry #{int(path[-1]) + 1} {where} must be a non-empty string, not {_describe(instance)}",
             )
         ]
+    if validator == "minItems" and path[:2] == ("policy", "related"):
+        return [
+            RuleFileError(
+                doc.loc(path),
+                "a group of related targets in policy 'related' needs two targets or more (as in [rock, metal])",
+            )
+        ]
     if validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         ranges = {
             "threshold": "between 0 and 100",
@@ -635,6 +642,8 @@ def _schema_messages(err: jsonschema.ValidationError, doc: _Doc) -> list[RuleFil
             "weight": "greater than 0",
         }
         bounds = ranges.get(field_name, _printable(err.message))
+        if path[:1] == ("ignore",) and field_name == "weight":
+            bounds = "0 (the entry abstains) or more"
         return [
             RuleFileError(
                 doc.loc(path),
@@ -796,7 +805,7 @@ class _Building:
     ruleset: RuleSet = field(default_factory=RuleSet)
     first_seen: dict[str, Location] = field(default_factory=dict)
     target_at: dict[int, Location] = field(default_factory=dict)  # rule order → its `target` value
-    related_at: list[Location] = field(default_factory=list)  # where each of the policy's `related` groups is
+    related_at: list[list[Location]] = field(default_factory=list)  # each name of the policy's `related` groups
 
 
 def _build(doc: _Doc, state: _Building, errors: list[RuleFileError], spoiled: set[PathKey]) -> None:
@@ -861,7 +870,10 @@ def _build_policy(doc: _Doc, state: _Building, errors: list[RuleFileError], poli
             out_of_scope=spec.get("out_of_scope", Policy.out_of_scope),
             related=tuple(tuple(normalize_genre(t) for t in group) for group in spec.get("related") or ()),
         )
-        state.related_at = [doc.loc(("policy", "related", i)) for i in range(len(spec.get("related") or ()))]
+        state.related_at = [
+            [doc.loc(("policy", "related", i, j)) for j in range(len(group))]
+            for i, group in enumerate(spec.get("related") or ())
+        ]
 
 
 def _build_rule(doc: _Doc, state: _Building, errors: list[RuleFileError], path: PathKey, raw: dict[str, Any]) -> None:
@@ -944,8 +956,8 @@ def _check_targets(state: _Building, errors: list[RuleFileError]) -> None:
         )
         return
     names = tuple(ruleset.targets)
-    for group, at in zip(ruleset.policy.related, state.related_at, strict=True):
-        for name in group:
+    for group, places in zip(ruleset.policy.related, state.related_at, strict=True):
+        for name, at in zip(group, places, strict=True):
             if name not in ruleset.targets:
                 errors.append(
                     RuleFileError(
