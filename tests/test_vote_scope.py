@@ -50,17 +50,17 @@ ignore:
 POLICIES = {
     "off": "",
     "out_of_scope": "policy: {name: vote, out_of_scope: vote}\n",
-    "related": "policy: {name: vote, related: [[rock, metal], [rock, country], [blues, jazz], [blues, disco]]}\n",
+    "related": "policy: {name: vote, related: [[rock, metal], [country, rock], [jazz, blues], [blues, disco]]}\n",
     "both": "policy:\n  name: vote\n  out_of_scope: vote\n"
-    "  related: [[rock, metal], [rock, country], [blues, jazz], [blues, disco]]\n",
+    "  related: [[rock, metal], [country, rock], [jazz, blues], [blues, disco]]\n",
 }
 
 # artist: (genres, tracks, {policy: label}); a label is a target or "(status)".
 ARTISTS: dict[str, tuple[list[str], int, tuple[str, str, str, str]]] = {
     # hard rock between rock and metal: 2 rock votes, one metal word of weight 2 (a tie:
-    # related targets give the target declared first, rock)
+    # it goes to the target its group lists first, rock)
     "Guns N' Roses": (["glam metal", "hard rock", "rock"], 172, ("(ambiguous)", "(ambiguous)", "rock", "rock")),
-    # alt-country between country and rock: 4 votes each, 3 out of scope
+    # alt-country between country and rock: 4 votes each (a tie: [country, rock] → country), 3 out of scope
     "Steve Earle": (
         [
             "alternative country",
@@ -77,7 +77,7 @@ ARTISTS: dict[str, tuple[list[str], int, tuple[str, str, str, str]]] = {
             "traditional folk",
         ],
         57,
-        ("(ambiguous)", "(ambiguous)", "rock", "rock"),
+        ("(ambiguous)", "(ambiguous)", "country", "country"),
     ),
     # modern R&B singers with one or three hip hop tags among mostly out-of-scope ones
     "Trey Songz": (
@@ -107,7 +107,7 @@ ARTISTS: dict[str, tuple[list[str], int, tuple[str, str, str, str]]] = {
         1095,
         ("(ambiguous)", "(ignored)", "jazz", "jazz"),
     ),
-    # soul/funk between blues and disco (tie: blues is declared first)
+    # soul/funk between blues and disco (a tie: [blues, disco] → blues)
     "Stevie Wonder": (["funk", "motown", "quiet storm", "soul"], 543, ("(ambiguous)", "(ignored)", "blues", "blues")),
     # pop singers whose one rock-named tag made them rock
     "Maroon 5": (["pop", "pop rock"], 141, ("rock", "(ignored)", "rock", "(ignored)")),
@@ -177,6 +177,24 @@ def test_abstain_spelled_out_is_the_default(artists_db: Path, write_rules: Calla
     assert _labels(artists_db, spelled) == _labels(artists_db, default)
 
 
+@pytest.mark.parametrize(
+    ("groups", "earle", "gnr"),
+    [
+        ("[[country, rock], [rock, metal]]", "country", "rock"),
+        ("[[rock, country], [metal, rock]]", "rock", "metal"),
+        ("[[rock, country, metal]]", "rock", "rock"),  # a group of three: every pair is related
+        ("[[country, rock], [rock, country]]", "country", "(ambiguous)"),  # the first group naming both decides
+    ],
+)
+def test_a_tie_between_related_targets_goes_to_the_one_its_group_lists_first(
+    groups: str, earle: str, gnr: str, artists_db: Path, write_rules: Callable[..., Path]
+) -> None:
+    policy = f"policy: {{name: vote, out_of_scope: vote, related: {groups}}}\n"
+    labels = _labels(artists_db, write_rules({"10-rules.yaml": RULES, "05-policy.yaml": policy}))
+    assert (labels["Steve Earle"], labels["Guns N' Roses"]) == (earle, gnr)
+    assert labels["Jazz Metal Band"] == "(ambiguous)"
+
+
 def test_out_of_scope_weighs_musicbrainz_vote_counts(write_rules: Callable[..., Path]) -> None:
     """A MusicBrainz genre's vote count multiplies its vote for none as it does a target's."""
     import pandas as pd
@@ -207,7 +225,7 @@ def test_explain_says_related_targets_decided(
     out = runner.invoke(app, ["explain", "--artist", "Steve Earle", "--db", str(artists_db), "--rules", str(rules)])
     assert out.exit_code == 0, out.output
     assert "out of scope (none) 3 (27%)" in out.stdout
-    assert "→ rock via 'country rock'" in out.stdout
+    assert "→ country via 'alternative country' (rule 'country')" in out.stdout
     assert "related targets decided: rock 36% / country 36% / none 27%" in out.stdout
     data = json.loads(
         runner.invoke(
@@ -301,3 +319,108 @@ def test_off_reproduces_the_plain_vote_on_the_corpus(corpus: Path, tmp_path: Pat
     # and the default rules' options do change labels (the test would catch them ignored)
     assert (on.labels.status != labels.status).sum() > 500
     assert int(on.labels.by_related.sum()) > 50
+
+
+# --- genremap artists and diff --artists ------------------------------------------------------
+
+
+def _cli(runner: CliRunner, *args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_artists_lists_every_artist_most_tracks_first_in_each_format(
+    runner: CliRunner, artists_db: Path, rules_with: Callable[[str], Path]
+) -> None:
+    common = ("artists", "--db", str(artists_db), "--rules", str(rules_with("both")))
+    rows = list(csv.DictReader(_cli(runner, *common, "-f", "csv").splitlines()))
+    assert list(rows[0]) == ["artist_id", "artist", "status", "target", "subgenre", "rule", "share", "source", "tracks"]
+    by_tracks = sorted(ARTISTS, key=lambda name: (-ARTISTS[name][1], name))
+    assert [r["artist"] for r in rows] == by_tracks
+    earle = next(r for r in rows if r["artist"] == "Steve Earle")
+    assert (earle["status"], earle["target"], earle["subgenre"], earle["rule"], earle["source"]) == (
+        "labelled",
+        "country",
+        "alternative country",
+        "country",
+        "spotify",
+    )
+    assert float(earle["share"]) == pytest.approx(4 / 11, abs=1e-4)  # country 4 of 11 votes (3 are "none")
+    trey = next(r for r in rows if r["artist"] == "Trey Songz")
+    assert (trey["status"], trey["target"], trey["share"], trey["tracks"]) == ("ignored", "", "", "86")
+    data = json.loads(_cli(runner, *common, "-f", "json"))
+    assert [d["artist"] for d in data] == by_tracks
+    assert next(d for d in data if d["artist"] == "Trey Songz")["target"] is None
+    assert next(d for d in data if d["artist"] == "No Genres Yet")["source"] is None
+    table = _cli(runner, *common)
+    assert table.splitlines()[0].strip() == f"{len(ARTISTS)} artists"
+    assert table.index("Billie Holiday") < table.index("The Rolling Stones") < table.index("Stevie Wonder")
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        (("--target", "Rock"), ["The Rolling Stones", "Guns N' Roses"]),
+        (("--target", "country"), ["Steve Earle"]),
+        (("--status", "ambiguous"), ["Jazz Metal Band"]),
+        (("--status", "ignored", "--top", "2"), ["Maroon 5", "Britney Spears"]),
+        (("--name", "sOnGz"), ["Trey Songz"]),
+        (("--source", "none"), ["No Genres Yet"]),
+        (("--source", "spotify", "--name", "holiday"), ["Billie Holiday"]),
+    ],
+)
+def test_artists_filters(
+    filters: tuple[str, ...],
+    expected: list[str],
+    runner: CliRunner,
+    artists_db: Path,
+    rules_with: Callable[[str], Path],
+) -> None:
+    out = _cli(runner, "artists", "--db", str(artists_db), "--rules", str(rules_with("both")), *filters, "-f", "json")
+    assert [d["artist"] for d in json.loads(out)] == expected
+
+
+@pytest.mark.parametrize(
+    ("option", "words"),
+    [
+        (("--status", "labeled"), "--status 'labeled': expected labelled, ambiguous, unlabelled, ignored"),
+        (("--target", "rokc"), "--target: unknown target 'rokc'"),
+        (("--source", "lastfn"), "--source 'lastfn': expected one of"),
+        (("--top", "-1"), "--top must be 0 (all) or more"),
+    ],
+)
+def test_artists_refuses_bad_filters_in_one_line(
+    option: tuple[str, ...], words: str, runner: CliRunner, artists_db: Path, rules_with: Callable[[str], Path]
+) -> None:
+    result = runner.invoke(app, ["artists", "--db", str(artists_db), "--rules", str(rules_with("off")), *option])
+    assert result.exit_code == 2
+    assert words in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+
+
+def test_diff_artists_lists_the_artists_that_change_label(
+    runner: CliRunner, artists_db: Path, rules_with: Callable[[str], Path]
+) -> None:
+    before, after = rules_with("off"), rules_with("both")
+    common = ("diff", "--db", str(artists_db), "--base", str(before), "--rules", str(after), "--artists")
+    moved = sorted(
+        (
+            (name, labels[0], labels[3], tracks)
+            for name, (_, tracks, labels) in ARTISTS.items()
+            if labels[0] != labels[3]
+        ),
+        key=lambda m: (-m[3], m[0]),
+    )
+    assert len(moved) == 9
+    data = json.loads(_cli(runner, *common, "-f", "json"))
+    assert [(a["artist"], a["from"], a["to"], a["tracks"]) for a in data["artists"]] == moved
+    assert data["artists_moved"] == len(moved)
+    rows = list(csv.DictReader(_cli(runner, *common, "-f", "csv").splitlines()))
+    assert list(rows[0]) == ["artist_id", "artist", "from", "to", "tracks"]
+    assert [(r["artist"], r["from"], r["to"], int(r["tracks"])) for r in rows] == moved
+    table = _cli(runner, *common)
+    assert "Artists that change label" in table
+    assert table.index("Billie Holiday") < table.index("Stevie Wonder") < table.index("Maroon 5")
+    # without --artists, diff is as it was: the matrix and no artist list
+    assert "artists" not in json.loads(_cli(runner, *common[:-1], "-f", "json"))

@@ -14,8 +14,8 @@ Policies:
     targets). `abstain` (the default): ignored subgenres cast no vote.
   - `related: [[rock, metal], ...]`: an artist that is not decided above, whose two largest
     targets belong to one group and together pass `min_share` and lead the rest ("none" and
-    the third target) by `min_margin`, takes the larger of the two; on a tie, the target
-    declared first in `targets:`. Unrelated splits stay ambiguous.
+    the third target) by `min_margin`, takes the larger of the two; on a tie, the one its
+    group lists first (the first group naming both). Unrelated splits stay ambiguous.
 - `priority`: the mapped subgenre whose rule has the highest priority decides; ties go to
   the earlier subgenre in the artist's list.
 Artists with no mapped subgenre are *ignored* when every subgenre they carry is ignored,
@@ -229,10 +229,14 @@ def _vote(votes: np.ndarray, none: np.ndarray | None, policy: Policy, related: n
     top = ranked[:, 0] if n_targets else np.zeros(n_artists, dtype=np.int64)
     winner = _passes(top_votes, rival, total, policy)
     by_related = np.zeros(n_artists, dtype=bool)
-    if related.any() and n_targets > 1:
+    if (related >= 0).any() and n_targets > 1:
         pair = top_votes + second
         rest = third if none is None else np.maximum(third, none)
-        by_related = ~winner & related[top, ranked[:, 1]] & (second > 0) & _passes(pair, rest, total, policy)
+        runner_up = ranked[:, 1]
+        by_related = ~winner & (related[top, runner_up] >= 0) & (second > 0) & _passes(pair, rest, total, policy)
+        # The larger of the two wins; a tie goes to the one its group lists first.
+        tie = by_related & (top_votes == second)
+        top = np.where(tie, related[top, runner_up], top)
     winner |= by_related
     out_of_scope = ~winner & (none >= top_votes) if none is not None else np.zeros(n_artists, dtype=bool)
     return _Vote(top, winner, ~winner & ~out_of_scope, out_of_scope, by_related, total)
@@ -261,13 +265,16 @@ def _none_votes(
 
 
 def _related_matrix(policy: Policy, targets: Sequence[str]) -> np.ndarray:
-    """targets × targets: True where two targets share a group of `policy.related`."""
+    """targets × targets: for two targets that share a group of `policy.related`, the one a
+    tie between them goes to (listed first in the first group naming both); -1 elsewhere."""
     code = {t: i for i, t in enumerate(targets)}
-    matrix = np.zeros((len(targets), len(targets)), dtype=bool)
+    matrix = np.full((len(targets), len(targets)), -1, dtype=np.int64)
     for group in policy.related:
-        members = [code[t] for t in group if t in code]
-        matrix[np.ix_(members, members)] = True
-    np.fill_diagonal(matrix, False)
+        members = list(dict.fromkeys(code[t] for t in group if t in code))
+        for i, first in enumerate(members):
+            for later in members[i + 1 :]:
+                if matrix[first, later] < 0:
+                    matrix[first, later] = matrix[later, first] = first
     return matrix
 
 
