@@ -47,10 +47,11 @@ def _sources(labelling: Labelling) -> list[str]:
     return [str(s) for s in pd.unique(labelling.artists["genre_source"].dropna())]
 
 
-def artist_rows(labelling: Labelling, wanted: ArtistFilter = ArtistFilter()) -> list[dict[str, Any]]:
+def artist_rows(labelling: Labelling, wanted: ArtistFilter = ArtistFilter()) -> tuple[list[dict[str, Any]], int]:
     """The artists that pass `wanted`, most tracks first (then by name and id), one dict per
     artist with ARTIST_COLUMNS: share is the winning target's share of the votes (None when
-    not labelled), source the genre source whose genres were used (None: no genres)."""
+    not labelled), source the genre source whose genres were used (None: no genres); and how
+    many artists passed before `top` cut the list."""
     check_filter(wanted, labelling)
     frame = labelling.artists
     keep = np.ones(len(frame), dtype=bool)
@@ -82,7 +83,7 @@ def artist_rows(labelling: Labelling, wanted: ArtistFilter = ArtistFilter()) -> 
         _objects(picked["genre_source"]),
         tracks.to_numpy()[order].tolist(),
     ]
-    return [dict(zip(ARTIST_COLUMNS, row, strict=True)) for row in zip(*columns, strict=True)]
+    return [dict(zip(ARTIST_COLUMNS, row, strict=True)) for row in zip(*columns, strict=True)], len(chosen)
 
 
 def _objects(values: pd.Series) -> list[Any]:

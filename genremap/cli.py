@@ -425,6 +425,9 @@ def report_command(
     )
 
 
+TABLE_TOP = 50  # artists a table lists unless --top says otherwise
+
+
 @app.command("artists")
 @handles_errors
 def artists_command(
@@ -441,7 +444,10 @@ def artists_command(
     name: Annotated[
         str | None, typer.Option("--name", help="Only artists whose name contains TEXT (any case).", metavar="TEXT")
     ] = None,
-    top: Annotated[int, typer.Option("--top", help="How many to list, most tracks first (0 = all).")] = 0,
+    top: Annotated[
+        int | None,
+        typer.Option("--top", help="How many to list, most tracks first (0 = all; default: all, or 50 in a table)."),
+    ] = None,
     policy: PolicyOption = None,
     genre_source: GenreSourceOption = "both",
     min_votes: MinVotesOption = None,
@@ -453,23 +459,25 @@ def artists_command(
     from genremap.artist_report import ARTIST_COLUMNS, ArtistFilter, artist_rows
 
     _check_format(fmt)
-    if top < 0:
+    if top is not None and top < 0:
         raise UsageError("--top must be 0 (all) or more")
     _, ruleset = _rules(rules)
     wanted = None if target is None else resolve_targets([target], ruleset, "--target")[0]
     with _open_existing(db) as store:
         labelling = _label(store, ruleset, policy, genre_source, min_votes)
-    rows = artist_rows(labelling, ArtistFilter(wanted, status, source, name, top or None))
+    limit = (TABLE_TOP if fmt == "table" else 0) if top is None else top
+    rows, matching = artist_rows(labelling, ArtistFilter(wanted, status, source, name, limit or None))
     if fmt != "table":
         emit(fmt, data=rows, rows=rows, columns=list(ARTIST_COLUMNS), title="")
         return
     shown = [{**r, "share": "" if r["share"] is None else f"{r['share']:.0%}"} for r in rows]
+    more = f" (top {len(rows):,} of {matching:,} by tracks; --top 0 lists all)" if matching > len(rows) else ""
     emit(
         fmt,
         data=None,
         rows=shown,
         columns=list(ARTIST_COLUMNS),
-        title=counted(len(rows), "artist"),
+        title=counted(matching, "artist") + more,
         numeric=["share", "tracks"],
         optional=["artist_id", "rule", "source", "subgenre"],
     )

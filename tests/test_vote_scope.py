@@ -356,6 +356,11 @@ def test_artists_lists_every_artist_most_tracks_first_in_each_format(
     table = _cli(runner, *common)
     assert table.splitlines()[0].strip() == f"{len(ARTISTS)} artists"
     assert table.index("Billie Holiday") < table.index("The Rolling Stones") < table.index("Stevie Wonder")
+    top = _cli(runner, *common, "--top", "2")
+    assert (
+        top.splitlines()[0].strip() == f"{len(ARTISTS)} artists (top 2 of {len(ARTISTS)} by tracks; --top 0 lists all)"
+    )
+    assert "Billie Holiday" in top and "The Rolling Stones" in top and "Stevie Wonder" not in top
 
 
 @pytest.mark.parametrize(
