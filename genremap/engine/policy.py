@@ -8,10 +8,11 @@ Policies:
   runner-up by at least `min_margin` (as a share of all votes; a tie never passes);
   otherwise the artist is *ambiguous*.
   Two options of the rule files' `policy:` refine it:
-  - `out_of_scope: vote`: each ignored (out-of-scope) subgenre votes for "none" with weight 1
-    (times its vote count). The top target must then also lead "none" by `min_margin`; an
-    artist whose "none" votes are at least its top target's is *ignored* (mostly outside the
-    targets). `abstain` (the default): ignored subgenres cast no vote.
+  - `out_of_scope: vote`: each ignored (out-of-scope) subgenre votes for "none" with its
+    ignore entry's weight (default 1, 0 abstains; times its vote count). "None" counts in the
+    total, and the top target must also lead it by `min_margin`; an artist whose "none"
+    votes are at least its top target's is *ignored* (mostly outside the targets).
+    `abstain` (the default): ignored subgenres cast no vote.
   - `related: [[rock, metal], ...]`: an artist that is not decided above, whose two largest
     targets belong to one group and together pass `min_share` and lead the rest ("none" and
     the third target) by `min_margin`, takes the larger of the two; on a tie, the one its
