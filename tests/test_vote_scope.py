@@ -429,3 +429,26 @@ def test_diff_artists_lists_the_artists_that_change_label(
     assert table.index("Billie Holiday") < table.index("Stevie Wonder") < table.index("Maroon 5")
     # without --artists, diff is as it was: the matrix and no artist list
     assert "artists" not in json.loads(_cli(runner, *common[:-1], "-f", "json"))
+
+
+def test_an_ignore_weight_edit_is_heard_through_the_decision_cache(
+    artists_db: Path, write_rules: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The store's decision cache keeps decisions across commands; an edit of only an ignore
+    entry's weight changes no decision, but must change the votes of the next command."""
+    import shutil
+
+    db = tmp_path / "cached.db"
+    shutil.copy(artists_db, db)
+    folder = write_rules({"10-rules.yaml": RULES, "05-policy.yaml": POLICIES["both"]})
+
+    def billie() -> str:
+        with Store.open(db, create=False) as store:
+            frame = label_store(store, load_rules(folder)).artists
+        row = frame[frame["name"] == "Billie Holiday"].iloc[0]
+        return str(row["target"] if row["status"] == "labelled" else f"({row['status']})")
+
+    assert billie() == "jazz"  # era tags at 0.4: jazz and blues together lead "none"
+    text = (folder / "10-rules.yaml").read_text(encoding="utf-8")
+    (folder / "10-rules.yaml").write_text(text.replace("weight: 0.4", "weight: 1"), encoding="utf-8")
+    assert billie() == "(ignored)"  # at 1 the three era tags outvote her
