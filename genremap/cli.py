@@ -427,6 +427,64 @@ def report_command(
     )
 
 
+TABLE_TOP = 50  # artists a table lists unless --top says otherwise
+
+
+@app.command("artists")
+@handles_errors
+def artists_command(
+    db: ReadDbOption = DEFAULT_DB,
+    rules: RulesOption = None,
+    target: Annotated[str | None, typer.Option("--target", help="Only artists labelled this target.")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="Only labelled, ambiguous, unlabelled or ignored artists.")
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option("--source", help="Only artists whose genres came from this source (spotify, musicbrainz; none)."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Only artists whose name contains TEXT (any case).", metavar="TEXT")
+    ] = None,
+    top: Annotated[
+        int | None,
+        typer.Option("--top", help="How many to list, most tracks first (0 = all; default: all, or 50 in a table)."),
+    ] = None,
+    policy: PolicyOption = None,
+    genre_source: GenreSourceOption = "both",
+    min_votes: MinVotesOption = None,
+    fmt: FormatOption = "table",
+) -> None:
+    """Every artist with its label, most tracks first: status, target, the subgenre and rule
+    that decided it, the winning target's share of the votes, the genre source used and its
+    tracks. Every track of an artist takes the artist's label: read this to judge the rules."""
+    from genremap.artist_report import ARTIST_COLUMNS, ArtistFilter, artist_rows
+
+    _check_format(fmt)
+    if top is not None and top < 0:
+        raise UsageError("--top must be 0 (all) or more")
+    _, ruleset = _rules(rules)
+    wanted = None if target is None else resolve_targets([target], ruleset, "--target")[0]
+    with _open_existing(db) as store:
+        labelling = _label(store, ruleset, policy, genre_source, min_votes)
+    limit = (TABLE_TOP if fmt == "table" else 0) if top is None else top
+    rows, matching = artist_rows(labelling, ArtistFilter(wanted, status, source, name, limit or None))
+    if fmt != "table":
+        emit(fmt, data=rows, rows=rows, columns=list(ARTIST_COLUMNS), title="")
+        return
+    shown = [{**r, "share": "" if r["share"] is None else f"{r['share']:.0%}"} for r in rows]
+    more = f" (top {len(rows):,} of {matching:,} by tracks; --top 0 lists all)" if matching > len(rows) else ""
+    emit(
+        fmt,
+        data=None,
+        rows=shown,
+        columns=list(ARTIST_COLUMNS),
+        title=counted(matching, "artist") + more,
+        numeric=["share", "tracks"],
+        optional=["artist_id", "rule", "source", "subgenre"],
+    )
+
+
 @app.command("subgenres")
 @handles_errors
 def subgenres_command(
@@ -622,6 +680,9 @@ def explain_command(
                 console.print(f"    rejected {c['mbid']} '{c['name']}': {c.get('reason', '')}", markup=False)
         policy_text = item["policy"]
         votes = ", ".join(f"{v['target']} {v['votes']:g} ({v['share']:.0%})" for v in item["votes"]) or "none"
+        scope = item["out_of_scope_votes"]
+        if policy_text["out_of_scope"] == "vote":
+            votes += f"; out of scope (none) {scope['votes']:g} ({scope['share']:.0%})"
         console.print(
             f"  policy {policy_text['name']} (min share {policy_text['min_share']}, "
             f"min margin {policy_text['min_margin']}); votes: {votes}",
@@ -629,6 +690,8 @@ def explain_command(
         )
         verdict = item["target"] if item["status"] == "labelled" else item["status"]
         why = f" via '{item['deciding_subgenre']}' (rule '{item['rule']}')" if item["rule"] else f" ({item['detail']})"
+        if item["related_targets_decided"]:
+            why += f"; {item['detail']}"
         console.print(f"  → {verdict}{why}", markup=False)
 
 
@@ -666,17 +729,30 @@ def diff_command(
     db: ReadDbOption = DEFAULT_DB,
     policy: PolicyOption = None,
     genre_source: GenreSourceOption = "both",
+    artists: Annotated[
+        bool,
+        typer.Option("--artists", help="List the artists that change label (from, to, tracks), most tracks first."),
+    ] = False,
     fmt: FormatOption = "table",
 ) -> None:
     """What an edit of the rules changes before it is applied: a from→to matrix of tracks and
-    the subgenres that moved, largest first. Compares ./rules (or --rules) with the packaged
-    rules unless --base DIR or --rev REV; the first line says what was compared.
+    the subgenres that moved, largest first (`--artists`: the artists that change label). Compares
+    ./rules (or --rules) with the packaged rules unless --base DIR or --rev REV; the first line
+    says what was compared.
 
     The loop: `genremap init DIR` (plain copies of the packaged rules in DIR/rules), edit
     DIR/rules/*.yaml, then `genremap diff` in DIR. In a git checkout, `genremap diff --rev HEAD`
     shows what the uncommitted edits change."""
     from genremap.dataset.labels import choose_policy, label_store_each
-    from genremap.diff import compared_with, diff_labellings, no_change_message, rules_at_revision, temporary_folder
+    from genremap.diff import (
+        ARTIST_MOVE_COLUMNS,
+        compared_with,
+        diff_labellings,
+        moved_artists,
+        no_change_message,
+        rules_at_revision,
+        temporary_folder,
+    )
     from genremap.engine import default_rules_dir, load_rules, resolve_rules_dir
     from genremap.engine.loader import display_path
 
@@ -700,8 +776,13 @@ def diff_command(
     data["base_dir"] = f"{rules}@{rev}" if rev else display_path(base_dir)
     data["rules_dir"] = str(rules)
     data["compared_with"] = compared_with(rules, base, rev, display_path(base_dir))
+    if artists:
+        data["artists"] = moved_artists(before, after)
     if fmt == "json":
         write_json(data)
+        return
+    if fmt == "csv" and artists:
+        emit("csv", data=None, rows=data["artists"], columns=list(ARTIST_MOVE_COLUMNS), title="")
         return
     if fmt == "csv":
         emit(
@@ -722,6 +803,17 @@ def diff_command(
         f"change{'s' if data['tracks_moved'] == 1 else ''} label",
         markup=False,
     )
+    if artists:
+        emit(
+            "table",
+            data=None,
+            rows=data["artists"],
+            columns=list(ARTIST_MOVE_COLUMNS),
+            title="Artists that change label",
+            numeric=["tracks"],
+            optional=["artist_id"],
+        )
+        return
     emit(
         "table",
         data=None,

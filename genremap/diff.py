@@ -90,6 +90,31 @@ def diff_labellings(base: Labelling, edited: Labelling) -> dict[str, Any]:
     }
 
 
+ARTIST_MOVE_COLUMNS = ("artist_id", "artist", "from", "to", "tracks")
+
+
+def moved_artists(base: Labelling, edited: Labelling) -> list[dict[str, Any]]:
+    """The artists whose label the edit changes, most tracks first (then by name and id):
+    artist_id, artist, from and to (a target, or '(status)'), tracks."""
+    was, now, tracks = _moves(base, edited)
+    moved = np.flatnonzero(was != now)
+    ids = base.artists_in["artist_id"].to_numpy(dtype=object)[moved]
+    names = base.artists_in["name"].to_numpy(dtype=object)[moved]
+    counts = np.nan_to_num(np.asarray(tracks, dtype=np.float64)[moved]).astype(np.int64)
+    order = np.lexsort((ids.astype(str), names.astype(str), -counts))
+    return [
+        {"artist_id": i, "artist": n, "from": str(f), "to": str(t), "tracks": c}
+        for i, n, f, t, c in zip(
+            ids[order].tolist(),
+            names[order].tolist(),
+            was[moved][order].tolist(),
+            now[moved][order].tolist(),
+            counts[order].tolist(),
+            strict=True,
+        )
+    ]
+
+
 RULE_SUFFIXES = (".yaml", ".yml")
 
 

@@ -626,7 +626,9 @@ def explain_artist(labelling: Labelling, artist_id: str) -> dict[str, Any]:
             votes[d.rule.target] = votes.get(d.rule.target, 0.0) + d.rule.weight * counted
         extra = {} if pd.isna(g["votes"]) else {"votes": int(g["votes"])}
         items.append({"genre": g["genre"], "source": g["source"], **extra, **_decision_dict(d)})
-    total = sum(votes.values())
+    at = int(np.flatnonzero(labelling.artists_in["artist_id"].to_numpy(dtype=object) == artist_id)[0])
+    none = float(labelling.labels.out_of_scope[at])  # 0 unless the policy counts out-of-scope votes
+    total = sum(votes.values()) + none
     return {
         "artist_id": artist_id,
         "name": row["name"],
@@ -636,7 +638,11 @@ def explain_artist(labelling: Labelling, artist_id: str) -> dict[str, Any]:
             "min_share": labelling.policy.min_share,
             "min_margin": labelling.policy.min_margin,
             "min_votes": labelling.policy.min_votes,
+            "out_of_scope": labelling.policy.out_of_scope,
+            "related": [list(group) for group in labelling.policy.related],
         },
+        "out_of_scope_votes": {"votes": none, "share": round(none / total, 4) if total else 0.0},
+        "related_targets_decided": bool(labelling.labels.by_related[at]),
         "genre_source": None if pd.isna(row["genre_source"]) else row["genre_source"],
         "subgenres": items,
         "votes": [

@@ -395,10 +395,11 @@ def commands(rules: Path, db: Path) -> dict[str, list[str]]:
         "unmapped": ["unmapped", *common],
         "subgenres": ["subgenres", *common],
         "diff": ["diff", *common],
+        "artists": ["artists", *common],
     }
 
 
-COMMANDS = ["lint", "report", "build", "explain", "unmapped", "subgenres", "diff"]
+COMMANDS = ["lint", "report", "build", "explain", "unmapped", "subgenres", "diff", "artists"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -47,7 +47,9 @@ LEAVES = (
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.sampled_from([0, 1, -1, 0.0, 1.0, 100, 100.0, 100.5, 0.5, 1.5, 2**53, -0.0, 1e-300, 1e308])
     | st.text(max_size=6)
-    | st.sampled_from(["", "vote", "first", "priority", "keyword", "exact", "regex", "fuzzy", "WRatio", "ratio"])
+    | st.sampled_from(
+        ["", "vote", "abstain", "first", "priority", "keyword", "exact", "regex", "fuzzy", "WRatio", "ratio"]
+    )
     | st.dates(min_value=date(1900, 1, 1), max_value=date(2100, 1, 1))
     | st.binary(max_size=3)
 )

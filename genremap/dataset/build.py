@@ -189,6 +189,8 @@ def build_dataset(
             "min_share": policy.min_share,
             "min_margin": policy.min_margin,
             "min_votes": policy.min_votes,
+            "out_of_scope": policy.out_of_scope,
+            "related": [list(group) for group in policy.related],
         },
         "genre_source": options.genre_source,
         "seed": options.seed,

@@ -26,6 +26,7 @@ import yaml
 
 from genremap.engine.model import (
     FUZZY_SCORERS,
+    OUT_OF_SCOPE,
     POLICIES,
     RULE_KINDS,
     UNLESS_KINDS,
@@ -61,8 +62,8 @@ RULE_KEYS = (
 )
 TOP_KEYS = ("targets", "rules", "ignore", "not_genres", "policy")
 IGNORE_SECTIONS = ("ignore", "not_genres")  # sections of IgnoreEntry entries (same shape)
-IGNORE_KEYS = ("subgenre", "subgenres", "patterns", "kind", "unless", "unless_kind", "reason")
-POLICY_KEYS = ("name", "min_share", "min_margin")
+IGNORE_KEYS = ("subgenre", "subgenres", "patterns", "kind", "unless", "unless_kind", "weight", "reason")
+POLICY_KEYS = ("name", "min_share", "min_margin", "out_of_scope", "related")
 IGNORE_KINDS = ("exact", "keyword", "contains", "regex")
 
 # A rule file needs four levels of nesting (rules → rule → patterns → pattern); anything far
@@ -565,7 +566,9 @@ def _schema_messages(err: jsonschema.ValidationError, doc: _Doc) -> list[RuleFil
             )
         ]
     if validator == "enum" or (validator == "oneOf" and path == ("policy",)):
-        if path[:1] == ("policy",):
+        if path == ("policy", "out_of_scope"):
+            choices, label = OUT_OF_SCOPE, "out_of_scope"
+        elif path[:1] == ("policy",):
             choices, label = POLICIES, "policy"
         elif field_name == "kind":
             choices, label = (RULE_KINDS if path[:1] == ("rules",) else IGNORE_KINDS), "kind"
@@ -577,7 +580,7 @@ def _schema_messages(err: jsonschema.ValidationError, doc: _Doc) -> list[RuleFil
         if not choices:
             choices = tuple(_listed(err.validator_value))
         value = instance.get("name") if isinstance(instance, dict) else instance
-        if path[:1] == ("policy",):
+        if path[:1] == ("policy",) and label != "out_of_scope":
             where, label = "", ("policy name" if isinstance(value, str) or len(path) > 1 else "policy")
         if isinstance(value, str):
             hint = did_you_mean(value, choices)
@@ -625,6 +628,13 @@ def _schema_messages(err: jsonschema.ValidationError, doc: _Doc) -> list[RuleFil
                 f"{path[-2]} entry #{int(path[-1]) + 1} {where} must be a non-empty string, not {_describe(instance)}",
             )
         ]
+    if validator == "minItems" and path[:2] == ("policy", "related"):
+        return [
+            RuleFileError(
+                doc.loc(path),
+                "a group of related targets in policy 'related' needs two targets or more (as in [rock, metal])",
+            )
+        ]
     if validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         ranges = {
             "threshold": "between 0 and 100",
@@ -633,6 +643,8 @@ def _schema_messages(err: jsonschema.ValidationError, doc: _Doc) -> list[RuleFil
             "weight": "greater than 0",
         }
         bounds = ranges.get(field_name, _printable(err.message))
+        if path[:1] == ("ignore",) and field_name == "weight":
+            bounds = "0 (the entry abstains) or more"
         return [
             RuleFileError(
                 doc.loc(path),
@@ -794,6 +806,7 @@ class _Building:
     ruleset: RuleSet = field(default_factory=RuleSet)
     first_seen: dict[str, Location] = field(default_factory=dict)
     target_at: dict[int, Location] = field(default_factory=dict)  # rule order → its `target` value
+    related_at: list[list[Location]] = field(default_factory=list)  # each name of the policy's `related` groups
 
 
 def _build(doc: _Doc, state: _Building, errors: list[RuleFileError], spoiled: set[PathKey]) -> None:
@@ -856,7 +869,13 @@ def _build_policy(doc: _Doc, state: _Building, errors: list[RuleFileError], poli
             min_share=float(spec.get("min_share", Policy.min_share)),
             min_margin=float(spec.get("min_margin", Policy.min_margin)),
             location=at,
+            out_of_scope=spec.get("out_of_scope", Policy.out_of_scope),
+            related=tuple(tuple(normalize_genre(t) for t in group) for group in spec.get("related") or ()),
         )
+        state.related_at = [
+            [doc.loc(("policy", "related", i, j)) for j in range(len(group))]
+            for i, group in enumerate(spec.get("related") or ())
+        ]
 
 
 def _build_rule(doc: _Doc, state: _Building, errors: list[RuleFileError], path: PathKey, raw: dict[str, Any]) -> None:
@@ -924,9 +943,12 @@ def _build_ignore(doc: _Doc, state: _Building, errors: list[RuleFileError], path
             patterns += _normalized_patterns(_as_list(raw[key]), kind, doc, (*path, key), where, errors)
     unless_kind = raw.get("unless_kind", "keyword")
     unless = _normalized_patterns(_as_list(raw.get("unless")), unless_kind, doc, (*path, "unless"), where, errors)
+    if not _finite(raw, ("weight",), doc, path, where, errors):
+        return
+    weight = float(raw.get("weight", IgnoreEntry.weight))
     not_genre = path[0] == "not_genres"
     state.ruleset.ignore.append(
-        IgnoreEntry(patterns, raw["reason"], doc.loc(path), kind, unless, unless_kind, not_genre=not_genre)
+        IgnoreEntry(patterns, raw["reason"], doc.loc(path), kind, unless, unless_kind, weight, not_genre=not_genre)
     )
 
 
@@ -939,6 +961,16 @@ def _check_targets(state: _Building, errors: list[RuleFileError]) -> None:
         )
         return
     names = tuple(ruleset.targets)
+    for group, places in zip(ruleset.policy.related, state.related_at, strict=True):
+        for name, at in zip(group, places, strict=True):
+            if name not in ruleset.targets:
+                errors.append(
+                    RuleFileError(
+                        at,
+                        f"unknown target {_q(name)} in policy 'related'{did_you_mean(name, names)}"
+                        f" (declared targets: {', '.join(names)})",
+                    )
+                )
     for rule in ruleset.rules:
         if rule.target not in ruleset.targets:
             errors.append(

@@ -13,6 +13,7 @@ RULE_KINDS: tuple[str, ...] = ("keyword", "contains", "exact", "regex", "fuzzy")
 UNLESS_KINDS: tuple[str, ...] = ("keyword", "contains", "exact", "regex")
 FUZZY_SCORERS: tuple[str, ...] = ("ratio", "partial_ratio", "token_sort_ratio", "token_set_ratio", "WRatio")
 POLICIES: tuple[str, ...] = ("vote", "first", "priority")
+OUT_OF_SCOPE: tuple[str, ...] = ("abstain", "vote")  # what ignored (out-of-scope) subgenres do in the vote
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,9 @@ class IgnoreEntry:
     kind: str = "exact"
     unless: tuple[str, ...] = ()
     unless_kind: str = "keyword"
+    # Its vote for "none" when the policy counts out-of-scope votes (`out_of_scope: vote`);
+    # 0: the entry abstains (subgenres ambiguous between targets, or no style at all).
+    weight: float = 1.0
     not_genre: bool = False
 
 
@@ -66,6 +70,12 @@ class Policy:
     min_margin: float = 0.1
     location: Location | None = None
     min_votes: int = 1  # MusicBrainz genres with fewer votes are dropped (genres without counts stay)
+    # "vote": each ignored (out-of-scope) subgenre votes for "none" in the vote policy;
+    # "abstain" (the default): they cast no vote, as before this option existed.
+    out_of_scope: str = "abstain"
+    # Groups of related targets: an artist split between two targets of one group, the two
+    # together clearly ahead, takes the larger (vote policy). Empty: no group.
+    related: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass

@@ -18,16 +18,17 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-SCHEMA_SHA256 = "60a58c8ee8ca17c153bf88cfa4798743cd158f704adbabb6358cdd2b6fd5d42d"
+SCHEMA_SHA256 = "8328eb8afc07edccca41381cfbc2e528a8f5a0e8f5abda63d5e9709f0977953d"
 
 RULE_KINDS = frozenset(("keyword", "contains", "exact", "regex", "fuzzy"))
 MATCH_KINDS = frozenset(("keyword", "contains", "exact", "regex"))
 SCORERS = frozenset(("ratio", "partial_ratio", "token_sort_ratio", "token_set_ratio", "WRatio"))
 POLICY_NAMES = frozenset(("vote", "first", "priority"))
+SCOPES = frozenset(("abstain", "vote"))
 RULE_REQUIRED = frozenset(("name", "target", "kind", "patterns"))
 RULE_KEYS = RULE_REQUIRED | {"priority", "unless", "unless_kind", "threshold", "scorer", "weight", "note"}
-IGNORE_KEYS = frozenset(("subgenre", "subgenres", "patterns", "kind", "unless", "unless_kind", "reason"))
-POLICY_KEYS = frozenset(("name", "min_share", "min_margin"))
+IGNORE_KEYS = frozenset(("subgenre", "subgenres", "patterns", "kind", "unless", "unless_kind", "weight", "reason"))
+POLICY_KEYS = frozenset(("name", "min_share", "min_margin", "out_of_scope", "related"))
 TOP_KEYS = frozenset(("targets", "rules", "ignore", "not_genres", "policy"))
 
 
@@ -102,6 +103,7 @@ def _ignore(entry: Any) -> bool:
         "unless": _patterns,
         "unless_kind": lambda v: type(v) is str and v in MATCH_KINDS,
         "reason": _text,
+        "weight": lambda v: _number(v, 0, math.inf),
     }
     return all(checks[key](value) for key, value in entry.items())
 
@@ -112,7 +114,17 @@ def _policy(policy: Any) -> bool:
     if type(policy) is not dict or "name" not in policy or not policy.keys() <= POLICY_KEYS:
         return False
     name_ok = type(policy["name"]) is str and policy["name"] in POLICY_NAMES
-    return name_ok and all(_number(policy[k], 0, 1) for k in ("min_share", "min_margin") if k in policy)
+    return (
+        name_ok
+        and all(_number(policy[k], 0, 1) for k in ("min_share", "min_margin") if k in policy)
+        and ("out_of_scope" not in policy or (type(policy["out_of_scope"]) is str and policy["out_of_scope"] in SCOPES))
+        and ("related" not in policy or _groups(policy["related"]))
+    )
+
+
+def _groups(value: Any) -> bool:
+    """A list of lists of two or more non-empty strings (the policy's related targets)."""
+    return type(value) is list and all(type(g) is list and len(g) >= 2 and all(_text(t) for t in g) for g in value)
 
 
 def surely_valid(data: Any) -> bool:
