@@ -37,15 +37,15 @@ sa = _load_script()
 
 # (split, figure) → floor. Reached on the base commit c989f22 (default rules): heldout
 # precision 0.953, recall 0.979, weighted 0.966 / 0.980; all 0.948 / 0.958, weighted 0.967 / 0.989.
-FLOORS = {
-    ("heldout", "precision"): 0.94,
-    ("heldout", "recall"): 0.96,
-    ("heldout", "precision_tracks"): 0.95,
-    ("heldout", "recall_tracks"): 0.96,
-    ("all", "precision"): 0.935,
+FLOORS = {  # a little below the default rules' figures (docs/coverage.md), so only a regression fails
+    ("heldout", "precision"): 0.97,
+    ("heldout", "recall"): 0.97,
+    ("heldout", "precision_tracks"): 0.99,
+    ("heldout", "recall_tracks"): 0.99,
+    ("all", "precision"): 0.955,
     ("all", "recall"): 0.945,
-    ("all", "precision_tracks"): 0.95,
-    ("all", "recall_tracks"): 0.97,
+    ("all", "precision_tracks"): 0.975,
+    ("all", "recall_tracks"): 0.99,
 }
 
 
