@@ -518,10 +518,14 @@ class StoreView:
     def artists(
         self, rules: Rules | str | Path | None = None, policy: str | None = None, min_votes: int | None = None
     ) -> pd.DataFrame:
-        """Every artist with its label (columns ARTIST_COLUMNS), most tracks first."""
-        labelled = self._labelling(rules, policy, min_votes).artists
-        out = labelled.rename(columns={"name": "artist", "genre_source": "source"})[list(ARTIST_COLUMNS)]
-        return out.sort_values(["tracks", "artist_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
+        """Every artist with its label (columns ARTIST_COLUMNS), most tracks first: the rows of
+        `genremap artists --format json`."""
+        import pandas as pd
+
+        from genremap.artist_report import artist_rows
+
+        rows, _ = artist_rows(self._labelling(rules, policy, min_votes))
+        return pd.DataFrame(rows, columns=list(ARTIST_COLUMNS))
 
     def tracks(
         self, rules: Rules | str | Path | None = None, policy: str | None = None, min_votes: int | None = None

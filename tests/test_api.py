@@ -199,6 +199,8 @@ def test_store_reports_are_the_cli_reports(sample_store: Path, runner: CliRunner
     assert unmapped["subgenre"].tolist()[: len(cli_unmapped)] == [r["subgenre"] for r in cli_unmapped]
     assert len(subgenres) >= len(unmapped)
     assert list(artists.columns) == list(genremap.ARTIST_COLUMNS)
+    cli_artists = json.loads(runner.invoke(app, ["artists", "--db", str(sample_store), "--format", "json"]).output)
+    assert artists.astype(object).where(artists.notna(), None).to_dict("records") == cli_artists
     assert artists["tracks"].is_monotonic_decreasing
     assert set(artists["status"]) <= {"labelled", "ambiguous", "unlabelled", "ignored"}
 
