@@ -300,6 +300,14 @@ def _upsert_track_sql(columns: Sequence[str], constants: Mapping[str, str]) -> s
     )
 
 
+def _insert_track_sql(columns: Sequence[str], constants: Mapping[str, str]) -> str:
+    """A plain insert of tracks, for a table that holds none and rows with distinct ids: no row can
+    conflict, so SQLite is spared the upsert's extra lookup per row (the result is the same)."""
+    names = [*columns, *constants]
+    values = ["?"] * len(columns) + [_sql_text(v) for v in constants.values()]
+    return f"INSERT INTO tracks({', '.join(names)}) VALUES ({', '.join(values)})"
+
+
 def _sql_text(value: str) -> str:
     """`value` as an SQL string literal (SQLite's only escape is a doubled quote)."""
     if "\x00" in value:
@@ -512,7 +520,8 @@ class Store:
         binding only the columns that hold a value; dedupe keys are computed once per distinct
         artist name and title. A large batch into a smaller table rebuilds the table's indexes
         instead of updating them row by row; the rebuild happens inside the transaction, so a
-        kill or an error leaves the indexes as they were.
+        kill or an error leaves the indexes as they were. Into an empty table, rows with distinct
+        ids are plain inserts (nothing to merge with).
         """
         count = len(tracks)
         if not count:
@@ -540,7 +549,8 @@ class Store:
             bound = {name: values for name, values in bound.items() if any(v is not None for v in values)}
             order = sorted(range(count), key=ids.__getitem__)
             take = _taker(order)
-            sql = _upsert_track_sql(list(bound), {"origin": origin, "added_at": now()})
+            write_sql = _insert_track_sql if not before and distinct == count else _upsert_track_sql
+            sql = write_sql(list(bound), {"origin": origin, "added_at": now()})
             with self._indexes_rebuilt("tracks", count >= REBUILD_INDEXES_FROM and count > before):
                 conn.executemany(sql, zip(*map(take, bound.values()), strict=True))
             if distinct < count:  # the last row of a track id gives its artist list
