@@ -557,7 +557,7 @@ class _Cells:
         """The records whose value is None."""
         import numpy as np
 
-        return np.flatnonzero(np.equal(_objects(self.values), None)[self.codes])
+        return np.flatnonzero((_objects(self.values) == None)[self.codes])  # noqa: E711 (element-wise)
 
 
 @dataclass

@@ -259,8 +259,8 @@ class CsvTable:
     name: str
     header: list[str]
     columns: list[list[str | None]]  # one list per header position, one value per record
-    first_line: Sequence[int]  # physical line where each record starts (1 is the header's first)
-    last_line: Sequence[int]  # ... and where it ends: more than first_line for a quoted line break
+    first_line: list[int]  # physical line where each record starts (1 is the header's first)
+    last_line: list[int]  # ... and where it ends: more than first_line for a quoted line break
     errors: dict[int, str] = field(default_factory=dict)  # record → why it is bad already
     # A file read by pyarrow (see _arrow_table): one string array per header position instead of
     # `columns`, turned into lists only when asked for.
@@ -377,7 +377,7 @@ def _arrow_table(data: bytes, source: SourceFile) -> CsvTable | None:
     arrays = [parsed.column(i).combine_chunks() for i in range(len(header))]
     if any(_longest(array) > csv.field_size_limit() for array in arrays):
         return None
-    records = range(2, parsed.num_rows + 2)
+    records = list(range(2, parsed.num_rows + 2))
     return CsvTable(source.name, header, [], records, records, arrays=arrays)
 
 
