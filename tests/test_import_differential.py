@@ -536,3 +536,28 @@ def test_pyarrow_reads_what_it_takes_as_the_csv_module_does(data: bytes) -> None
     assert not slow.errors
     assert [fast.record(i) for i in range(len(fast))] == [slow.record(i) for i in range(len(slow))]
     assert [fast.where(i) for i in range(len(fast))] == [slow.where(i) for i in range(len(slow))]
+
+
+def test_bulk_import_keeps_foreign_keys_whole_and_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An import writes without SQLite's per-row foreign key lookups: every reference it writes is
+    still whole, and checks are on again after it, also after a write that fails half-way."""
+    from genremap.collectors.importers import import_file
+    from genremap.store import Store
+
+    table = tmp_path / "tracks.csv"
+    rows = [f"t{i},Song {i},Artist {i % 7},a{i % 7},\"['rock', 'pop']\"" for i in range(200)]
+    table.write_text("track_id,track_name,artist,artist_id,genres\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    with Store.open(tmp_path / "store.db") as store:
+        assert import_file(store, table).tracks_new == 200
+        assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert store.conn.execute("PRAGMA foreign_key_check").fetchall() == []
+
+        def broken(*args: Any, **kwargs: Any) -> Any:
+            raise OSError("disk gone")
+
+        monkeypatch.setattr(Store, "upsert_track_columns", broken)
+        table.write_text(table.read_text(encoding="utf-8").replace("t1,", "t9999,"), encoding="utf-8")
+        with pytest.raises(OSError):
+            import_file(store, table)
+        assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert store.conn.execute("SELECT count(*) FROM tracks").fetchone()[0] == 200

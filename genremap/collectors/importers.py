@@ -891,7 +891,7 @@ def _write_table(store: Store, src: SourceFile, table: _Table) -> None:
     """All of a file's artists and tracks in one transaction: the file is in the store whole or not at all."""
     origin = f"import:{src.name}"
     result = table.result
-    with store.transaction():
+    with store.bulk_transaction():
         for batch in _batches(list(table.artists.values())):
             written = store.upsert_artists(batch, origin)
             result.artists_new += written.new
