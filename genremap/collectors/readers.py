@@ -343,11 +343,8 @@ def _arrow_table(data: bytes, source: SourceFile) -> CsvTable | None:
     carriage = data.count(b"\r")
     if carriage and carriage != data.count(b"\r\n"):
         return None
-    if not data.isascii():
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
+    if not data.isascii() and not _is_utf8(data):
+        return None
     header_text = data.split(b"\n", 1)[0].decode("utf-8").removesuffix("\r")
     if '"' in header_text:
         return None
@@ -379,6 +376,20 @@ def _arrow_table(data: bytes, source: SourceFile) -> CsvTable | None:
         return None
     records = list(range(2, parsed.num_rows + 2))
     return CsvTable(source.name, header, [], records, records, arrays=arrays)
+
+
+def _is_utf8(data: bytes) -> bool:
+    """Whether `data` is valid UTF-8 as Python's strict decoder sees it, decoded a block at a time
+    (the text of a whole file at once would take up to four times its size in memory)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
+    try:
+        for start in range(0, len(data), READ_BLOCK):
+            decoder.decode(view[start : start + READ_BLOCK])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _longest(array: Any) -> int:
