@@ -561,3 +561,28 @@ def test_bulk_import_keeps_foreign_keys_whole_and_checked(tmp_path: Path, monkey
             import_file(store, table)
         assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert store.conn.execute("SELECT count(*) FROM tracks").fetchone()[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("tail", "message"),
+    [
+        (b"t-x,Caf\xe9,Someone\n", "tracks.csv:4: byte 0xe9 (byte 8 of the line) is not utf-8;"),
+        (b"t-x,\xed\xa0\x80,Someone\n", "tracks.csv:4: byte 0xed (byte 5 of the line) is not utf-8;"),
+        (b"t-x," + b"x" * 140_000 + b",Someone\n", "tracks.csv:4: a field longer than 131,072 characters"),
+    ],
+)
+def test_files_pyarrow_would_misread_are_refused_as_before(tmp_path: Path, tail: bytes, message: str) -> None:
+    """A file pyarrow would read although the csv module refuses it (a byte that is not UTF-8, an
+    encoded surrogate, a field over the csv module's limit) is left to the csv module: one line
+    naming the file and line, nothing imported."""
+    from genremap.collectors.importers import import_file
+    from genremap.errors import UsageError
+    from genremap.store import Store
+
+    table = tmp_path / "tracks.csv"
+    table.write_bytes(b"track_id,track_name,artist\nt1,Paranoid,Black Sabbath\nt2,Iron Man,Black Sabbath\n" + tail)
+    with Store.open(tmp_path / "store.db") as store:
+        with pytest.raises(UsageError) as refused:
+            import_file(store, table)
+        assert store.conn.execute("SELECT count(*) FROM tracks").fetchone()[0] == 0
+    assert str(refused.value).startswith(message)
