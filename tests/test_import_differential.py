@@ -350,8 +350,10 @@ def test_careless_csvs_import_as_before(tmp_path: Path, base_code: Path) -> None
 
 
 def test_bulk_import_as_before(tmp_path: Path, base_code: Path) -> None:
-    """60,000 tracks (the bulk path that rebuilds indexes), then a re-import with blanks."""
+    """60,000 tracks (the bulk path that rebuilds indexes; read by pyarrow, plain inserts into the
+    empty table), then a re-import with blanks (upserts)."""
     _both(tmp_path, base_code, lambda folder: [_bulk_case(folder)])
+    assert _read_by_arrow(tmp_path / "fast" / "bulk" / "first.csv")
 
 
 def test_bad_row_after_blank_lines_is_named_by_its_own_line(tmp_path: Path) -> None:
@@ -409,3 +411,173 @@ def test_plain_list_reads_like_the_parser(text: str) -> None:
     if plain is None:
         return
     assert plain == ast.literal_eval(text)
+
+
+# --- the pyarrow reader (issue 8: the 1M-track import) ---------------------------------------
+#
+# Well-formed files (every record on one line) are parsed by pyarrow's CSV reader; the cases
+# below are made so that every one of their files takes that path, with the quoting quirks,
+# BOMs, CRLF line ends, blank and odd cells that both parsers must read alike.
+
+QUIRKS = {  # a cell written as is, not quoted by the csv writer: how careless exporters write them
+    "QUIRK1": '"Qa"b',  # text after a closing quote: part of the cell
+    "QUIRK2": 'a"b',  # a quote inside an unquoted cell: a character
+    "QUIRK3": 'a""b',
+    "QUIRK4": '"x"",y"',  # a doubled quote and a delimiter inside quotes
+    "QUIRK5": '" padded "',
+}
+
+
+def _one_line(cell: str) -> str:
+    return cell.replace("\r", " ").replace("\n", " ").replace("\x00", "0")
+
+
+def _fast_case(rnd: random.Random, folder: Path, index: int) -> dict[str, Any]:
+    """A store and well-formed track files (one line per record, rows as wide as the header), with
+    careless cells: blank and explicit-empty genres, duplicate and `spotify:` ids, several
+    artists, odd numbers, non-ASCII, spaces, over-long text, quotes; CRLF, BOM, TSV, gzip."""
+    artists = [(_name(rnd) + f" {i}", f"a{i:03d}") for i in range(rnd.randint(3, 30))]
+    pool = [f"t{i:04d}" for i in range(rnd.randint(5, 200))]
+    case = folder / f"fast{index:03d}"
+    case.mkdir()
+    steps = []
+    for part in range(rnd.randint(1, 3)):
+        header = rnd.choice(TRACK_HEADERS)
+        width = len(header.split(","))
+        rows = [[_one_line(c) for c in row] for row in _track_rows(rnd, rnd.randint(1, 120), artists, pool)]
+        rows = [row for row in rows if len(row) == width]
+        for row in rows:
+            if rnd.random() < 0.1:
+                row[rnd.choice([1, 2, 5])] = rnd.choice(list(QUIRKS))
+            if rnd.random() < 0.05:
+                row[1] = rnd.choice(['Say "Hi", Bye', "Café, Noir", "  spaced  ", "\u00a0nbsp\u00a0", "tab\tin"])
+        delimiter, suffix = rnd.choice([(",", ".csv"), (",", ".csv"), ("\t", ".tsv")])
+        text = _csv_text(header, rows, delimiter, rnd.choice(["\n", "\r\n"]))
+        for marker, raw in QUIRKS.items():
+            text = text.replace(marker, raw if delimiter == "," or "," not in raw else raw.replace(",", ";"))
+        if rnd.random() < 0.3:
+            text = text.rstrip("\r\n")  # no line end after the last record
+        data = (b"\xef\xbb\xbf" if rnd.random() < 0.2 else b"") + text.encode("utf-8")
+        path = case / f"tracks{part}{suffix}"
+        if rnd.random() < 0.15:
+            path = path.with_name(path.name + ".gz")
+            data = gzip.compress(data)
+        path.write_bytes(data)
+        steps.append({"file": str(path), "strict": rnd.random() < 0.25})
+    return {"db": str(case / "store.db"), "dir": str(folder), "steps": steps}
+
+
+def _read_by_arrow(path: Path) -> bool:
+    """Whether the pyarrow reader takes this file (rather than the csv module)."""
+    from genremap.collectors.readers import _arrow_table, check_file
+
+    data = _lines_bytes(path)
+    return _arrow_table(data.removeprefix(b"\xef\xbb\xbf"), check_file(path)) is not None
+
+
+def _lines_bytes(path: Path) -> bytes:
+    data = path.read_bytes()
+    return gzip.decompress(data) if path.suffix == ".gz" else data
+
+
+def test_files_pyarrow_reads_import_as_before(tmp_path: Path, base_code: Path) -> None:
+    """40 stores of well-formed but careless track files, every one read by pyarrow: the same
+    tables and results (bad rows with their lines, refusals under --strict) as the csv module's."""
+
+    def make(folder: Path) -> list[dict[str, Any]]:
+        rnd = random.Random(88)
+        return [_fast_case(rnd, folder, index) for index in range(40)]
+
+    _both(tmp_path, base_code, make)
+    files = sorted((tmp_path / "fast").glob("fast*/tracks*"))
+    assert files and all(_read_by_arrow(path) for path in files)
+
+
+_PLAIN = st.text(st.sampled_from('ab"\t \u00e9'), max_size=5)
+_CELL = st.one_of(
+    _PLAIN,  # quotes inside unquoted cells, spaces, non-ASCII
+    st.text(st.sampled_from('ab,"\t \u00e9'), max_size=5).map(lambda s: '"' + s.replace('"', '""') + '"'),
+    st.tuples(_PLAIN, _PLAIN).map(lambda p: f'"{p[0]}"{p[1]}'),  # text after a closing quote
+    st.text(st.sampled_from('ab,"\r\n'), max_size=5),  # anything, rarely well-formed
+)
+
+
+@st.composite
+def _raw_csv(draw: st.DrawFn) -> bytes:
+    """Raw CSV bytes, often well-formed: rows of cells joined by hand (quotes not escaped), with
+    \\n or \\r\\n line ends, sometimes blank lines, ragged rows or a BOM."""
+    width = draw(st.integers(1, 3))
+    ragged = draw(st.booleans()) and draw(st.booleans())
+    rows = draw(st.lists(st.lists(_CELL, min_size=width, max_size=width + ragged), max_size=6))
+    end = draw(st.sampled_from(["\n", "\r\n"]))
+    lines = [",".join(f"h{i}" for i in range(width)), *(",".join(row) for row in rows)]
+    text = end.join(lines) + draw(st.sampled_from(["", end]))
+    return text.encode("utf-8")
+
+
+@given(_raw_csv())
+@settings(max_examples=500, deadline=None)
+def test_pyarrow_reads_what_it_takes_as_the_csv_module_does(data: bytes) -> None:
+    """Whatever file the pyarrow reader takes, it reads as the csv module does: the same header,
+    cells and lines of every record; files it cannot read so, it leaves to the csv module."""
+    from genremap.collectors.readers import SourceFile, _arrow_table, _parse_csv
+
+    source = SourceFile(Path("t.csv"), "csv")
+    fast = _arrow_table(data, source)
+    if fast is None:
+        return
+    slow = _parse_csv(data, source, lambda n: None)
+    assert fast.header == slow.header
+    assert not slow.errors
+    assert [fast.record(i) for i in range(len(fast))] == [slow.record(i) for i in range(len(slow))]
+    assert [fast.where(i) for i in range(len(fast))] == [slow.where(i) for i in range(len(slow))]
+
+
+def test_bulk_import_keeps_foreign_keys_whole_and_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An import writes without SQLite's per-row foreign key lookups: every reference it writes is
+    still whole, and checks are on again after it, also after a write that fails half-way."""
+    from genremap.collectors.importers import import_file
+    from genremap.store import Store
+
+    table = tmp_path / "tracks.csv"
+    rows = [f"t{i},Song {i},Artist {i % 7},a{i % 7},\"['rock', 'pop']\"" for i in range(200)]
+    table.write_text("track_id,track_name,artist,artist_id,genres\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    with Store.open(tmp_path / "store.db") as store:
+        assert import_file(store, table).tracks_new == 200
+        assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert store.conn.execute("PRAGMA foreign_key_check").fetchall() == []
+
+        def broken(*args: Any, **kwargs: Any) -> Any:
+            raise OSError("disk gone")
+
+        monkeypatch.setattr(Store, "upsert_track_columns", broken)
+        table.write_text(table.read_text(encoding="utf-8").replace("t1,", "t9999,"), encoding="utf-8")
+        with pytest.raises(OSError):
+            import_file(store, table)
+        assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert store.conn.execute("SELECT count(*) FROM tracks").fetchone()[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("tail", "message"),
+    [
+        (b"t-x,Caf\xe9,Someone\n", "tracks.csv:4: byte 0xe9 (byte 8 of the line) is not utf-8;"),
+        (b"t-x,\xed\xa0\x80,Someone\n", "tracks.csv:4: byte 0xed (byte 5 of the line) is not utf-8;"),
+        (b"t-x," + b"x" * 140_000 + b",Someone\n", "tracks.csv:4: a field longer than 131,072 characters"),
+    ],
+)
+def test_files_pyarrow_would_misread_are_refused_as_before(tmp_path: Path, tail: bytes, message: str) -> None:
+    """A file pyarrow would read although the csv module refuses it (a byte that is not UTF-8, an
+    encoded surrogate, a field over the csv module's limit) is left to the csv module: one line
+    naming the file and line, nothing imported."""
+    from genremap.collectors.importers import import_file
+    from genremap.errors import UsageError
+    from genremap.store import Store
+
+    table = tmp_path / "tracks.csv"
+    table.write_bytes(b"track_id,track_name,artist\nt1,Paranoid,Black Sabbath\nt2,Iron Man,Black Sabbath\n" + tail)
+    with Store.open(tmp_path / "store.db") as store:
+        with pytest.raises(UsageError) as refused:
+            import_file(store, table)
+        assert store.conn.execute("SELECT count(*) FROM tracks").fetchone()[0] == 0
+    assert str(refused.value).startswith(message)

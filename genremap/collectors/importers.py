@@ -183,6 +183,10 @@ def _genre_items(value: Any) -> tuple[str, ...]:
 
 def _genre_text(text: str) -> tuple[str, ...] | None:
     if text.startswith(("[", "{", "(")):
+        plain = _plain_list(text)
+        if plain is not None and len(text) <= MAX_TEXT_CHARS and text.isascii():
+            # Items of a short ASCII list without line breaks: what _genre_items keeps of them.
+            return tuple(filter(None, map(str.strip, plain)))
         return _genre_items(_literal_list(text))
     sep = next((s for s in (";", "|", ",") if s in text), None)
     genres = tuple(_clean(g.strip(), "genre") for g in (text.split(sep) if sep else [text]) if g.strip())
@@ -553,7 +557,7 @@ class _Cells:
         """The records whose value is None."""
         import numpy as np
 
-        return np.flatnonzero(np.fromiter((v is None for v in self.values), bool, len(self.values))[self.codes])
+        return np.flatnonzero((_objects(self.values) == None)[self.codes])  # noqa: E711 (element-wise)
 
 
 @dataclass
@@ -589,8 +593,11 @@ def _csv_tracks(table: _Table, csv: CsvTable, cols: dict[str, str], source: str)
     odd = np.zeros(count, dtype=bool)
     odd[list(csv.errors)] = True
 
-    def column(fieldname: str) -> list[str | None] | None:
-        return csv.column(cols[fieldname]) if fieldname in cols else None
+    def column(fieldname: str) -> Any:
+        """The field's cells: a pyarrow array when pyarrow read the file, else a list (None: absent)."""
+        if fieldname not in cols:
+            return None
+        return csv.array(cols[fieldname]) if csv.arrays else csv.column(cols[fieldname])
 
     def texts(fieldname: str) -> _Cells:
         cells, refused = _texts(column(fieldname), fieldname, count)
@@ -609,7 +616,7 @@ def _csv_tracks(table: _Table, csv: CsvTable, cols: dict[str, str], source: str)
         return _Cells(plain, np.arange(count, dtype=np.int64))
 
     cells = _TrackCells(
-        track_id=_spotify_ids(texts("track_id")),
+        track_id=_spotify_ids(texts("track_id"), column("track_id")),
         title=texts("track_name"),
         artists=converted(_artist_tuples, "artist_name", "artist_id"),
         genres=converted(parse_genres, "genres"),
@@ -617,7 +624,7 @@ def _csv_tracks(table: _Table, csv: CsvTable, cols: dict[str, str], source: str)
         release_date=texts("release_date"),
         duration_ms=integers("duration_ms"),
         preview_url=texts("preview_url"),
-        isrc=_isrc_codes(texts("isrc")),
+        isrc=_isrc_codes(texts("isrc"), column("isrc")),
         popularity=integers("popularity"),
     )
     odd[cells.title.none_records()] = True  # no title: a bad row
@@ -639,12 +646,15 @@ def _csv_tracks(table: _Table, csv: CsvTable, cols: dict[str, str], source: str)
     table.track_columns = _merged_tracks(cells, rows)
 
 
-def _texts(values: list[str | None] | None, fieldname: str, count: int) -> tuple[_Cells, list[int]]:
-    """`_text` of every cell of a column (None for an absent column), and the records it refuses."""
+def _texts(values: Any, fieldname: str, count: int) -> tuple[_Cells, list[int]]:
+    """`_text` of every cell of a column (a list, a pyarrow array, or None for an absent column),
+    and the records it refuses."""
     import numpy as np
 
     if values is None:
         return _Cells([None], np.zeros(count, dtype=np.int64)), []
+    if not isinstance(values, list):
+        return _arrow_texts(values, fieldname)
     out = [(v.strip() or None) if v else None for v in values]
     present = list(filter(None, out))
     joined = "".join(present)
@@ -661,12 +671,45 @@ def _texts(values: list[str | None] | None, fieldname: str, count: int) -> tuple
     return _Cells(out, np.arange(count, dtype=np.int64)), refused
 
 
-def _plain_ints(values: list[str | None] | None) -> list[int | None] | None:
+# ASCII whitespace as str.strip() sees it at either end of a cell, or a line break anywhere.
+_ASCII_EDGE_SPACE = r"^[\t-\r\x1c- ]|[\t-\r\x1c- ]$|[\r\n]"
+
+
+def _arrow_texts(array: Any, fieldname: str) -> tuple[_Cells, list[int]]:
+    """`_texts` of a pyarrow string array: the cells that are plain ASCII of at most
+    MAX_TEXT_CHARS without surrounding space are taken as they are (empty: None) without a
+    Python pass; the few others (non-ASCII, long, spaced) are stripped and checked one by one."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    length = pc.binary_length(array)
+    odd = pc.or_(
+        pc.or_(pc.invert(pc.string_is_ascii(array)), pc.greater(length, MAX_TEXT_CHARS)),
+        pc.match_substring_regex(array, _ASCII_EDGE_SPACE),
+    )
+    out = pc.if_else(pc.equal(length, 0), pa.scalar(None, pa.string()), array).to_pylist()
+    refused: list[int] = []
+    for index in np.flatnonzero(odd.to_numpy(zero_copy_only=False)).tolist():
+        value = out[index].strip() or None
+        out[index] = value
+        if value is None:
+            continue
+        try:
+            _clean(value, fieldname)
+        except ValueError:
+            refused.append(index)
+    return _Cells(out, np.arange(len(out), dtype=np.int64)), refused
+
+
+def _plain_ints(values: Any) -> list[int | None] | None:
     """`_int` of every cell of a column whose cells are all blank ('' or None) or 1 to 18 ASCII
     digits (so within the store's range): one pass instead of a conversion per distinct value.
     None for any other column (absent, or with a cell that needs `_int`'s checks)."""
     if values is None:
         return None
+    if not isinstance(values, list):
+        return _arrow_plain_ints(values)
     present = [v for v in values if v]
     joined = "".join(present)
     if joined and not (joined.isascii() and joined.isdigit() and max(map(len, present)) <= 18):
@@ -674,18 +717,42 @@ def _plain_ints(values: list[str | None] | None) -> list[int | None] | None:
     return [int(v) if v else None for v in values]
 
 
-def _per_distinct(
-    columns: list[list[str | None] | None], convert: Callable[..., Any], count: int
-) -> tuple[_Cells, Any]:
+def _arrow_plain_ints(array: Any) -> list[int | None] | None:
+    """`_plain_ints` of a pyarrow string array, converted by pyarrow."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pc.all(pc.match_substring_regex(array, r"^[0-9]{0,18}$")).as_py():
+        return None
+    blank = pc.equal(pc.binary_length(array), 0)
+    numbers: list[int | None] = pc.cast(pc.if_else(blank, pa.scalar(None, pa.string()), array), pa.int64()).to_pylist()
+    return numbers
+
+
+def _factorized(cells: Any) -> tuple[Any, list[Any]]:
+    """Codes (numbered in order of first appearance) and the distinct values of a list or a
+    pyarrow array."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(cells, list):
+        part, uniques = pd.factorize(np.asarray(cells, dtype=object), use_na_sentinel=False)
+        return part, list(uniques)
+    encoded = cells.dictionary_encode()
+    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary.to_pylist()
+
+
+def _per_distinct(columns: list[Any], convert: Callable[..., Any], count: int) -> tuple[_Cells, Any]:
     """convert(*cells) of every record, computed once per distinct combination of cells, and a mask
-    of the records where it raised (their value is None)."""
+    of the records where it raised (their value is None). Columns are lists, pyarrow arrays or
+    None (absent)."""
     import numpy as np
     import pandas as pd
 
     codes = np.zeros(count, dtype=np.int64)
-    present = [c for c in columns if c is not None]
-    for cells in present:
-        part, uniques = pd.factorize(np.asarray(cells, dtype=object), use_na_sentinel=False)
+    factorized = [None if c is None else _factorized(c) for c in columns]
+    present = [f for f in factorized if f is not None]
+    for part, uniques in present:
         codes = codes * len(uniques) + part
     if len(present) > 1:
         codes = pd.factorize(codes)[0]
@@ -693,7 +760,7 @@ def _per_distinct(
     failed = np.zeros(int(codes.max(initial=-1)) + 1, dtype=bool)
     for code, row in enumerate(_first_records(codes).tolist()):
         try:
-            values.append(convert(*(None if c is None else c[row] for c in columns)))
+            values.append(convert(*(None if f is None else f[1][f[0][row]] for f in factorized)))
         except _ROW_ERRORS:
             values.append(None)
             failed[code] = True
@@ -718,19 +785,47 @@ def _objects(values: Sequence[Any]) -> Any:
 
 
 def _artist_tuples(artist: Any, raw_ids: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if _plain_cell(artist) and _plain_cell(raw_ids):  # one artist, its id given: as _track_artists reads them
+        return (artist,), (raw_ids,)
     names, ids = _track_artists(artist, raw_ids)
     return tuple(names), tuple(ids)
 
 
-def _spotify_ids(cells: _Cells) -> _Cells:
-    """Track ids as `_spotify_id` reads them: `spotify:track:ID` is ID."""
+def _plain_cell(value: Any) -> bool:
+    """A non-blank one-line ASCII text within the cap, without surrounding space, that is neither a
+    list (`[`) nor a `spotify:` URI: what the per-row path takes as it is."""
+    return (
+        type(value) is str
+        and 0 < len(value) <= MAX_TEXT_CHARS
+        and value.isascii()
+        and value == value.strip()
+        and not value.startswith(("[", "spotify:"))
+        and "\n" not in value
+        and "\r" not in value
+    )
+
+
+def _spotify_ids(cells: _Cells, raw: Any) -> _Cells:
+    """Track ids as `_spotify_id` reads them: `spotify:track:ID` is ID (`raw`: the column's cells,
+    read by pyarrow, looked at first)."""
+    if not isinstance(raw, list | None):
+        import pyarrow.compute as pc
+
+        if not pc.any(pc.match_substring(raw, "spotify:")).as_py():
+            return cells
     if any(t.startswith("spotify:") for t in cells.values if t):
         cells.values = [t.rsplit(":", 1)[-1] if t and t.startswith("spotify:") else t for t in cells.values]
     return cells
 
 
-def _isrc_codes(cells: _Cells) -> _Cells:
-    """ISRCs as `_isrc` writes them: upper case, without hyphens."""
+def _isrc_codes(cells: _Cells, raw: Any) -> _Cells:
+    """ISRCs as `_isrc` writes them: upper case, without hyphens (`raw`: the column's cells, read
+    by pyarrow: ASCII without lower case letters and hyphens needs no change)."""
+    if not isinstance(raw, list | None):
+        import pyarrow.compute as pc
+
+        if pc.all(pc.string_is_ascii(raw)).as_py() and not pc.any(pc.match_substring_regex(raw, "[a-z-]")).as_py():
+            return cells
     cells.values = [t.upper().replace("-", "") if t else None for t in cells.values]
     return cells
 
@@ -796,7 +891,7 @@ def _write_table(store: Store, src: SourceFile, table: _Table) -> None:
     """All of a file's artists and tracks in one transaction: the file is in the store whole or not at all."""
     origin = f"import:{src.name}"
     result = table.result
-    with store.transaction():
+    with store.bulk_transaction():
         for batch in _batches(list(table.artists.values())):
             written = store.upsert_artists(batch, origin)
             result.artists_new += written.new
