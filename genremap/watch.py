@@ -25,12 +25,13 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from genremap.dataset.labels import GENRE_SOURCES, Labelling, choose_policy, genre_rows_with_votes, label_frames
+from genremap.dataset.labels import Labelling, choose_policy, genre_rows_with_votes, label_frames
 from genremap.diff import RULE_SUFFIXES, diff_labellings
 from genremap.engine import RuleSet, load_rules
 from genremap.errors import RuleErrors, UsageError
 from genremap.render import table
 from genremap.report import STATUS_ROWS, coverage
+from genremap.sources import parse_genre_sources
 from genremap.store import Store
 from genremap.text import terminal_safe
 
@@ -63,8 +64,7 @@ def read_store(db: Path) -> StoreFrames:
 def check_options(policy: str | None, genre_source: str, max_updates: int | None) -> None:
     """Refuse bad options at start, before the first (possibly broken) rules are read."""
     choose_policy(RuleSet(), policy)
-    if genre_source not in GENRE_SOURCES:
-        raise UsageError(f"unknown genre source '{genre_source}' (expected {', '.join(GENRE_SOURCES)})")
+    parse_genre_sources(genre_source)
     if max_updates is not None and max_updates < 0:
         raise UsageError(f"--max-updates {max_updates}: expected 0 (show the rules once) or more")
 

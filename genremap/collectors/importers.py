@@ -820,7 +820,7 @@ def import_source(
     src: SourceFile,
     *,
     strict: bool = False,
-    source: str = "spotify",
+    source: str = "import",
     on_rows: Callable[[int], None] = lambda n: None,
 ) -> ImportResult:
     """Import one checked file (idempotent: ids are stable, writes are upserts)."""
@@ -840,7 +840,7 @@ def import_file(
     path: Path,
     *,
     strict: bool = False,
-    source: str = "spotify",
+    source: str = "import",
     fmt: str | None = None,
     encoding: str = "utf-8",
     on_rows: Callable[[int], None] = lambda n: None,
@@ -857,7 +857,7 @@ def import_files(
     sources: Sequence[SourceFile],
     *,
     strict: bool = False,
-    source: str = "spotify",
+    source: str = "import",
     progress: Callable[[Path], AbstractContextManager[Callable[[int], None]]] | None = None,
 ) -> list[ImportResult]:
     """Import checked files one after the other, each in its own transaction.
