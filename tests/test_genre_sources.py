@@ -351,19 +351,14 @@ def test_unknown_genre_source_is_one_line_exit_2(
 
 
 def test_genre_source_list_in_a_real_process_has_no_traceback(sample_db: Path, test_rules_dir: Path) -> None:
+    report = [sys.executable, "-m", "genremap", "report", "--db", str(sample_db), "--rules", str(test_rules_dir)]
     done = subprocess.run(
-        [sys.executable, "-m", "genremap", "report", "--db", str(sample_db), "--rules", str(test_rules_dir)]
-        + ["--genre-source", "lastfm,nope", "--format", "json"],
-        capture_output=True,
-        text=True,
+        [*report, "--genre-source", "lastfm,nope", "--format", "json"], capture_output=True, text=True
     )
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     good = subprocess.run(
-        [sys.executable, "-m", "genremap", "report", "--db", str(sample_db), "--rules", str(test_rules_dir)]
-        + ["--genre-source", "lastfm,both", "--format", "json"],
-        capture_output=True,
-        text=True,
+        [*report, "--genre-source", "lastfm,both", "--format", "json"], capture_output=True, text=True
     )
     assert good.returncode == 0, good.stderr
     assert json.loads(good.stdout)["genre_sources"] == ["lastfm", "spotify", "import", "musicbrainz"]

@@ -40,9 +40,7 @@ KEY = st.one_of(st.integers(1, 50), st.integers(1, 2**62))
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    rows=st.lists(
-        st.tuples(KEY, st.sampled_from(SOURCES), st.one_of(st.integers(0, 5), st.integers(0, 2**40)), KEY)
-    )
+    rows=st.lists(st.tuples(KEY, st.sampled_from(SOURCES), st.one_of(st.integers(0, 5), st.integers(0, 2**40)), KEY))
 )
 def test_any_keys_read_as_the_plain_read_does(store: Store, rows: list[tuple[int, str, int, int]]) -> None:
     """Small keys (packed) and huge ones (too wide to pack, or a position beyond its bits), any
