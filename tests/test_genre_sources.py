@@ -377,3 +377,19 @@ def test_packaged_rules_label_from_each_source(store: Store) -> None:
     artists = label_store(store, ruleset).artists.set_index("artist_id")
     assert artists["genre_source"].to_dict() == {"s": "spotify", "i": "import", "m": "musicbrainz", "l": "lastfm"}
     assert artists["target"].to_dict() == {"s": "rock", "i": "jazz", "m": "house", "l": "hip hop"}
+
+
+def test_watch_shows_the_sources_like_report(runner: CliRunner, mixed_db: dict[str, Any], test_rules_dir: Path) -> None:
+    args = ["watch", "--db", str(mixed_db["db"]), "--rules", str(test_rules_dir), "--max-updates", "0"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.stdout.splitlines() if "target" in line and "artists" in line)
+    assert [c for c in ("spotify", "import", "musicbrainz", "lastfm") if c in header] == [
+        "spotify",
+        "import",
+        "musicbrainz",
+        "lastfm",
+    ]
+    only_musicbrainz = runner.invoke(app, [*args, "--genre-source", "musicbrainz"])
+    header = next(line for line in only_musicbrainz.stdout.splitlines() if "target" in line and "artists" in line)
+    assert "musicbrainz" not in header  # one source labelled everything: no source columns
