@@ -487,6 +487,9 @@ class Store:
                     "DELETE FROM artist_genres WHERE artist_key = ? AND source = ?",
                     [(key_of[a.artist_id], a.genre_source) for a in with_genres if a.artist_id in known],
                 )
+                self._drop_old_imports(
+                    [key_of[a.artist_id] for a in with_genres if a.genre_source == "import" and a.artist_id in known]
+                )
                 conn.executemany(
                     "INSERT INTO artist_genres(artist_key, source, position, genre_key, votes) VALUES (?, ?, ?, ?, ?)",
                     [
@@ -503,6 +506,20 @@ class Store:
                     [(key_of[a.artist_id], a.genre_source, origin, stamp) for a in with_genres],
                 )
         return WriteCounts(new=len(ids - known), updated=len(ids & known))
+
+    def _drop_old_imports(self, artist_keys: list[int]) -> None:
+        """An imported list replaces the one an earlier import stored, also where that import
+        predates the `import` source and stored it as `spotify` (its origin says `import:`);
+        Spotify's own answers (origin `spotify`) stay. Inside upsert_artists' transaction."""
+        for start in range(0, len(artist_keys), 900):
+            chunk = artist_keys[start : start + 900]
+            stale = self.conn.execute(
+                f"""SELECT artist_key FROM artist_genre_sources WHERE source = 'spotify'
+                    AND origin LIKE 'import:%' AND artist_key IN ({",".join("?" * len(chunk))})""",
+                chunk,
+            ).fetchall()
+            for table in ("artist_genres", "artist_genre_sources"):
+                self.conn.executemany(f"DELETE FROM {table} WHERE artist_key = ? AND source = 'spotify'", stale)
 
     def upsert_tracks(self, tracks: Iterable[TrackRecord], origin: str) -> WriteCounts:
         """Insert or update tracks and their artist lists; known fields are never blanked.

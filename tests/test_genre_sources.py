@@ -393,3 +393,31 @@ def test_watch_shows_the_sources_like_report(runner: CliRunner, mixed_db: dict[s
     only_musicbrainz = runner.invoke(app, [*args, "--genre-source", "musicbrainz"])
     header = next(line for line in only_musicbrainz.stdout.splitlines() if "target" in line and "artists" in line)
     assert "musicbrainz" not in header  # one source labelled everything: no source columns
+
+
+def test_reimporting_into_an_older_store_replaces_what_the_older_import_stored(
+    store: Store, tmp_path: Path, test_rules: RuleSet
+) -> None:
+    """A store written before `import` was a source holds imported genres as `spotify` (origin
+    `import:...`): the next import of those artists replaces them, as a re-import always did;
+    genres Spotify's API gave (origin `spotify`) stay, beside the file's."""
+    store.upsert_artists([ArtistRecord("sabbath", "Black Sabbath", ("hard rock", "blues rock"))], "import:old.csv")
+    store.upsert_artists([ArtistRecord("mobb", "Mobb Deep", ("east coast hip hop",))], "spotify")
+    table = tmp_path / "artists.csv"
+    table.write_text(
+        "artist_id,name,genres\nsabbath,Black Sabbath,doom metal;stoner metal\nmobb,Mobb Deep,hardcore hip hop\n",
+        encoding="utf-8",
+    )
+    import_file(store, table)
+    assert store.genres_of("sabbath") == {"import": [("doom metal", None), ("stoner metal", None)]}
+    assert store.genres_of("mobb") == {
+        "import": [("hardcore hip hop", None)],
+        "spotify": [("east coast hip hop", None)],
+    }
+    artists = label_store(store, test_rules).artists.set_index("artist_id")
+    assert artists.loc["sabbath", ["genre_source", "target"]].tolist() == ["import", "metal"]
+    assert artists.loc["mobb", ["genre_source", "genre"]].tolist() == ["spotify", "east coast hip hop"]
+    consulted = store.conn.execute(
+        "SELECT a.artist_id, s.source FROM artist_genre_sources s JOIN artists a USING (artist_key) ORDER BY 1, 2"
+    ).fetchall()
+    assert consulted == [("mobb", "import"), ("mobb", "spotify"), ("sabbath", "import")]
