@@ -12,7 +12,6 @@ output with the README line by line (as tests/test_readme.py does for the rule-e
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -95,4 +94,3 @@ if __name__ == "__main__":  # print what the session's commands print (to write 
             )
             print(done.stdout.decode(), end="")
             print(f"[exit {done.returncode}]" if done.returncode else "")
-        os.environ.pop("UNUSED", None)
