@@ -297,17 +297,17 @@ def _label_frame(
     import pandas as pd
 
     from genremap.dataset.labels import label_artist_genres
+    from genremap.sources import STORED_SOURCES
 
+    unknown = [name for name in sources if name not in STORED_SOURCES]
+    if unknown:
+        raise UsageError(f"unknown genre source {unknown[0]!r} (expected {', '.join(STORED_SOURCES)})")
     lists = {source: _genre_lists(frame[column].tolist(), column) for source, column in sources.items()}
-    # Precedence: each artist keeps the genres of the first source that has any.
-    taken = [False] * len(frame)
-    for source, cells in lists.items():
-        lists[source] = [() if done else cell for done, cell in zip(taken, cells, strict=True)]
-        taken = [done or bool(cell) for done, cell in zip(taken, cells, strict=True)]
     vote_cells = frame[votes].tolist() if votes is not None else None
     genres = _genre_table(ids, lists, vote_cells)
     artists = pd.DataFrame({"artist_id": list(ids), "name": list(names), "tracks": tracks})
-    return label_artist_genres(rules.ruleset, genres, artists, policy, "both", compiled=rules.compiled)
+    # The first source of the list that has usable genres gives an artist's genres (--genre-source).
+    return label_artist_genres(rules.ruleset, genres, artists, policy, ",".join(sources), compiled=rules.compiled)
 
 
 def _check_columns(df: pd.DataFrame, columns: Iterable[str | None], what: str) -> None:
@@ -385,6 +385,7 @@ def build_dataset(
     from genremap.dataset.build import BuildOptions, check_request, select_tracks
     from genremap.dataset.export import TRACK_COLUMNS as EXPORTED
     from genremap.normalize import recording_keys
+    from genremap.sources import STORED_SOURCES
     from genremap.store import hashes_or_zero, stable_hashes
 
     ruleset = _rules_of(rules)
@@ -402,7 +403,7 @@ def build_dataset(
     frame = tracks.reset_index(drop=True)
     first = frame.drop_duplicates("artist_id")
     has_source = "genre_source" in frame.columns
-    sources = ["spotify", "musicbrainz"] if has_source else ["spotify"]
+    sources = list(STORED_SOURCES) if has_source else ["spotify"]
     by_source = {
         s: first["genres"].where(first["genre_source"].eq(s)) if has_source else first["genres"] for s in sources
     }
@@ -483,7 +484,7 @@ class StoreView:
 
     def _labelling(self, rules: Rules | str | Path | None, policy: str | None, min_votes: int | None) -> Labelling:
         from genremap.dataset.labels import label_store
-        from genremap.defaults import DEFAULT_GENRE_SOURCE
+        from genremap.sources import DEFAULT_GENRE_SOURCE
 
         ruleset = _rules_of(rules)
         return label_store(self._store, ruleset.ruleset, _policy_of(ruleset, policy, min_votes), DEFAULT_GENRE_SOURCE)
@@ -554,9 +555,7 @@ class StoreView:
             None if all(v != v for v in votes) else votes
             for votes in _rows_to_lists(rows.artist, vote_values.astype(object), len(artists))
         ]
-        has, from_mb = labelling.genre_source_flags
-        source = np.where(from_mb, "musicbrainz", "spotify").astype(object)
-        source[~has] = None
+        source = labelling.artists["genre_source"].to_numpy(dtype=object)
         at = pd.Index(artists["artist_id"]).get_indexer(frame["artist_id"])
         frame.insert(3, "artist_name", artists["name"].to_numpy(dtype=object)[at])
         frame.insert(4, "genres", [genre_lists[i] for i in at])

@@ -38,6 +38,7 @@ from genremap.defaults import (
 )
 from genremap.errors import GenremapError, RuleErrors, UsageError
 from genremap.render import FORMATS, emit, err_console, out_console, write_json
+from genremap.sources import DEFAULT_GENRE_SOURCE, STORED_SOURCES, parse_genre_sources
 from genremap.words import counted
 
 # Each command imports the stages it runs inside its body: `--help`, `--version`, `schema` and
@@ -106,7 +107,12 @@ MinVotesOption = Annotated[
 ]
 GenreSourceOption = Annotated[
     str,
-    typer.Option("--genre-source", help="Genres labels use: both (Spotify, else MusicBrainz), spotify, musicbrainz."),
+    typer.Option(
+        "--genre-source",
+        help="Where an artist's genres come from: a comma-separated precedence list of spotify, import, "
+        "musicbrainz, lastfm (the first that has any is used; spotify includes imported files unless "
+        "import is named); both = spotify,musicbrainz.",
+    ),
 ]
 
 
@@ -184,6 +190,7 @@ def _label(
 ) -> Labelling:
     from genremap.dataset.labels import choose_policy, label_store
 
+    parse_genre_sources(genre_source)  # before the store is read
     return label_store(store, ruleset, choose_policy(ruleset, policy, min_votes), genre_source)
 
 
@@ -256,8 +263,11 @@ def import_command(
         bool, typer.Option("--strict", help="Refuse a file, writing nothing of it, if any of its rows is bad.")
     ] = False,
     source: Annotated[
-        str, typer.Option("--source", help="Genre source the file's genres are stored under.")
-    ] = "spotify",
+        str,
+        typer.Option(
+            "--source", help="Genre source the file's genres are stored under: import, spotify, musicbrainz, lastfm."
+        ),
+    ] = "import",
     file_format: Annotated[
         str | None, typer.Option("--file-format", help="Force the file type: csv, json, jsonl, parquet, pickle.")
     ] = None,
@@ -282,8 +292,8 @@ def import_command(
     from genremap.store import Store
 
     _check_format(fmt)
-    if source not in ("spotify", "musicbrainz"):
-        raise UsageError(f"--source {source!r}: expected spotify or musicbrainz")
+    if source not in STORED_SOURCES:
+        raise UsageError(f"--source {source!r}: expected one of {', '.join(STORED_SOURCES)}")
     _, ruleset = _rules(rules)  # a broken rule file stops here, before anything is written
     sources = check_files(paths, file_format, encoding)  # so does a missing or unreadable file
     with Store.open(db) as store:
@@ -294,7 +304,7 @@ def import_command(
             source=source,
             progress=lambda path: counter(err_console(), f"importing {path.name}", None),
         )
-        cover = coverage(_label(store, ruleset, None, "both"))
+        cover = coverage(_label(store, ruleset, None, DEFAULT_GENRE_SOURCE))
     rows = [
         {
             "file": Path(r.path).name,
@@ -364,7 +374,7 @@ def report_command(
     db: ReadDbOption = DEFAULT_DB,
     rules: RulesOption = None,
     policy: PolicyOption = None,
-    genre_source: GenreSourceOption = "both",
+    genre_source: GenreSourceOption = DEFAULT_GENRE_SOURCE,
     min_votes: MinVotesOption = None,
     fmt: Annotated[
         str,
@@ -380,7 +390,7 @@ def report_command(
     """Coverage per target: artists, tracks, share of tracks, distinct subgenres; plus the
     unlabelled, ambiguous and ignored artists. Totals add up. `--format html` writes one offline
     page with a chart and every subgenre, searchable, to open in a browser."""
-    from genremap.report import coverage, tracks_phrase
+    from genremap.report import coverage, source_columns, tracks_phrase
 
     _check_format(fmt, (*FORMATS, "html"))
     if out is not None and fmt != "html":
@@ -415,13 +425,15 @@ def report_command(
     from_mb = sum(t["artists_from_musicbrainz"] for t in data["targets"])
     if from_mb:
         caption += f" · {from_mb:,} labelled from MusicBrainz genres"
+    by_source = source_columns(data, every=fmt != "table")
     emit(
         fmt,
         data=data,
         rows=rows + ([] if fmt == "table" else [footer]),
-        columns=["target", "artists", "tracks", "share", "subgenres"],
+        columns=["target", "artists", "tracks", "share", "subgenres", *by_source],
         title=f"Coverage of {db}",
-        numeric=["artists", "tracks", "share", "subgenres"],
+        numeric=["artists", "tracks", "share", "subgenres", *by_source],
+        headers={c: c.removeprefix("artists_from_") for c in by_source},
         footer=footer,
         caption=caption,
     )
@@ -451,7 +463,7 @@ def artists_command(
         typer.Option("--top", help="How many to list, most tracks first (0 = all; default: all, or 50 in a table)."),
     ] = None,
     policy: PolicyOption = None,
-    genre_source: GenreSourceOption = "both",
+    genre_source: GenreSourceOption = DEFAULT_GENRE_SOURCE,
     min_votes: MinVotesOption = None,
     fmt: FormatOption = "table",
 ) -> None:
@@ -497,7 +509,7 @@ def subgenres_command(
         str | None,
         typer.Option("--target", help="Only subgenres mapped to this target (any spelling: Hip-Hop)."),
     ] = None,
-    genre_source: GenreSourceOption = "both",
+    genre_source: GenreSourceOption = DEFAULT_GENRE_SOURCE,
     fmt: FormatOption = "table",
 ) -> None:
     """Every distinct subgenre in the store: its target, the rule and file:line that decided it,
@@ -550,7 +562,7 @@ def unmapped_command(
         ),
     ] = EMIT_CONFIDENCE,
     force: Annotated[bool, typer.Option("--force", help="Overwrite the --emit-rules file if it exists.")] = False,
-    genre_source: GenreSourceOption = "both",
+    genre_source: GenreSourceOption = DEFAULT_GENRE_SOURCE,
     fmt: FormatOption = "table",
 ) -> None:
     """Unmapped subgenres ranked by the tracks they hold, with an example artist and a suggested
@@ -605,7 +617,7 @@ def explain_command(
     db: ReadDbOption = DEFAULT_DB,
     rules: RulesOption = None,
     policy: PolicyOption = None,
-    genre_source: GenreSourceOption = "both",
+    genre_source: GenreSourceOption = DEFAULT_GENRE_SOURCE,
     fmt: FormatOption = "table",
     min_votes: MinVotesOption = None,
 ) -> None:
@@ -645,7 +657,10 @@ def explain_command(
             artist_ids = matches["artist_id"].tolist()
             found = None
         labelling = _label(store, ruleset, policy, genre_source, min_votes)
-        explained = [{**explain_artist(labelling, a), "musicbrainz": store.musicbrainz_lookup(a)} for a in artist_ids]
+        explained = [
+            {**explain_artist(labelling, a, store.genres_of(a)), "musicbrainz": store.musicbrainz_lookup(a)}
+            for a in artist_ids
+        ]
     if fmt == "csv":
         _explain_csv([(item["name"], sub) for item in explained for sub in item["subgenres"]])
         return
@@ -667,6 +682,12 @@ def explain_command(
         )
         for sub in item["subgenres"]:
             _print_decision(sub, indent="  ", raw=sub["genre"])
+        for source in item["sources"]:  # the other sources' genres, and why they were not used
+            if source["genres"] and not source["used"]:
+                genres = ", ".join(
+                    f"'{g['genre']}'" + (f" {g['votes']}" if "votes" in g else "") for g in source["genres"]
+                )
+                console.print(f"  {source['source']} (not used: {source['why']}): {genres}", markup=False)
         lookup = item["musicbrainz"]
         if lookup is not None:
             rejected = ", ".join(f"'{c['name']}' {c['score']:g}" for c in lookup["candidates"][:3])
@@ -728,7 +749,7 @@ def diff_command(
     ] = None,
     db: ReadDbOption = DEFAULT_DB,
     policy: PolicyOption = None,
-    genre_source: GenreSourceOption = "both",
+    genre_source: GenreSourceOption = DEFAULT_GENRE_SOURCE,
     artists: Annotated[
         bool,
         typer.Option("--artists", help="List the artists that change label (from, to, tracks), most tracks first."),
@@ -759,6 +780,7 @@ def diff_command(
     _check_format(fmt)
     if base is not None and rev is not None:
         raise UsageError("give --base DIR or --rev REV, not both")
+    parse_genre_sources(genre_source)
     rules = resolve_rules_dir(rules)
     edited = load_rules(rules)
     with temporary_folder() as tmp:
@@ -1495,7 +1517,7 @@ def build_command(
     db: BuildDbOption = DEFAULT_DB,
     rules: RulesOption = None,
     policy: PolicyOption = None,
-    genre_source: GenreSourceOption = "both",
+    genre_source: GenreSourceOption = DEFAULT_GENRE_SOURCE,
     min_votes: MinVotesOption = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="Summary format: table or json.")] = "table",
     spreadsheet_safe: Annotated[
@@ -1629,7 +1651,7 @@ def watch_command(
     ] = None,
     top: Annotated[int, typer.Option("--top", help="Subgenres that moved listed per update (0 = all).")] = 20,
     policy: PolicyOption = None,
-    genre_source: GenreSourceOption = "both",
+    genre_source: GenreSourceOption = DEFAULT_GENRE_SOURCE,
 ) -> None:
     """Watch the rules folder and, on every save, show the coverage (the `report` table, with
     each row's change in tracks) and what moved since the previous save (the `diff` moves and

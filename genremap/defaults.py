@@ -13,9 +13,6 @@ from pathlib import Path
 # The store.
 DEFAULT_DB = Path("genremap.db")
 
-# Where labels take an artist's genres from (see --genre-source).
-DEFAULT_GENRE_SOURCE = "both"
-
 # HTTP: seconds for one whole answer: a 30 s preview (~0.5 MB) at ~4 kB/s.
 DEFAULT_DEADLINE = 120.0
 

@@ -63,7 +63,6 @@ def coverage(labelling: Labelling) -> dict[str, Any]:
 
     names = list(labelling.ruleset.targets)
     labelled = labels.status == ARTIST_STATUSES.index("labelled")
-    _, from_musicbrainz = labelling.genre_source_flags
     subs_by_target = Counter(d.target for d in sub if d.status == MAPPED)
     targets = []
     for code, name in enumerate(names):
@@ -75,7 +74,7 @@ def coverage(labelling: Labelling) -> dict[str, Any]:
                 "tracks": t,
                 "share": share(t),
                 "subgenres": subs_by_target.get(name, 0),
-                "artists_from_musicbrainz": int((labelled & (labels.target == code) & from_musicbrainz).sum()),
+                **source_counts(labelling, labelled & (labels.target == code)),
             }
         )
 
@@ -107,12 +106,31 @@ def coverage(labelling: Labelling) -> dict[str, Any]:
             "mapped_subgenres": sum(d.status == MAPPED for d in sub),
             "not_genre_subgenres": sum(d.status == NOT_GENRE for d in sub),  # neither mapped nor unmapped
             "conflicts": sum(d.is_conflict for d in sub),
+            **source_counts(labelling, labelled),
         },
         "policy": labelling.policy.name,
         "genre_source": labelling.genre_source,
+        "genre_sources": list(labelling.sources),
         "rules": labelling.ruleset.files,
     }
     return result
+
+
+def source_counts(labelling: Labelling, where: np.ndarray) -> dict[str, int]:
+    """`artists_from_<source>` for every stored source: how many of the artists selected by
+    `where` took their genres from it."""
+    return {f"artists_from_{name}": n for name, n in labelling.labelled_by_source(where).items()}
+
+
+def source_columns(data: dict[str, Any], every: bool) -> list[str]:
+    """The coverage's `artists_from_<source>` columns: all of them (`every`, for CSV), else those
+    of the sources that labelled an artist, when more than one did (a table column says
+    something only when the sources mix)."""
+    columns = [k for k in data["totals"] if k.startswith("artists_from_")]
+    if every:
+        return columns
+    used = [k for k in columns if data["totals"][k]]
+    return used if len(used) > 1 else []
 
 
 def subgenres(labelling: Labelling) -> list[dict[str, Any]]:
@@ -613,8 +631,42 @@ def explain_rows(decisions: list[tuple[str, dict[str, Any]]]) -> list[dict[str, 
     return rows
 
 
-def explain_artist(labelling: Labelling, artist_id: str) -> dict[str, Any]:
-    """An artist's subgenres, each decision, the policy's computation and the final label."""
+def _sources_of(
+    labelling: Labelling, used: Any, stored: dict[str, list[tuple[str, int | None]]]
+) -> list[dict[str, Any]]:
+    """Every source of the precedence list, then any other source with genres stored: its
+    genres (with their weights), whether it was used, and why not."""
+    used = None if pd.isna(used) else used
+    names = list(labelling.sources) + sorted(set(stored) - set(labelling.sources))
+    out = []
+    for name in names:
+        genres = stored.get(name, [])
+        if name == used:
+            why = "used"
+        elif not genres:
+            why = "asked, gave no genres" if name in stored else "none stored"
+        elif name not in labelling.sources:
+            why = "not in --genre-source"
+        elif used is not None and labelling.sources.index(name) > labelling.sources.index(used):
+            why = f"{used} comes first"
+        else:
+            why = "no usable genres (fewer votes than --min-votes)"
+        out.append(
+            {
+                "source": name,
+                "used": name == used,
+                "why": why,
+                "genres": [{"genre": g, **({} if v is None else {"votes": v})} for g, v in genres],
+            }
+        )
+    return out
+
+
+def explain_artist(
+    labelling: Labelling, artist_id: str, stored: dict[str, list[tuple[str, int | None]]] | None = None
+) -> dict[str, Any]:
+    """An artist's subgenres, each decision, the policy's computation and the final label; with
+    `stored` (Store.genres_of), every source's genres and whether it was used."""
     row = labelling.artists[labelling.artists["artist_id"] == artist_id].iloc[0].to_dict()
     genres = labelling.artist_genres[labelling.artist_genres["artist_id"] == artist_id].sort_values("position")
     items = []
@@ -644,6 +696,8 @@ def explain_artist(labelling: Labelling, artist_id: str) -> dict[str, Any]:
         "out_of_scope_votes": {"votes": none, "share": round(none / total, 4) if total else 0.0},
         "related_targets_decided": bool(labelling.labels.by_related[at]),
         "genre_source": None if pd.isna(row["genre_source"]) else row["genre_source"],
+        "genre_sources": list(labelling.sources),
+        "sources": _sources_of(labelling, row["genre_source"], stored or {}),
         "subgenres": items,
         "votes": [
             {"target": t, "votes": v, "share": round(v / total, 4)}

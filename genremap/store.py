@@ -31,6 +31,7 @@ import pandas as pd
 from genremap.defaults import DEFAULT_DB
 from genremap.errors import StoreError, UsageError
 from genremap.normalize import recording_keys
+from genremap.sources import OTHER_SOURCE, SOURCE_BITS, STORED_SOURCES
 
 # PRAGMA application_id of every genremap store ("GRMP"): what tells our files from other SQLite files.
 APPLICATION_ID = 0x47524D50
@@ -188,6 +189,12 @@ DECISION_CACHE_WAIT_SECONDS = 0.2
 # Read-only opens read a store as it is, without migrating it: the read methods must work on
 # every version from this one on (raise it when a migration changes what they read).
 OLDEST_READABLE = 1
+# A stored source name → its code (genremap.sources): SQL, so that reads stay integer columns.
+_SOURCE_CODE_SQL = (
+    "(CASE source "
+    + " ".join(f"WHEN '{name}' THEN {code}" for code, name in enumerate(STORED_SOURCES))
+    + f" ELSE {OTHER_SOURCE} END)"
+)
 
 
 def stable_hash(text: str) -> int:
@@ -505,6 +512,9 @@ class Store:
                     "DELETE FROM artist_genres WHERE artist_key = ? AND source = ?",
                     [(key_of[a.artist_id], a.genre_source) for a in with_genres if a.artist_id in known],
                 )
+                self._drop_old_imports(
+                    [key_of[a.artist_id] for a in with_genres if a.genre_source == "import" and a.artist_id in known]
+                )
                 conn.executemany(
                     "INSERT INTO artist_genres(artist_key, source, position, genre_key, votes) VALUES (?, ?, ?, ?, ?)",
                     [
@@ -521,6 +531,20 @@ class Store:
                     [(key_of[a.artist_id], a.genre_source, origin, stamp) for a in with_genres],
                 )
         return WriteCounts(new=len(ids - known), updated=len(ids & known))
+
+    def _drop_old_imports(self, artist_keys: list[int]) -> None:
+        """An imported list replaces the one an earlier import stored, also where that import
+        predates the `import` source and stored it as `spotify` (its origin says `import:`);
+        Spotify's own answers (origin `spotify`) stay. Inside upsert_artists' transaction."""
+        for start in range(0, len(artist_keys), 900):
+            chunk = artist_keys[start : start + 900]
+            stale = self.conn.execute(
+                f"""SELECT artist_key FROM artist_genre_sources WHERE source = 'spotify'
+                    AND origin LIKE 'import:%' AND artist_key IN ({",".join("?" * len(chunk))})""",
+                chunk,
+            ).fetchall()
+            for table in ("artist_genres", "artist_genre_sources"):
+                self.conn.executemany(f"DELETE FROM {table} WHERE artist_key = ? AND source = 'spotify'", stale)
 
     def upsert_tracks(self, tracks: Iterable[TrackRecord], origin: str) -> WriteCounts:
         """Insert or update tracks and their artist lists; known fields are never blanked.
@@ -700,24 +724,25 @@ class Store:
         return self._frame("SELECT genre_key, name FROM genres ORDER BY genre_key", ints=("genre_key",))
 
     def genre_rows(self) -> pd.DataFrame:
-        """artist_key, musicbrainz (1 for MusicBrainz genres, 0 for Spotify's), position,
-        genre_key: every stored genre of every artist, as integers, in (artist, source, position) order.
+        """artist_key, source (code: index into genremap.sources.STORED_SOURCES, OTHER_SOURCE for a
+        name it lacks), position, genre_key: every stored genre of every artist, as integers, in
+        (artist, source name, position) order.
 
         Read as one packed integer per row where the keys leave room (a third of the time of four
         columns: every command that labels reads this), else as four columns."""
-        columns = ("artist_key", "musicbrainz", "position", "genre_key")
+        columns = ("artist_key", "source", "position", "genre_key")
         top = self.conn.execute(
             "SELECT (SELECT coalesce(max(artist_key), 0) FROM artists),"
             " (SELECT coalesce(max(genre_key), 0) FROM genres)"
         ).fetchone()
         artist_bits, genre_bits = int(top[0]).bit_length(), int(top[1]).bit_length()
-        position_bits = 62 - artist_bits - genre_bits
+        position_bits = 63 - SOURCE_BITS - artist_bits - genre_bits
         if position_bits >= 8:
             cursor = self.conn.execute(
                 f"""SELECT CASE WHEN artist_key BETWEEN 0 AND {int(top[0])} AND genre_key BETWEEN 0 AND {int(top[1])}
                                  AND position BETWEEN 0 AND {(1 << position_bits) - 1}
-                           THEN (((artist_key << {position_bits}) | position) << {genre_bits + 1})
-                                | (genre_key << 1) | (source = 'musicbrainz')
+                           THEN (((artist_key << {position_bits}) | position) << {genre_bits + SOURCE_BITS})
+                                | (genre_key << {SOURCE_BITS}) | {_SOURCE_CODE_SQL}
                            ELSE -1 END
                     FROM artist_genres"""
             )
@@ -728,25 +753,47 @@ class Store:
                 genre_mask, position_mask = (1 << genre_bits) - 1, (1 << position_bits) - 1
                 return pd.DataFrame(
                     {
-                        "artist_key": packed >> (position_bits + genre_bits + 1),
-                        "musicbrainz": packed & 1,
-                        "position": (packed >> (genre_bits + 1)) & position_mask,
-                        "genre_key": (packed >> 1) & genre_mask,
+                        "artist_key": packed >> (position_bits + genre_bits + SOURCE_BITS),
+                        "source": packed & ((1 << SOURCE_BITS) - 1),
+                        "position": (packed >> (genre_bits + SOURCE_BITS)) & position_mask,
+                        "genre_key": (packed >> SOURCE_BITS) & genre_mask,
                     },
                     columns=list(columns),
                 )
         return self._frame(
-            "SELECT artist_key, source = 'musicbrainz' AS musicbrainz, position, genre_key FROM artist_genres",
+            f"SELECT artist_key, {_SOURCE_CODE_SQL} AS source, position, genre_key FROM artist_genres",
             ints=columns,
         )
 
     def genre_votes(self) -> pd.DataFrame:
-        """artist_key, position, votes of every MusicBrainz genre stored with a vote count (the
-        weights of the vote policy; `genre_rows` leaves them out to stay one packed integer)."""
+        """artist_key, source (code, as in genre_rows), position, votes of every genre stored with
+        a weight (MusicBrainz vote counts, Last.fm tag weights): the weights of the vote policy;
+        `genre_rows` leaves them out to stay one packed integer."""
         return self._frame(
-            "SELECT artist_key, position, votes FROM artist_genres WHERE source = 'musicbrainz' AND votes IS NOT NULL",
-            ints=("artist_key", "position", "votes"),
+            f"SELECT artist_key, {_SOURCE_CODE_SQL} AS source, position, votes FROM artist_genres"
+            " WHERE votes IS NOT NULL",
+            ints=("artist_key", "source", "position", "votes"),
         )
+
+    def genres_of(self, artist_id: str) -> dict[str, list[tuple[str, int | None]]]:
+        """One artist's stored genres, every source apart: source name → [(genre as spelled,
+        weight or None)] in the source's order; a source asked that gave none maps to []."""
+        out: dict[str, list[tuple[str, int | None]]] = {
+            source: []
+            for (source,) in self.conn.execute(
+                """SELECT s.source FROM artist_genre_sources s JOIN artists a USING (artist_key)
+                   WHERE a.artist_id = ? ORDER BY s.source""",
+                (artist_id,),
+            )
+        }
+        for source, genre, votes in self.conn.execute(
+            """SELECT g.source, n.name, g.votes
+               FROM artist_genres g JOIN artists a USING (artist_key) JOIN genres n USING (genre_key)
+               WHERE a.artist_id = ? ORDER BY g.source, g.position""",
+            (artist_id,),
+        ):
+            out.setdefault(source, []).append((genre, votes))
+        return out
 
     def artist_genres_frame(self) -> pd.DataFrame:
         """artist_id, source, position, genre for every stored genre (readable; for small stores)."""
@@ -952,20 +999,22 @@ class Store:
 
     def artists_without_genres(self, source: str, *, primary_only: bool = True) -> list[str]:
         """Ids of artists of stored tracks (primary artists only, unless `primary_only` is False)
-        that `source` was never asked about, in a stable order."""
+        that `source` was never asked about, in a stable order. An imported file's genres count as
+        Spotify's (genremap.sources): collect does not ask Spotify again about those artists."""
+        asked = "s.source IN (?, 'import')" if source == "spotify" else "s.source = ?"
         if primary_only:
-            sql = """SELECT DISTINCT a.artist_id FROM tracks t JOIN artists a USING (artist_key)
+            sql = f"""SELECT DISTINCT a.artist_id FROM tracks t JOIN artists a USING (artist_key)
                      WHERE NOT EXISTS (SELECT 1 FROM artist_genre_sources s
-                                       WHERE s.artist_key = a.artist_key AND s.source = ?)
+                                       WHERE s.artist_key = a.artist_key AND {asked})
                      ORDER BY a.artist_id"""
         else:
-            sql = """SELECT DISTINCT a.artist_id FROM track_artists ta JOIN artists a USING (artist_id)
+            sql = f"""SELECT DISTINCT a.artist_id FROM track_artists ta JOIN artists a USING (artist_id)
                      WHERE NOT EXISTS (SELECT 1 FROM artist_genre_sources s
-                                       WHERE s.artist_key = a.artist_key AND s.source = ?)
+                                       WHERE s.artist_key = a.artist_key AND {asked})
                      UNION
                      SELECT DISTINCT a.artist_id FROM tracks t JOIN artists a USING (artist_key)
                      WHERE NOT EXISTS (SELECT 1 FROM artist_genre_sources s
-                                       WHERE s.artist_key = a.artist_key AND s.source = ?)
+                                       WHERE s.artist_key = a.artist_key AND {asked})
                      ORDER BY 1"""
         params = (source,) if primary_only else (source, source)
         return [r[0] for r in self.conn.execute(sql, params)]
@@ -1036,8 +1085,8 @@ class Store:
         return {t: (int(n), json.loads(p), json.loads(m)) for t, n, p, m in rows}
 
     def artists_for_musicbrainz(self, *, refresh: bool = False) -> list[tuple[str, str]]:
-        """(artist_id, name) of artists without Spotify genres (asked and given none, or never
-        asked) whose MusicBrainz lookup is not cached yet (cached or not with `refresh`), in a
+        """(artist_id, name) of artists without Spotify genres (collected or imported; asked and
+        given none, or never asked) whose MusicBrainz lookup is not cached yet (cached or not with `refresh`), in a
         stable order."""
         uncached = (
             "" if refresh else "AND NOT EXISTS (SELECT 1 FROM musicbrainz_lookups m WHERE m.artist_id = a.artist_id)"
@@ -1045,7 +1094,7 @@ class Store:
         rows = self.conn.execute(
             f"""SELECT a.artist_id, a.name FROM artists a
                WHERE NOT EXISTS (SELECT 1 FROM artist_genres g
-                                 WHERE g.artist_key = a.artist_key AND g.source = 'spotify')
+                                 WHERE g.artist_key = a.artist_key AND g.source IN ('spotify', 'import'))
                  {uncached}
                ORDER BY a.artist_id"""
         ).fetchall()
@@ -1097,7 +1146,7 @@ class Store:
             self.conn.execute(
                 """SELECT count(*) FROM artists a
                    WHERE NOT EXISTS (SELECT 1 FROM artist_genres g
-                                     WHERE g.artist_key = a.artist_key AND g.source = 'spotify')
+                                     WHERE g.artist_key = a.artist_key AND g.source IN ('spotify', 'import'))
                      AND EXISTS (SELECT 1 FROM musicbrainz_lookups m WHERE m.artist_id = a.artist_id)"""
             ).fetchone()[0]
         )

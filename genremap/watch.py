@@ -25,12 +25,13 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from genremap.dataset.labels import GENRE_SOURCES, Labelling, choose_policy, genre_rows_with_votes, label_frames
+from genremap.dataset.labels import Labelling, choose_policy, genre_rows_with_votes, label_frames
 from genremap.diff import RULE_SUFFIXES, diff_labellings
 from genremap.engine import RuleSet, load_rules
 from genremap.errors import RuleErrors, UsageError
 from genremap.render import table
-from genremap.report import STATUS_ROWS, coverage
+from genremap.report import STATUS_ROWS, coverage, source_columns
+from genremap.sources import parse_genre_sources
 from genremap.store import Store
 from genremap.text import terminal_safe
 
@@ -63,8 +64,7 @@ def read_store(db: Path) -> StoreFrames:
 def check_options(policy: str | None, genre_source: str, max_updates: int | None) -> None:
     """Refuse bad options at start, before the first (possibly broken) rules are read."""
     choose_policy(RuleSet(), policy)
-    if genre_source not in GENRE_SOURCES:
-        raise UsageError(f"unknown genre source '{genre_source}' (expected {', '.join(GENRE_SOURCES)})")
+    parse_genre_sources(genre_source)
     if max_updates is not None and max_updates < 0:
         raise UsageError(f"--max-updates {max_updates}: expected 0 (show the rules once) or more")
 
@@ -230,7 +230,8 @@ def coverage_caption(data: dict[str, Any]) -> str:
 def coverage_table(data: dict[str, Any], title: str, previous: dict[str, Any] | None) -> Table:
     """The `report` table; with `previous`, a `change` column: each row's tracks gained or lost."""
     rows = coverage_rows(data)
-    columns = list(COVERAGE_COLUMNS)
+    by_source = source_columns(data, every=False)  # when more than one source labelled artists
+    columns = [*COVERAGE_COLUMNS, *by_source]
     if previous is not None:
         before = {r["target"]: r["tracks"] for r in coverage_rows(previous)}
         for row in rows:
@@ -238,7 +239,9 @@ def coverage_table(data: dict[str, Any], title: str, previous: dict[str, Any] | 
             row["change"] = f"{delta:+,}" if delta else ""
         columns.append("change")
     footer = {"target": "total", **data["totals"]}
-    return table(title, rows, columns, numeric=NUMERIC, footer=footer, caption=coverage_caption(data))
+    headers = {c: c.removeprefix("artists_from_") for c in by_source}
+    numeric = [*NUMERIC, *by_source]
+    return table(title, rows, columns, numeric=numeric, headers=headers, footer=footer, caption=coverage_caption(data))
 
 
 def diff_renderables(diff: dict[str, Any], since: str, top: int) -> list[RenderableType]:

@@ -53,7 +53,7 @@ def test_entry_points_run_the_same_app() -> None:
         ["subgenres", "--status", "weird"],
         ["import", "does-not-exist.csv"],
         ["unmapped", "--top", "-1"],
-        ["report", "--genre-source", "lastfm"],
+        ["report", "--genre-source", "spotify,tidal"],
         ["report", "--rules", "no-such-folder"],
     ],
 )

@@ -207,7 +207,7 @@ def test_page_is_self_contained_and_matches_the_cli(
     for part in (
         f"Store {sample_db}",
         f"{test_rules_dir}, {len(ruleset.files)} files, SHA-256 {ruleset.source_hash}",
-        f"Policy {report['policy']} (min share 0.5, min margin 0.1); genres from both",
+        f"Policy {report['policy']} (min share 0.5, min margin 0.1); genres from {report['genre_source']}",
         f"by genremap {__version__}",
         f"{report['totals']['subgenres']:,} subgenres",
     ):

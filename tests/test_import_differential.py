@@ -49,7 +49,8 @@ for case in json.loads(open(sys.argv[1]).read()):
     with Store.open(case["db"]) as store:
         for step in case["steps"]:
             try:
-                result = asdict(import_file(store, Path(step["file"]), strict=step["strict"]))
+                # source named: the default became "import" after the base commit (issue 9)
+                result = asdict(import_file(store, Path(step["file"]), strict=step["strict"], source="import"))
                 result["path"] = result["path"].rsplit("/", 1)[-1]
                 steps.append(result)
             except UsageError as exc:

@@ -365,7 +365,7 @@ def test_counts_of_one_are_singular(
     assert "1 of 1 subgenre mapped · 0 conflicts · 1 artist has no genres" in report
     assert invoke(runner, "subgenres", *common).stdout.splitlines()[0].strip() == "1 subgenre"
     assert (
-        "artist Modal Player (a1), 1 track, genres from spotify"
+        "artist Modal Player (a1), 1 track, genres from import"
         in invoke(runner, "explain", "--artist", "Modal Player", *common).stdout
     )
     status = invoke(runner, "status", "--db", tiny_db).stdout

@@ -66,7 +66,9 @@ def test_report_table_and_csv(runner: CliRunner, small_db: Path, test_rules_dir:
     assert "hip hop" in table.stdout and "(ambiguous)" in table.stdout and "total" in table.stdout
     out = runner.invoke(app, ["report", "--db", str(small_db), "--rules", str(test_rules_dir), "--format", "csv"])
     rows = list(csv.DictReader(io.StringIO(out.stdout)))
-    assert list(rows[0]) == ["target", "artists", "tracks", "share", "subgenres"]
+    assert list(rows[0]) == ["target", "artists", "tracks", "share", "subgenres"] + [
+        f"artists_from_{s}" for s in ("spotify", "import", "musicbrainz", "lastfm")
+    ]
     assert rows[-1]["target"] == "total" and rows[-1]["tracks"] == "152"
 
 

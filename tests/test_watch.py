@@ -285,7 +285,11 @@ def test_max_updates_0_shows_the_rules_once_without_watching(
     [
         (["--max-updates", "-1"], "error: --max-updates -1: expected 0 (show the rules once) or more"),
         (["--policy", "votes"], "error: unknown policy 'votes' (expected vote, first or priority)"),
-        (["--genre-source", "tidal"], "error: unknown genre source 'tidal' (expected both, spotify, musicbrainz)"),
+        (
+            ["--genre-source", "tidal"],
+            "error: unknown genre source 'tidal' in --genre-source 'tidal' (expected a comma-separated list of "
+            "spotify, import, musicbrainz, lastfm, or both = spotify,musicbrainz)",
+        ),
         (["--top", "-2"], "error: --top must be 0 (all) or more"),
     ],
 )

@@ -915,7 +915,7 @@ def import_source(
     src: SourceFile,
     *,
     strict: bool = False,
-    source: str = "spotify",
+    source: str = "import",
     on_rows: Callable[[int], None] = lambda n: None,
 ) -> ImportResult:
     """Import one checked file (idempotent: ids are stable, writes are upserts)."""
@@ -935,7 +935,7 @@ def import_file(
     path: Path,
     *,
     strict: bool = False,
-    source: str = "spotify",
+    source: str = "import",
     fmt: str | None = None,
     encoding: str = "utf-8",
     on_rows: Callable[[int], None] = lambda n: None,
@@ -952,7 +952,7 @@ def import_files(
     sources: Sequence[SourceFile],
     *,
     strict: bool = False,
-    source: str = "spotify",
+    source: str = "import",
     progress: Callable[[Path], AbstractContextManager[Callable[[int], None]]] | None = None,
 ) -> list[ImportResult]:
     """Import checked files one after the other, each in its own transaction.

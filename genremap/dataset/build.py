@@ -22,7 +22,9 @@ from genremap.dataset.export import (
 from genremap.dataset.folder import check_out, staged_replace
 from genremap.dataset.labels import Labelling, label_store, labelled_tracks
 from genremap.engine import Policy, RuleSet
+from genremap.engine.policy import ARTIST_STATUSES
 from genremap.errors import UsageError
+from genremap.sources import DEFAULT_GENRE_SOURCE, STORED_SOURCES, parse_genre_sources
 from genremap.store import Store
 from genremap.words import counted
 
@@ -38,7 +40,7 @@ class BuildOptions:
     allow_short: bool = False
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     targets: list[str] | None = None
-    genre_source: str = "both"
+    genre_source: str = DEFAULT_GENRE_SOURCE
     command: str = ""
     spreadsheet_safe: bool = False  # also write tracks_spreadsheet.csv
 
@@ -64,6 +66,7 @@ def check_request(options: BuildOptions, ruleset: RuleSet) -> list[str]:
         if value is not None and value < 1:
             raise UsageError(f"{flag} {value}: must be at least 1")
     check_split(tuple(options.split), ",".join(map(str, options.split)))
+    parse_genre_sources(options.genre_source)
     return resolve_targets(options.targets, ruleset, "--targets") if options.targets else list(ruleset.targets)
 
 
@@ -119,6 +122,25 @@ class BuildResult:
     def available(self) -> int:
         """Tracks the classes were sampled from (after duplicates and the per-artist cap)."""
         return sum(self.class_sizes.values())
+
+
+def source_counts(labelling: Labelling, picked: pd.DataFrame, targets: list[str]) -> dict[str, Any]:
+    """The manifest's record of the genre sources: the precedence list used (stored sources,
+    first choice first), and per source the artists it labelled with the dataset's targets
+    (`labelled_artists`) and the artists of the tracks the dataset holds (`dataset_artists`)."""
+    names = list(labelling.ruleset.targets)
+    labels = labelling.labels
+    labelled = (labels.status == ARTIST_STATUSES.index("labelled")) & np.isin(
+        labels.target, [names.index(t) for t in targets]
+    )
+    in_dataset = np.zeros(len(labelling.artists_in), dtype=bool)
+    in_dataset[picked["artist"].to_numpy()] = True
+    used = [s for s in STORED_SOURCES if s in labelling.sources]
+    return {
+        "precedence": list(labelling.sources),
+        "labelled_artists": {s: n for s, n in labelling.labelled_by_source(labelled).items() if s in used},
+        "dataset_artists": {s: n for s, n in labelling.labelled_by_source(in_dataset).items() if s in used},
+    }
 
 
 def build_dataset(
@@ -192,7 +214,8 @@ def build_dataset(
             "out_of_scope": policy.out_of_scope,
             "related": [list(group) for group in policy.related],
         },
-        "genre_source": options.genre_source,
+        "genre_source": labelling.genre_source,
+        "genre_sources": source_counts(labelling, picked, targets),
         "seed": options.seed,
         "per_class": balanced.per_class,
         "max_per_artist": options.max_per_artist,

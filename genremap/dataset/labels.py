@@ -20,22 +20,31 @@ from genremap.engine.cache import CacheKey, CacheUse, Saved, cache_key, decide_c
 from genremap.engine.policy import ARTIST_STATUSES, ArtistLabels, DecisionArrays, resolve
 from genremap.errors import UsageError
 from genremap.normalize import normalize_many
+from genremap.sources import (
+    DEFAULT_GENRE_SOURCE,
+    OTHER_SOURCE,
+    SOURCE_BITS,
+    STORED_SOURCES,
+    VOTE_FILTERED,
+    Precedence,
+    parse_genre_sources,
+)
 from genremap.store import Store
-
-GENRE_SOURCES = ("both", "spotify", "musicbrainz")
 
 
 @dataclass
 class GenreRows:
     """The genres labels use, one row per distinct subgenre of an artist, sorted by artist then
-    list position: artist (position in the artists frame), musicbrainz (source flag), genre
-    (index into genre_names) and subgenre (index into the canonical vocabulary)."""
+    list position: artist (position in the artists frame), source (code: index into
+    genremap.sources.STORED_SOURCES), genre (index into genre_names) and subgenre (index into the
+    canonical vocabulary). Every artist's rows come from one source: the first of the precedence
+    list that has any."""
 
     artist: np.ndarray
-    musicbrainz: np.ndarray
+    source: np.ndarray
     genre: np.ndarray
     subgenre: np.ndarray
-    votes: np.ndarray | None = None  # vote count per row (NaN where the source gives none)
+    votes: np.ndarray | None = None  # weight per row: vote count, tag weight (NaN where none)
 
 
 @dataclass
@@ -44,7 +53,7 @@ class Labelling:
 
     ruleset: RuleSet
     policy: Policy
-    genre_source: str
+    genre_source: str  # the precedence list, comma-separated (aliases expanded)
     decisions: dict[str, SubgenreDecision]  # canonical subgenre → decision, for subgenres present
     labels: ArtistLabels  # per artist (position in `artists_in`), as integer arrays
     artist_of_key: np.ndarray  # store artist_key → position in the artists frame (-1 when absent)
@@ -56,6 +65,8 @@ class Labelling:
     compiled_rules: CompiledRules | None = field(default=None, repr=False)
     # How the decisions were made: None when no decision cache was consulted.
     cache: CacheUse | None = None
+    # The stored sources consulted, first choice first (`spotify` brings `import` after it).
+    sources: tuple[str, ...] = STORED_SOURCES
 
     @property
     def compiled(self) -> CompiledRules:
@@ -77,7 +88,7 @@ class Labelling:
             {
                 "artist": rows.artist,
                 "artist_id": self.artists_in["artist_id"].to_numpy(dtype=object)[rows.artist],
-                "source": np.where(rows.musicbrainz, "musicbrainz", "spotify").astype(object),
+                "source": _source_names(rows.source),
                 "position": np.arange(len(rows.artist)) - _group_starts(rows.artist),
                 "genre": pd.Categorical.from_codes(rows.genre, categories=pd.Index(self.genre_names, dtype=object)),
                 "subgenre": pd.Categorical.from_codes(rows.subgenre, categories=pd.Index(self.vocab, dtype=object)),
@@ -99,22 +110,24 @@ class Labelling:
         out["share"] = labels.share
         out["detail"] = labels.details(list(self.ruleset.targets))
         out["genre"] = self._from_deciding_row(np.array([*self.genre_names, None], dtype=object), rows.genre)
-        has_genres, from_musicbrainz = self.genre_source_flags
-        source = np.where(from_musicbrainz, "musicbrainz", "spotify").astype(object)
-        source[~has_genres] = None
-        out["genre_source"] = source
+        out["genre_source"] = _source_names(self.chosen_source)
         return out
 
     @cached_property
-    def genre_source_flags(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per artist: whether it has genres, and whether they are MusicBrainz's (the source of
-        its first genre row)."""
-        rows, n = self.rows, len(self.artists_in)
-        has_genres, from_musicbrainz = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    def chosen_source(self) -> np.ndarray:
+        """Per artist: the code of the source its genres came from, -1 where it has none."""
+        rows = self.rows
+        chosen = np.full(len(self.artists_in), -1, dtype=np.int64)
         starts = _group_firsts(rows.artist)
-        has_genres[rows.artist[starts]] = True
-        from_musicbrainz[rows.artist[starts]] = rows.musicbrainz[starts]
-        return has_genres, from_musicbrainz
+        chosen[rows.artist[starts]] = rows.source[starts]
+        return chosen
+
+    def labelled_by_source(self, where: np.ndarray) -> dict[str, int]:
+        """Per stored source: how many of the artists selected by the boolean mask `where` took
+        their genres from it (every source, 0 where none, in STORED_SOURCES order)."""
+        chosen = self.chosen_source[where]
+        counts = np.bincount(chosen[chosen >= 0], minlength=len(STORED_SOURCES))
+        return {name: int(n) for name, n in zip(STORED_SOURCES, counts.tolist(), strict=False)}
 
     @cached_property
     def artist_tracks(self) -> np.ndarray:
@@ -190,51 +203,68 @@ def _group_starts(sorted_groups: np.ndarray) -> np.ndarray:
     return np.repeat(starts, np.diff(np.r_[starts, len(sorted_groups)]))
 
 
+def _source_names(codes: np.ndarray) -> np.ndarray:
+    """Source names of source codes (None for -1 and for codes of unknown names)."""
+    names = np.array([*STORED_SOURCES, None], dtype=object)
+    codes = np.asarray(codes, dtype=np.int64)
+    return names[np.where((codes >= 0) & (codes < len(STORED_SOURCES)), codes, len(STORED_SOURCES))]
+
+
+def first_source_rows(artist: np.ndarray, source: np.ndarray, keep: np.ndarray, precedence: Precedence) -> np.ndarray:
+    """`keep` narrowed to each artist's rows from the first source of `precedence` that has any
+    kept row (array work: one pass per source of the list, none per artist)."""
+    n = int(artist.max(initial=-1)) + 1
+    rank = np.full(len(artist), -1, dtype=np.int64)
+    for place, code in enumerate(precedence.codes):
+        rank[source == code] = place
+    usable = keep & (rank >= 0)
+    best = np.full(n, len(precedence.codes), dtype=np.int64)
+    for place in range(len(precedence.codes) - 1, -1, -1):
+        has = np.bincount(artist[usable & (rank == place)], minlength=n) > 0
+        best[has] = place
+    return usable & (rank == best[artist])
+
+
 def label_rows(
     ruleset: RuleSet,
     artists: pd.DataFrame,
     genre_names: np.ndarray,
     artist: np.ndarray,
-    musicbrainz: np.ndarray,
+    source: np.ndarray,
     position: np.ndarray,
     genre: np.ndarray,
     policy: Policy,
-    genre_source: str = "both",
+    genre_source: str = DEFAULT_GENRE_SOURCE,
     compiled: CompiledRules | None = None,
     artist_of_key: np.ndarray | None = None,
     cache: DecisionStore | None = None,
     votes: np.ndarray | None = None,
 ) -> Labelling:
-    """Label `artists` from genre rows given as arrays: artist (position in `artists`),
-    musicbrainz (source flag), position in the source's list, genre (index into `genre_names`),
-    and optionally each row's vote count (NaN where none): rows with fewer than the policy's
-    min_votes are dropped, and the vote policy weighs the others by their counts.
-    With a `cache` (the store), decisions saved by an earlier command are reused."""
-    if genre_source not in GENRE_SOURCES:
-        raise UsageError(f"unknown genre source '{genre_source}' (expected {', '.join(GENRE_SOURCES)})")
+    """Label `artists` from genre rows given as arrays: artist (position in `artists`), source
+    (code, genremap.sources), position in the source's list, genre (index into `genre_names`),
+    and optionally each row's weight (NaN where none): MusicBrainz rows with fewer votes than the
+    policy's min_votes are dropped, and the vote policy weighs the others by their weights.
+    Each artist's genres come from the first source of the `genre_source` precedence list that
+    has any (rows dropped above do not count). With a `cache` (the store), decisions saved by an
+    earlier command are reused."""
+    precedence = parse_genre_sources(genre_source)
     n_artists = len(artists)
-    is_mb = np.asarray(musicbrainz, dtype=bool)
-    if genre_source == "spotify":
-        keep = ~is_mb
-    elif genre_source == "musicbrainz":
-        keep = is_mb.copy()
-    else:  # Spotify's genres, and MusicBrainz's where Spotify has none
-        has_primary = np.bincount(artist[~is_mb], minlength=n_artists) > 0
-        keep = ~is_mb | ~has_primary[artist]
-
+    codes = np.asarray(source, dtype=np.int64)
+    keep = np.ones(len(artist), dtype=bool)
     row_votes = None if votes is None else np.asarray(votes, dtype=np.float64)
     if row_votes is not None:
-        keep &= ~(row_votes < policy.min_votes)  # NaN (no count) is kept
+        counted = np.isin(codes, VOTE_FILTERED)
+        keep &= ~(counted & (row_votes < policy.min_votes))  # NaN (no count) is kept
 
     canonical = np.array(normalize_many([str(g) for g in genre_names]), dtype=object)
     canon_code, canon_vocab = pd.factorize(canonical)
     if len(genre):
         keep &= (canonical != "")[genre]
-    idx = np.flatnonzero(keep)
+    idx = np.flatnonzero(first_source_rows(artist, codes, keep, precedence))
     # Rows usually arrive sorted (the store scans in key order); sort only when they do not.
     order_key = artist[idx] * (int(position.max(initial=0)) + 1) + position[idx]
     if len(idx) > 1 and not bool(np.all(order_key[1:] >= order_key[:-1])):
-        idx = idx[np.lexsort((position[idx], is_mb[idx], artist[idx]))]
+        idx = idx[np.lexsort((position[idx], artist[idx]))]
     row_canon = canon_code[genre[idx]] if len(idx) else np.zeros(0, dtype=np.int64)
     if len(canon_vocab) < len(genre_names):
         # Two spellings of one subgenre (`hip-hop`, `hip hop`) on one artist vote once.
@@ -254,13 +284,13 @@ def label_rows(
         decided, use, compiled = _decide_with(cache, ruleset, vocab, compiled)
     decision_list = [decided[s] for s in vocab]
     targets = list(ruleset.targets)
-    rows = GenreRows(artist[idx], is_mb[idx], genre[idx], sub, None if row_votes is None else row_votes[idx])
+    rows = GenreRows(artist[idx], codes[idx], genre[idx], sub, None if row_votes is None else row_votes[idx])
     weight = None if rows.votes is None else np.where(np.isnan(rows.votes), 1.0, rows.votes)
     labels = resolve(n_artists, rows.artist, sub, DecisionArrays.build(decision_list, targets), policy, targets, weight)
     return Labelling(
         ruleset,
         policy,
-        genre_source,
+        precedence.spec,
         decided,
         labels,
         artist_of_key if artist_of_key is not None else np.arange(n_artists),
@@ -270,6 +300,7 @@ def label_rows(
         rows,
         compiled,
         use,
+        precedence.stored,
     )
 
 
@@ -306,10 +337,10 @@ def label_artist_genres(
     artist_genres: pd.DataFrame,
     artists: pd.DataFrame,
     policy: Policy,
-    genre_source: str = "both",
+    genre_source: str = DEFAULT_GENRE_SOURCE,
     compiled: CompiledRules | None = None,
 ) -> Labelling:
-    """Label artists from readable frames: genres (artist_id, source, position, genre, and
+    """Label artists from readable frames: genres (artist_id, source name, position, genre, and
     optionally votes) and artists (artist_id, name, tracks, ...), without a store."""
     artist = pd.Index(artists["artist_id"]).get_indexer(artist_genres["artist_id"])
     if (artist < 0).any():
@@ -321,7 +352,7 @@ def label_artist_genres(
         artists.reset_index(drop=True),
         np.asarray(genre_names, dtype=object),
         artist.astype(np.int64),
-        (artist_genres["source"] == "musicbrainz").to_numpy(),
+        _source_codes(artist_genres["source"]),
         artist_genres["position"].to_numpy(dtype=np.int64),
         genre.astype(np.int64),
         policy,
@@ -329,6 +360,12 @@ def label_artist_genres(
         compiled,
         votes=artist_genres["votes"].to_numpy(dtype=np.float64) if "votes" in artist_genres else None,
     )
+
+
+def _source_codes(names: pd.Series) -> np.ndarray:
+    """Source codes of source names (OTHER_SOURCE for names this version does not know)."""
+    codes = pd.Index(STORED_SOURCES).get_indexer(pd.Index(names.astype(object)))
+    return np.where(codes >= 0, codes, OTHER_SOURCE).astype(np.int64)
 
 
 def _key_index(keys: np.ndarray) -> np.ndarray:
@@ -343,7 +380,7 @@ def label_store(
     store: Store,
     ruleset: RuleSet,
     policy: Policy | None = None,
-    genre_source: str = "both",
+    genre_source: str = DEFAULT_GENRE_SOURCE,
     with_counts: bool = True,
     cache: bool = True,
 ) -> Labelling:
@@ -359,7 +396,7 @@ def label_store(
 def label_store_each(
     store: Store,
     rulesets: Sequence[tuple[RuleSet, Policy | None]],
-    genre_source: str = "both",
+    genre_source: str = DEFAULT_GENRE_SOURCE,
     with_counts: bool = True,
     cache: bool = True,
 ) -> list[Labelling]:
@@ -373,17 +410,20 @@ def label_store_each(
 
 
 def genre_rows_with_votes(store: Store) -> pd.DataFrame:
-    """The store's genre_rows with a `votes` column: each MusicBrainz genre's vote count, NaN
-    where there is none (Spotify's genres, imported ones). Call inside a snapshot."""
+    """The store's genre_rows with a `votes` column: each row's weight (MusicBrainz vote count,
+    Last.fm tag weight), NaN where there is none (Spotify's genres, imported ones). Call inside
+    a snapshot."""
     rows, counted = store.genre_rows(), store.genre_votes()
     votes = np.full(len(rows), np.nan)
     if len(counted) and len(rows):
         span = int(max(rows["position"].max(), counted["position"].max())) + 1
-        row_key = np.where(
-            rows["musicbrainz"].to_numpy() == 1, rows["artist_key"].to_numpy() * span + rows["position"].to_numpy(), -1
-        )
-        at = pd.Index(counted["artist_key"].to_numpy() * span + counted["position"].to_numpy()).get_indexer(row_key)
-        found = (at >= 0) & (row_key >= 0)
+
+        def key(frame: pd.DataFrame) -> np.ndarray:
+            where = frame["artist_key"].to_numpy() * span + frame["position"].to_numpy()
+            return (where << SOURCE_BITS) + frame["source"].to_numpy()
+
+        at = pd.Index(key(counted)).get_indexer(key(rows))
+        found = at >= 0
         votes[found] = counted["votes"].to_numpy(dtype=np.float64)[at[found]]
     return rows.assign(votes=votes)
 
@@ -394,7 +434,7 @@ def label_frames(
     genres: pd.DataFrame,
     rows: pd.DataFrame,
     policy: Policy | None = None,
-    genre_source: str = "both",
+    genre_source: str = DEFAULT_GENRE_SOURCE,
     compiled: CompiledRules | None = None,
     cache: DecisionStore | None = None,
 ) -> Labelling:
@@ -406,7 +446,7 @@ def label_frames(
         artists,
         genres["name"].to_numpy(dtype=object),
         artist_of_key[rows["artist_key"].to_numpy()],
-        rows["musicbrainz"].to_numpy(),
+        rows["source"].to_numpy(),
         rows["position"].to_numpy(),
         genre_of_key[rows["genre_key"].to_numpy()],
         policy or ruleset.policy,
