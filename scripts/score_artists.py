@@ -226,11 +226,12 @@ def select_gold_artists(db: Path) -> list[str]:
     """The gold set's artist ids, as they were chosen: among the store's artists with at least
     one Spotify genre, the TOP largest by tracks (ties by name) plus SAMPLE more drawn with
     random.Random(SEED) from the rest (sorted by id), in tracks order."""
+    from genremap.sources import IMPORT, SPOTIFY
     from genremap.store import Store
 
     with Store.open(db, create=False, readonly=True) as store:
         artists, rows = store.artists_frame(), store.genre_rows()
-    with_genres = set(rows.loc[rows["musicbrainz"] == 0, "artist_key"].tolist())
+    with_genres = set(rows.loc[rows["source"].isin([SPOTIFY, IMPORT]), "artist_key"].tolist())
     ranked = artists[artists["artist_key"].isin(with_genres)]
     ranked = ranked.sort_values(["tracks", "name"], ascending=[False, True], kind="stable")
     ids = ranked["artist_id"].tolist()

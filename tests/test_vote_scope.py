@@ -344,7 +344,7 @@ def test_artists_lists_every_artist_most_tracks_first_in_each_format(
         "country",
         "alternative country",
         "country",
-        "spotify",
+        "import",  # genres from an imported file are kept under their own source
     )
     assert float(earle["share"]) == pytest.approx(4 / 11, abs=1e-4)  # country 4 of 11 votes (3 are "none")
     trey = next(r for r in rows if r["artist"] == "Trey Songz")
@@ -372,7 +372,7 @@ def test_artists_lists_every_artist_most_tracks_first_in_each_format(
         (("--status", "ignored", "--top", "2"), ["Maroon 5", "Britney Spears"]),
         (("--name", "sOnGz"), ["Trey Songz"]),
         (("--source", "none"), ["No Genres Yet"]),
-        (("--source", "spotify", "--name", "holiday"), ["Billie Holiday"]),
+        (("--source", "import", "--name", "holiday"), ["Billie Holiday"]),
     ],
 )
 def test_artists_filters(
