@@ -58,6 +58,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -170,17 +171,57 @@ def _check_options(segments: int, segmentation: str, frame_seconds: float, worke
 
 
 def load_clip(path: Path) -> Float32Array:
-    """The first 30 s of `path`, mono, at 22050 Hz, as librosa decodes it."""
+    """The first 30 s of `path`, mono, at 22050 Hz: decoded once, downmixed, resampled once.
+
+    The same samples as `librosa.load(path, sr=22050, mono=True, duration=30)` (soundfile
+    decodes, soxr_hq resamples), without librosa's copies and checks; files soundfile cannot
+    open go through librosa.load and its audioread fallback."""
+    _require_librosa()
+    import soundfile
+
+    try:
+        with soundfile.SoundFile(path) as handle:
+            native = handle.samplerate
+            y = handle.read(frames=int(CLIP_SECONDS * native), dtype="float32", always_2d=False)
+    except soundfile.SoundFileRuntimeError:
+        return _checked(_librosa_load(path))
+    _checked(y)
+    return _resampled(_mono(y), native)
+
+
+def _librosa_load(path: Path) -> Float32Array:
     librosa = _require_librosa()
     with warnings.catch_warnings():
         # librosa warns before falling back from soundfile to audioread; failures are reported anyway.
         warnings.simplefilter("ignore")
         y, _ = librosa.load(path, sr=SAMPLE_RATE, mono=True, duration=CLIP_SECONDS)
+    return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def _checked(y: Float32Array) -> Float32Array:
     if y.size == 0:
         raise ValueError("no audio samples decoded")
     if not np.all(np.isfinite(y)):
         raise ValueError("decoded audio holds NaN or infinite samples")
-    return np.ascontiguousarray(y, dtype=np.float32)
+    return y
+
+
+def _mono(y: Float32Array) -> Float32Array:
+    """(samples, channels) -> (samples,): the channels' mean, as librosa.to_mono computes it."""
+    if y.ndim == 1:
+        return y
+    if y.shape[1] == 2:  # (a + b) / 2 in float32: the same bits as np.mean over the two
+        return np.asarray((y[:, 0] + y[:, 1]) / np.float32(2), dtype=np.float32)
+    return np.asarray(np.mean(y.T, axis=0), dtype=np.float32)
+
+
+def _resampled(y: Float32Array, native: int) -> Float32Array:
+    """y at SAMPLE_RATE (soxr_hq), as librosa.load resamples."""
+    if native == SAMPLE_RATE:
+        return np.ascontiguousarray(y)
+    librosa = _require_librosa()
+    out = librosa.resample(y, orig_sr=native, target_sr=SAMPLE_RATE, res_type="soxr_hq")
+    return np.ascontiguousarray(out, dtype=np.float32)
 
 
 def segment_bounds(
@@ -212,6 +253,104 @@ def _finite32(values: npt.ArrayLike) -> Float32Array:
     return np.nan_to_num(np.asarray(values, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0) + np.float32(0.0)
 
 
+@dataclass(frozen=True)
+class _Bases:
+    """What depends only on the settings, built once per process: bin frequencies, the mel
+    filter bank, and the STFT rows the tuning estimate looks at."""
+
+    freqs: npt.NDArray[np.float64]  # centre frequency of each STFT bin
+    mel: Float32Array  # (N_MELS, bins)
+    band: slice  # rows of piptrack's 150-4000 Hz band, plus one row either side
+    band_offset: int  # STFT row of the band slice's first row
+
+
+@lru_cache(maxsize=1)
+def _bases() -> _Bases:
+    librosa = _require_librosa()
+    freqs = librosa.fft_frequencies(sr=SAMPLE_RATE, n_fft=N_FFT)
+    rows = np.flatnonzero((freqs >= 150.0) & (freqs < 4000.0))  # piptrack's fmin and fmax
+    band = slice(int(rows[0]) - 1, int(rows[-1]) + 2)
+    mel = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS)
+    return _Bases(freqs=freqs, mel=mel, band=band, band_offset=int(rows[0]) - 1)
+
+
+@lru_cache(maxsize=256)
+def _chroma_bank(tuning: float) -> Float32Array:
+    """librosa.filters.chroma for this tuning (estimates come in steps of 0.01 semitone)."""
+    return _require_librosa().filters.chroma(sr=SAMPLE_RATE, n_fft=N_FFT, tuning=tuning, n_chroma=N_COEFFS)
+
+
+def _tuning(power: Float32Array) -> float:
+    """librosa.estimate_tuning(S=power), computed on the 150-4000 Hz rows only.
+
+    piptrack looks for peaks there alone, and its gradient, parabolic shift and local-maximum
+    test at a row read only the rows either side: so the band plus one row either side gives
+    the same peaks, frequencies and magnitudes as the whole spectrogram, at a third of the cost."""
+    librosa = _require_librosa()
+    from librosa.core.pitch import _parabolic_interpolation
+
+    bases = _bases()
+    band = power[bases.band]
+    ref = 0.1 * np.max(power, axis=-2, keepdims=True)  # piptrack's threshold: 0.1 × the column's peak
+    avg = np.gradient(band, axis=-2)
+    shift = _parabolic_interpolation(band, axis=-2)
+    dskew = 0.5 * avg * shift
+    peaks = librosa.util.localmax(band * (band > ref), axis=-2)
+    peaks[0] = peaks[-1] = False  # the rows outside the band
+    rows, cols = np.nonzero(peaks)
+    pitch = ((rows + bases.band_offset + shift[rows, cols]) * float(SAMPLE_RATE) / N_FFT).astype(np.float32)
+    mag = band[rows, cols] + dskew[rows, cols]
+    positive = pitch > 0
+    threshold = np.median(mag[positive]) if positive.any() else 0.0
+    return float(librosa.pitch_tuning(pitch[(mag >= threshold) & positive], resolution=0.01, bins_per_octave=12))
+
+
+def _normalised(values: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.floating[Any]]:
+    """librosa.util.normalize(values, norm=1, axis=-2) for non-negative finite values."""
+    length = np.sum(values.astype(float), axis=-2, keepdims=True)
+    length[length < np.finfo(values.dtype).tiny] = 1.0
+    out = np.empty_like(values)
+    out[:] = values / length
+    return out
+
+
+def _spectral_shape(spectrum: Float32Array) -> tuple[npt.NDArray[np.float64], ...]:
+    """Spectral centroid, bandwidth and 85% rolloff of each frame (Hz), as librosa computes them,
+    with the normalised spectrum and the centroid computed once for all three."""
+    freqs = _bases().freqs
+    shares = _normalised(spectrum)
+    centroid = np.sum(freqs[:, None] * shares, axis=-2, keepdims=True)
+    deviation = np.abs(np.subtract.outer(centroid[0, :], freqs).swapaxes(-2, -1))
+    bandwidth = np.sum(shares * deviation**2.0, axis=-2, keepdims=True) ** (1.0 / 2.0)
+    total = np.cumsum(spectrum, axis=-2)
+    threshold = 0.85 * total[-1:, :]
+    rolloff = freqs[np.argmax(total >= threshold, axis=-2)]  # the first bin reaching 85% of the energy
+    return centroid[0], bandwidth[0], rolloff
+
+
+def _rms(power: Float32Array) -> Float32Array:
+    """librosa.feature.rms(S=|STFT|): frame energy from the power spectrogram, edge bins halved."""
+    x = power.copy(order="K")  # the STFT's memory order: sums run in the same order as librosa's
+    x[0, :] *= 0.5
+    x[-1, :] *= 0.5  # N_FFT is even
+    return np.asarray(np.sqrt(2 * np.sum(x, axis=-2, keepdims=True) / N_FFT**2)[0])
+
+
+def _zero_crossing_rate(y: Float32Array) -> npt.NDArray[np.float64]:
+    """librosa.feature.zero_crossing_rate(y, 2048, 512) from one pass over the signal: sign changes
+    between neighbouring samples (|x| ≤ 1e-10 counts as 0, 0 as positive), counted per frame
+    with a running sum instead of framing the signal."""
+    padded = np.pad(y, N_FFT // 2, mode="edge")
+    limit = np.float32(1e-10)
+    if float(limit) > 1e-10:  # the largest float32 not above librosa's float64 threshold
+        limit = np.nextafter(limit, np.float32(0))
+    negative = np.signbit(padded) & (np.abs(padded) > limit)
+    running = np.concatenate([[0], np.cumsum(negative[1:] != negative[:-1])])  # crossings in padded[1..i]
+    frames = 1 + (padded.size - N_FFT) // HOP
+    starts = np.arange(frames) * HOP
+    return (running[starts + N_FFT - 1] - running[starts]).astype(np.float64) / N_FFT
+
+
 def analyse_clip(
     y: Float32Array,
     *,
@@ -219,23 +358,26 @@ def analyse_clip(
     segmentation: str = "onset",
     frame_seconds: float = DEFAULT_FRAME_SECONDS,
 ) -> ClipFeatures:
-    """Features of a decoded clip (mono, 22050 Hz): see the module docstring for each value."""
+    """Features of a decoded clip (mono, 22050 Hz): see the module docstring for each value.
+
+    One STFT; its magnitude and power feed every feature (the values librosa's own calls give,
+    without each recomputing its spectrogram, normalisation or tuning)."""
     librosa = _require_librosa()
     sr = SAMPLE_RATE
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. "n_fft too large" on clips shorter than 93 ms
         spectrum = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP))
         power = spectrum**2
-        log_mel = librosa.power_to_db(librosa.feature.melspectrogram(S=power, sr=sr, n_mels=N_MELS))
+        mel = np.einsum("...ft,mf->...mt", power, _bases().mel, optimize=True)  # as librosa.feature.melspectrogram
+        log_mel = librosa.power_to_db(mel)
         mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=N_COEFFS)
-        chroma = librosa.feature.chroma_stft(S=power, sr=sr, n_fft=N_FFT, hop_length=HOP)
-        rms = librosa.feature.rms(S=spectrum, frame_length=N_FFT, hop_length=HOP)[0]
+        raw_chroma = np.einsum("cf,...ft->...ct", _chroma_bank(_tuning(power)), power, optimize=True)
+        chroma = librosa.util.normalize(raw_chroma, norm=np.inf, axis=-2)  # as librosa.feature.chroma_stft
+        rms = _rms(power)
         envelope = librosa.onset.onset_strength(S=log_mel, sr=sr, hop_length=HOP)
         tempo = librosa.feature.tempo(onset_envelope=envelope, sr=sr, hop_length=HOP)
-        centroid = librosa.feature.spectral_centroid(S=spectrum, sr=sr, n_fft=N_FFT, hop_length=HOP)[0]
-        bandwidth = librosa.feature.spectral_bandwidth(S=spectrum, sr=sr, n_fft=N_FFT, hop_length=HOP)[0]
-        rolloff = librosa.feature.spectral_rolloff(S=spectrum, sr=sr, n_fft=N_FFT, hop_length=HOP)[0]
-        zcr = librosa.feature.zero_crossing_rate(y, frame_length=N_FFT, hop_length=HOP)[0]
+        centroid, bandwidth, rolloff = _spectral_shape(spectrum)
+        zcr = _zero_crossing_rate(y)
         onsets = None
         if segmentation == "onset":
             onsets = librosa.onset.onset_detect(
