@@ -66,8 +66,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from genremap import __version__
 from genremap.audio.dataset import DatasetFolder, open_dataset, read_tracks, safe_name
-from genremap.audio.extras import require
+from genremap.audio.extras import CLUSTER_INSTALL, require
+from genremap.audio.feature_cache import CACHE_NAME, FeatureCache, Fingerprint, Row, fingerprint_of, settings_key
 from genremap.defaults import DEFAULT_FRAME_SECONDS, DEFAULT_SEGMENTS
 from genremap.errors import GenremapError, UsageError
 
@@ -101,6 +103,8 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
 )
 FEATURES_HEADER: tuple[str, ...] = ("track_id", "target", "split", *SUMMARY_COLUMNS)
 ERRORS_HEADER = ("file", "problem", "detail")
+# Part of the cache key: bump the revision when the feature code changes what it computes.
+FEATURE_CODE = f"genremap {__version__}, features 2"
 
 Float32Array = npt.NDArray[np.float32]
 
@@ -136,7 +140,10 @@ class FeaturesResult:
     seconds: float = 0.0  # wall time of the whole run
     load_seconds: float = 0.0  # summed over files (and workers): decode + resample
     feature_seconds: float = 0.0  # summed over files (and workers): feature computation
-    workers: int = 1
+    workers: int = 1  # processes (local) or worker threads of the Dask cluster
+    computed: int = 0  # clips analysed in this run
+    reused: int = 0  # clips whose features came from the cache (unchanged file and settings)
+    scheduler: str = ""  # the Dask scheduler's address, "" for a local run
 
 
 @dataclass(frozen=True)
@@ -170,8 +177,9 @@ def _check_options(segments: int, segmentation: str, frame_seconds: float, worke
 # --------------------------------------------------------------------------- one clip
 
 
-def load_clip(path: Path) -> Float32Array:
-    """The first 30 s of `path`, mono, at 22050 Hz: decoded once, downmixed, resampled once.
+def load_clip(path: Path, data: bytes | None = None) -> Float32Array:
+    """The first 30 s of `path` (or of `data`, its bytes already read), mono, at 22050 Hz:
+    decoded once, downmixed, resampled once.
 
     The same samples as `librosa.load(path, sr=22050, mono=True, duration=30)` (soundfile
     decodes, soxr_hq resamples), without librosa's copies and checks; files soundfile cannot
@@ -180,7 +188,7 @@ def load_clip(path: Path) -> Float32Array:
     import soundfile
 
     try:
-        with soundfile.SoundFile(path) as handle:
+        with soundfile.SoundFile(io.BytesIO(data) if data is not None else path) as handle:
             native = handle.samplerate
             y = handle.read(frames=int(CLIP_SECONDS * native), dtype="float32", always_2d=False)
     except soundfile.SoundFileRuntimeError:
@@ -321,7 +329,7 @@ def _spectral_shape(spectrum: Float32Array) -> tuple[npt.NDArray[np.float64], ..
     shares = _normalised(spectrum)
     centroid = np.sum(freqs[:, None] * shares, axis=-2, keepdims=True)
     deviation = np.abs(np.subtract.outer(centroid[0, :], freqs).swapaxes(-2, -1))
-    bandwidth = np.sum(shares * deviation**2.0, axis=-2, keepdims=True) ** (1.0 / 2.0)
+    bandwidth = np.sum(shares * deviation**2, axis=-2, keepdims=True) ** (1.0 / 2)
     total = np.cumsum(spectrum, axis=-2)
     threshold = 0.85 * total[-1:, :]
     rolloff = freqs[np.argmax(total >= threshold, axis=-2)]  # the first bin reaching 85% of the energy
@@ -397,7 +405,8 @@ def analyse_clip(
         # no onset at all (silence, a steady tone): no tempo, rather than the estimator's prior
         "tempo": float(np.asarray(tempo).ravel()[0]) if envelope.any() else 0.0,
     }
-    for name, series in zip(_STATS, (centroid, bandwidth, rolloff, zcr, rms), strict=True):
+    frame_series: tuple[npt.NDArray[Any], ...] = (centroid, bandwidth, rolloff, zcr, rms)
+    for name, series in zip(_STATS, frame_series, strict=True):
         series64 = series.astype(np.float64)
         summary[f"{name}_mean"] = float(series64.mean())
         summary[f"{name}_std"] = float(series64.std())
@@ -442,8 +451,20 @@ def clip_features(
 
 # (index, path, relative name, segments, segmentation, frame_seconds)
 _Task = tuple[int, str, str, int, str, float]
-# (index, features or None, problem, detail)
-_Outcome = tuple[int, ClipFeatures | None, str, str]
+
+
+@dataclass(frozen=True)
+class _Done:
+    """A clip a worker analysed: its CSV cells, the content they came from, and the time taken."""
+
+    row: Row
+    fingerprint: Fingerprint
+    load_seconds: float
+    feature_seconds: float
+
+
+# (index, the analysed clip or None, problem, detail)
+_Outcome = tuple[int, _Done | None, str, str]
 
 
 def _reason(exc: BaseException, path: str, name: str) -> str:
@@ -459,23 +480,52 @@ def _reason(exc: BaseException, path: str, name: str) -> str:
     return " <- ".join(parts).replace(path, name).replace("\n", " ")
 
 
-def _work(task: _Task) -> _Outcome:
-    """Run in a worker: one file's features, or the reason it failed (never raises)."""
+def _row_of(clip: ClipFeatures) -> Row:
+    """The clip's cells as the CSV files hold them (floats with %.6g; padding is added on writing)."""
+    return Row(
+        segments=clip.segments,
+        pitches=",".join(_fmt(v) for v in clip.pitches.ravel().tolist()),
+        timbres=",".join(_fmt(v) for v in clip.timbres.ravel().tolist()),
+        summary=",".join(_fmt(clip.summary[c]) for c in SUMMARY_COLUMNS),
+    )
+
+
+def _work(task: _Task, quiet: bool = True) -> _Outcome:
+    """Run in a worker: one file's features, or the reason it failed (never raises).
+
+    The file is read once; its bytes are hashed (the cache's fingerprint) and decoded from memory."""
     index, path, name, segments, segmentation, frame_seconds = task
+    _init_worker()
+    _test_crash_hook(name)
     started = time.perf_counter()
     try:
-        with _quiet_stderr():
-            y = load_clip(Path(path))
+        with _quiet_stderr() if quiet else nullcontext(), open(path, "rb") as handle:
+            data = handle.read()
+            fingerprint = fingerprint_of(data, os.fstat(handle.fileno()))
+            y = load_clip(Path(path), data)
     except Exception as exc:
         return index, None, "decode_failed", _reason(exc, path, name)
     loaded = time.perf_counter()
     try:
         clip = analyse_clip(y, segments=segments, segmentation=segmentation, frame_seconds=frame_seconds)
+        row = _row_of(clip)
     except Exception as exc:
         return index, None, "analysis_failed", _reason(exc, path, name)
     done = time.perf_counter()
-    timed = ClipFeatures(clip.pitches, clip.timbres, clip.segment_count, clip.summary, loaded - started, done - loaded)
-    return index, timed, "", ""
+    return index, _Done(row, fingerprint, loaded - started, done - loaded), "", ""
+
+
+def _test_crash_hook(name: str) -> None:
+    """For tests of crashing workers: the process dies on the file named by
+    GENREMAP_TEST_CRASH_CLIP, once, the first time the file GENREMAP_TEST_CRASH_MARKER is created."""
+    if os.environ.get("GENREMAP_TEST_CRASH_CLIP") != name:
+        return
+    marker = os.environ.get("GENREMAP_TEST_CRASH_MARKER", "")
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except OSError:
+        return  # crashed once already
+    os._exit(13)
 
 
 @contextmanager
@@ -508,8 +558,15 @@ def _single_threaded() -> AbstractContextManager[Any]:
     return threadpool_limits(limits=1)
 
 
+_limited = False  # _init_worker has run in this process
+
+
 def _init_worker() -> None:
-    _single_threaded()  # the limit stays for the life of the worker
+    """BLAS limited to one thread for the life of this process (a pool's or a Dask worker's)."""
+    global _limited
+    if not _limited:
+        _single_threaded()  # the limit stays for the life of the worker
+        _limited = True
 
 
 def _warm_up() -> None:
@@ -703,15 +760,13 @@ class _Outputs:
         self.writers[name] = csv.writer(self.handles[name], lineterminator="\n")
         self.writers[name].writerow(header)
 
-    def _values(self, values: Float32Array) -> list[str]:
-        cells = [_fmt(v) for v in values.ravel().tolist()]
-        return cells + self.padding[len(cells) :]
+    def _cells(self, cells: str, count: int) -> list[str]:
+        return [*cells.split(","), *self.padding[count * N_COEFFS :]]
 
-    def track(self, job: _Job, clip: ClipFeatures) -> None:
-        self.writers[PITCHES_CSV].writerow([job.track_id, clip.segments, *self._values(clip.pitches)])
-        self.writers[TIMBRES_CSV].writerow([job.track_id, clip.segments, *self._values(clip.timbres)])
-        summary = [_fmt(clip.summary[c]) for c in SUMMARY_COLUMNS]
-        self.writers[FEATURES_CSV].writerow([job.track_id, job.target, job.split, *summary])
+    def track(self, job: _Job, row: Row) -> None:
+        self.writers[PITCHES_CSV].writerow([job.track_id, row.segments, *self._cells(row.pitches, row.segments)])
+        self.writers[TIMBRES_CSV].writerow([job.track_id, row.segments, *self._cells(row.timbres, row.segments)])
+        self.writers[FEATURES_CSV].writerow([job.track_id, job.target, job.split, *row.summary.split(",")])
 
     def problems(self, rows: list[tuple[str, str, str]]) -> None:
         self.writers[ERRORS_CSV].writerows(sorted(rows))
@@ -743,7 +798,10 @@ def compute_features(
     segmentation: str = "onset",
     frame_seconds: float = DEFAULT_FRAME_SECONDS,
     workers: int | None = None,
+    scheduler: str | None = None,
+    force: bool = False,
     on_file: Callable[[int, int], None] = lambda done, total: None,
+    on_cluster: Callable[[str], None] = lambda dashboard: None,
 ) -> FeaturesResult:
     """Compute audio features of every clip in DIR/audio/ and write pitches.csv, timbres.csv
     and features.csv into DIR.
@@ -757,11 +815,20 @@ def compute_features(
     Files that cannot be decoded, and files whose name is not a track of tracks.csv, are listed
     in features_errors.csv and skipped. Needs the [audio] extra.
 
-    `on_file(done, total)` is called as files finish (and once with done=0 before the first).
+    Incremental: clips whose file and settings are unchanged since an earlier run are taken from
+    DIR/.features_cache.sqlite (see genremap.audio.feature_cache), the rest are computed and
+    added to it one by one; `force` computes everything again. `scheduler` runs the clips on a
+    Dask cluster (an address such as tcp://host:8786, or "local" for a LocalCluster of
+    `workers` processes; needs the [cluster] extra); the files written are the same bytes.
+
+    `on_file(done, total)` is called as clips to compute finish (and once with done=0 before
+    the first); `on_cluster(dashboard)` once the Dask cluster is reached.
     """
     started = time.perf_counter()
     _require_librosa()
     _check_options(segments, segmentation, frame_seconds, workers)
+    if scheduler is not None:
+        require_cluster()
     folder = open_dataset(dataset)
     if not folder.audio_dir.is_dir():
         raise UsageError(f"{folder.audio_dir} not found: fetch clips with `genremap audio` or put audio files there")
@@ -769,46 +836,95 @@ def compute_features(
     if not files:
         raise UsageError(f"no audio files under {folder.audio_dir} ({', '.join(sorted(AUDIO_SUFFIXES))})")
     jobs, unknown, duplicates, no_audio = _plan(folder, files)
-
-    wanted = workers if workers is not None else (os.cpu_count() or 1)
-    size = max(1, min(wanted, len(jobs)))
-    result = FeaturesResult(skipped_unknown=unknown, skipped_duplicate=duplicates, no_audio=no_audio, workers=size)
-    tasks: dict[int, _Task] = {
-        i: (i, str(job.path), job.name, segments, segmentation, frame_seconds) for i, job in enumerate(jobs)
-    }
+    result = FeaturesResult(skipped_unknown=unknown, skipped_duplicate=duplicates, no_audio=no_audio)
     problems = [(name, "unknown_track", "file name is not a track_id of tracks.csv") for name in unknown]
     problems += [(name, "duplicate_track", "another file for this track id was used") for name in duplicates]
 
-    if tasks:
-        _prepare_workers()
-    outcomes = _run_pool(tasks, size)
-    outputs = _Outputs(folder.root, segments)
-    try:
-        on_file(0, len(jobs))
-        waiting: dict[int, ClipFeatures | None] = {}  # finished but not written: rows go out in track-id order
-        next_row = 0
-        for finished, (index, clip, problem, detail) in enumerate(outcomes, start=1):
-            waiting[index] = clip
-            if clip is None:
-                result.failed.append((jobs[index].name, f"{problem}: {detail}"))
-                problems.append((jobs[index].name, problem, detail))
-            else:
-                result.load_seconds += clip.load_seconds
-                result.feature_seconds += clip.feature_seconds
-            while next_row in waiting:
-                ready = waiting.pop(next_row)
-                if ready is not None:
-                    outputs.track(jobs[next_row], ready)
+    settings = settings_key(
+        segments=segments, segmentation=segmentation, frame_seconds=frame_seconds, sample_rate=SAMPLE_RATE,
+        n_fft=N_FFT, hop=HOP, n_mels=N_MELS, code=FEATURE_CODE, **_library_versions(),
+    )  # fmt: skip
+    with FeatureCache(folder.root / CACHE_NAME, settings, fresh=force) as cache:
+        todo = [i for i, job in enumerate(jobs) if not cache.reusable(job.name, job.path)]
+        result.reused = len(jobs) - len(todo)
+        tasks: dict[int, _Task] = {
+            i: (i, str(jobs[i].path.absolute()), jobs[i].name, segments, segmentation, frame_seconds) for i in todo
+        }
+        failed = _compute(tasks, jobs, cache, result, workers, scheduler, on_file, on_cluster)
+        problems += [(jobs[i].name, problem, detail) for i, (problem, detail) in failed.items()]
+        result.failed = sorted((jobs[i].name, f"{problem}: {detail}") for i, (problem, detail) in failed.items())
+        outputs = _Outputs(folder.root, segments)
+        try:
+            for i, job in enumerate(jobs):
+                if i not in failed:
+                    row = cache.row(job.name)
+                    outputs.track(job, row)
                     result.processed += 1
-                    result.padded += ready.segments < segments
-                next_row += 1
-            on_file(finished, len(jobs))
-        outputs.problems(problems)
-        result.files_written = outputs.commit()
-    except BaseException:
-        outcomes.close()  # stops the workers before the files are dropped
-        outputs.discard()
-        raise
-    result.failed.sort()
+                    result.padded += row.segments < segments
+            outputs.problems(problems)
+            result.files_written = outputs.commit()
+        except BaseException:
+            outputs.discard()
+            raise
+        cache.prune({job.name for job in jobs})  # removed files' rows go
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _compute(
+    tasks: dict[int, _Task],
+    jobs: list[_Job],
+    cache: FeatureCache,
+    result: FeaturesResult,
+    workers: int | None,
+    scheduler: str | None,
+    on_file: Callable[[int, int], None],
+    on_cluster: Callable[[str], None],
+) -> dict[int, tuple[str, str]]:
+    """Run `tasks`, storing each clip's row in the cache as it arrives; the failed ones' problems."""
+    wanted = workers if workers is not None else (os.cpu_count() or 1)
+    result.workers = max(1, min(wanted, len(tasks)))
+    if tasks:
+        _prepare_workers()  # also before a local Dask cluster: its workers find numba's cache complete
+    outcomes: Generator[_Outcome, None, None]
+    if scheduler is None:
+        outcomes = _run_pool(tasks, result.workers)
+    else:
+        from genremap.audio.cluster import run_on_cluster
+
+        outcomes = run_on_cluster(tasks, scheduler, wanted, result, on_cluster)
+    failed: dict[int, tuple[str, str]] = {}
+    try:
+        on_file(0, len(tasks))
+        for finished, (index, done, problem, detail) in enumerate(outcomes, start=1):
+            if done is None:
+                failed[index] = (problem, detail)
+            else:
+                cache.store(jobs[index].name, done.fingerprint, done.row)
+                result.computed += 1
+                result.load_seconds += done.load_seconds
+                result.feature_seconds += done.feature_seconds
+                _test_exit_hook(result.computed)
+            on_file(finished, len(tasks))
+    except BaseException:
+        outcomes.close()  # stops the workers; what was stored stays for the next run
+        raise
+    return failed
+
+
+def _test_exit_hook(computed: int) -> None:
+    """For the kill-and-resume test: GENREMAP_TEST_EXIT_AFTER=N ends the process at once (no
+    cleanup, as a kill would) once N clips are computed and stored."""
+    limit = os.environ.get("GENREMAP_TEST_EXIT_AFTER")
+    if limit and computed >= int(limit):
+        os._exit(75)
+
+
+def _library_versions() -> dict[str, str]:
+    """librosa's and NumPy's versions: a new release may change the numbers, so the cache key holds them."""
+    return {"librosa": _require_librosa().__version__, "numpy": np.__version__}
+
+
+def require_cluster() -> None:
+    """The [cluster] extra, or a UsageError naming it."""
+    require("--scheduler", ("dask", "distributed"), install=CLUSTER_INSTALL)
