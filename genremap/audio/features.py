@@ -913,10 +913,15 @@ def _compute(
 
 
 def _test_exit_hook(computed: int) -> None:
-    """For the kill-and-resume test: GENREMAP_TEST_EXIT_AFTER=N ends the process at once (no
-    cleanup, as a kill would) once N clips are computed and stored."""
+    """For the kill-and-resume test: GENREMAP_TEST_EXIT_AFTER=N kills this process and its worker
+    processes at once (no cleanup, as `kill -9` on the process group would) once N clips are
+    computed and stored."""
     limit = os.environ.get("GENREMAP_TEST_EXIT_AFTER")
     if limit and computed >= int(limit):
+        import multiprocessing
+
+        for child in multiprocessing.active_children():
+            child.kill()
         os._exit(75)
 
 
