@@ -2,15 +2,17 @@
 
     python benchmarks/bench_features.py                 # 40 synthetic 30 s mp3 clips
     python benchmarks/bench_features.py --clips 100 --repeat 3 --workdir /tmp/fbench --keep
+    python benchmarks/bench_features.py --dask          # also on a Dask LocalCluster (needs [cluster])
 
 Generates N synthetic 30 s clips as Spotify previews are (mp3, 44.1 kHz, stereo): low sines
 under noise bursts, harmonic tone sequences, clicks at a tempo and a mix of the three, written
-with soundfile. Then runs `compute_features` (default onset segmentation, 125 segments) with
-workers=1 and workers=os.cpu_count(), on the same folder, and prints wall time, clips per
-second in total and per core, and the split between decoding (librosa.load: mp3 decode,
-downmix, resample to 22050 Hz) and feature computation, summed over the workers. The
-warm-up (numba's cache loaded, or compiled on a fresh install) is timed apart, once.
-It also checks that both runs wrote byte-identical CSVs.
+with soundfile. Then runs `compute_features --force` (default onset segmentation, 125 segments)
+with workers=1 and workers=os.cpu_count(), on the same folder, and prints wall time, clips per
+second in total and per core, the speed-up from 1 to N workers, and the split between decoding
+(mp3 decode, downmix, resample to 22050 Hz) and feature computation, summed over the workers.
+Then a rerun with nothing changed (every clip reused from the cache). The warm-up (numba's
+cache loaded, or compiled on a fresh install) is timed apart, once. It also checks that every
+run wrote byte-identical CSVs. The target (issue 11): at least 10 clips/s per core.
 """
 
 from __future__ import annotations
@@ -82,11 +84,11 @@ def make_dataset(root: Path, clips: int, seconds: float) -> float:
     return time.perf_counter() - started
 
 
-def run(root: Path, workers: int, repeat: int) -> tuple[float, FeaturesResult]:
-    """Best wall time of `repeat` runs, and the result of the best."""
+def run(root: Path, workers: int, repeat: int, scheduler: str | None = None) -> tuple[float, FeaturesResult]:
+    """Best wall time of `repeat` runs computing every clip, and the result of the best."""
     best: tuple[float, FeaturesResult] | None = None
     for _ in range(repeat):
-        result = compute_features(root, workers=workers)
+        result = compute_features(root, workers=workers, force=True, scheduler=scheduler)
         if best is None or result.seconds < best[0]:
             best = (result.seconds, result)
     assert best is not None
@@ -100,6 +102,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1, help="runs per worker count; the best is kept")
     parser.add_argument("--workdir", type=Path, help="folder for the dataset (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the workdir")
+    parser.add_argument("--dask", action="store_true", help="also time --scheduler local (a Dask LocalCluster)")
     args = parser.parse_args()
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="genremap-fbench-"))
@@ -118,33 +121,43 @@ def main() -> int:
         print(f"warm-up (numba cache, child check + this process): {time.perf_counter() - started:.1f} s, once")
 
         rows = []
-        written: dict[int, dict[str, bytes]] = {}
+        written: dict[str, dict[str, bytes]] = {}
         for workers in sorted({1, cores}):
             seconds, result = run(root, workers, args.repeat)
             if result.failed or result.processed != args.clips:
                 print(f"workers={workers}: {result.processed} processed, failed: {result.failed}")
                 return 1
-            written[workers] = {name: (root / name).read_bytes() for name in OUTPUTS}
-            rows.append((workers, seconds, result))
+            written[f"{workers} worker(s)"] = {name: (root / name).read_bytes() for name in OUTPUTS}
+            rows.append((str(workers), seconds, result))
+        if args.dask:
+            seconds, result = run(root, cores, args.repeat, scheduler="local")
+            written["Dask LocalCluster"] = {name: (root / name).read_bytes() for name in OUTPUTS}
+            rows.append((f"{cores} (Dask)", seconds, result))
 
         print()
         print("| workers | wall s | clips/s | clips/s per core | decode s/clip | features s/clip | decode share |")
         print("|---:|---:|---:|---:|---:|---:|---:|")
-        for workers, seconds, result in rows:
+        for label, seconds, result in rows:
             n = result.processed
             work = result.load_seconds + result.feature_seconds
             print(
-                f"| {workers} | {seconds:.2f} | {n / seconds:.2f} | {n / seconds / workers:.2f} "
+                f"| {label} | {seconds:.2f} | {n / seconds:.2f} | {n / seconds / result.workers:.2f} "
                 f"| {result.load_seconds / n:.3f} | {result.feature_seconds / n:.3f} "
                 f"| {result.load_seconds / work:.0%} |"
             )
-        if len(rows) > 1:
-            speedup = rows[0][1] / rows[-1][1]
-            print(f"\nspeed-up with {rows[-1][0]} workers: {speedup:.2f}x")
-        same = all(w == written[1] for w in written.values())
-        print(f"CSV bytes identical across worker counts: {'yes' if same else 'NO'}")
-        rate = rows[-1][2].processed / rows[-1][1]
-        print(f"at this rate 15,000 previews take {15000 / rate / 60:.0f} min on {rows[-1][0]} cores")
+        if cores > 1:
+            speedup = rows[0][1] / rows[1][1]
+            print(f"\nspeed-up from 1 to {cores} workers: {speedup:.2f}x ({speedup / cores:.0%} of linear)")
+        started = time.perf_counter()
+        rerun = compute_features(root, workers=cores)
+        print(f"rerun with nothing changed: {time.perf_counter() - started:.2f} s ({rerun.reused} clips reused)")
+        written["rerun"] = {name: (root / name).read_bytes() for name in OUTPUTS}
+        same = all(w == written["1 worker(s)"] for w in written.values())
+        print(f"CSV bytes identical across runs ({', '.join(written)}): {'yes' if same else 'NO'}")
+        rate = rows[1 if cores > 1 else 0][2].processed / rows[1 if cores > 1 else 0][1]
+        print(f"at this rate 15,000 previews take {15000 / rate / 60:.0f} min on {cores} cores")
+        per_core = rows[0][2].processed / rows[0][1]
+        print(f"target >= 10 clips/s per core (1 worker): {'PASS' if per_core >= 10 else 'FAIL'} ({per_core:.2f})")
         return 0 if same else 1
     finally:
         if args.keep:

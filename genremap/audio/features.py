@@ -27,15 +27,26 @@ Segmentation (`segmentation=`):
 - `frames`: fixed spans of `frame_seconds` (default 0.24 s, so 125 segments cover a 30 s
   preview exactly). Every clip gets the same time grid, whatever its content.
 
-Audio is read with `librosa.load(sr=22050, mono=True, duration=30)`; STFT frames are 2048
-samples, hop 512 (23 ms).
+One pass per clip: the file is read once (its bytes hashed for the cache), decoded once to
+the samples `librosa.load(sr=22050, mono=True, duration=30)` gives, and gets one STFT (2048
+samples, hop 512: 23 ms) whose magnitude and power feed every feature. The values are those
+of one librosa call per feature (tests/test_features_reference.py keeps that code and
+compares), without each call recomputing its own spectrogram, normalisation or tuning.
 
 Files are analysed in worker processes (`workers`, default one per CPU; even with one worker,
-so a decoder that crashes its process fails that file only). A file that cannot be decoded
-or analysed is reported (in the result and in `features_errors.csv`) and skipped; it never
-stops the run. Output is deterministic: rows sorted by track id, floats written with `%.6g`,
-so the same files give byte-identical CSVs whatever the number of workers. Each CSV is
-written to a temporary file and renamed into place.
+so a decoder that crashes its process fails that file only), or on a Dask cluster
+(`scheduler`, genremap.audio.cluster). A file that cannot be decoded or analysed is reported
+(in the result and in `features_errors.csv`) and skipped; it never stops the run. Output is
+deterministic: rows sorted by track id, floats written with `%.6g`, so the same files give
+byte-identical CSVs whatever the number of workers or where they ran. Each CSV is written to
+a temporary file and renamed into place.
+
+Reruns are incremental (genremap.audio.feature_cache): each clip's cells are kept in
+`DIR/.features_cache.sqlite` as soon as they are computed, and reused while the file and the
+settings are unchanged; the CSVs are always written from those cells, so a rerun writes the
+bytes a full recomputation writes. Test hooks (environment variables, for tests only):
+GENREMAP_TEST_EXIT_AFTER (`_test_exit_hook`) and GENREMAP_TEST_CRASH_CLIP/_MARKER
+(`_test_crash_hook`).
 
 numba: librosa caches its numba-compiled functions on disk (`cache=True`). Processes that
 compile them at the same time on an empty cache can write mismatched cache files, after which
