@@ -70,11 +70,10 @@ def settings_key(**settings: object) -> str:
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """The file's sha256 as `genremap audio` records it in audio/manifest.csv ("" if unreadable)."""
+    from genremap.audio.previews import _sha256_of
+
+    return _sha256_of(path)
 
 
 class FeatureCache:
@@ -118,7 +117,7 @@ class FeatureCache:
             stat = path.stat()
             if (stat.st_size, stat.st_mtime_ns) == (found[1], found[2]):
                 return True
-            if stat.st_size != found[1] or file_sha256(path) != found[0]:
+            if stat.st_size != found[1] or file_sha256(path) != found[0]:  # "" never matches
                 return False
         except OSError:
             return False

@@ -403,29 +403,45 @@ def analyse_clip(
                 onset_envelope=envelope, sr=sr, hop_length=HOP, backtrack=True, energy=rms, units="frames"
             )
 
-    n_frames = spectrum.shape[1]
-    bounds = segment_bounds(n_frames, onsets, frame_seconds, y.size / sr)
-    pitches = _segment_means(chroma, bounds)
+    frame_series: tuple[npt.NDArray[Any], ...] = (centroid, bandwidth, rolloff, zcr, rms)
+    frames = _Frames(chroma, mfcc, frame_series, tempo, envelope)
+    bounds = segment_bounds(spectrum.shape[1], onsets, frame_seconds, y.size / sr)
+    return _assemble(frames, bounds, y.size / sr, segments)
+
+
+@dataclass(frozen=True)
+class _Frames:
+    """A clip's frame-level features, before segments and summaries."""
+
+    chroma: npt.NDArray[Any]  # (12, frames)
+    mfcc: npt.NDArray[Any]  # (12, frames)
+    series: tuple[npt.NDArray[Any], ...]  # one value per frame for each of _STATS
+    tempo: npt.NDArray[Any]
+    envelope: npt.NDArray[Any]  # onset strength
+
+
+def _assemble(frames: _Frames, bounds: list[int], seconds: float, segments: int) -> ClipFeatures:
+    """Per-segment means (the first `segments`) and the summary of a clip's frame-level features."""
+    pitches = _segment_means(frames.chroma, bounds)
     peaks = pitches.max(axis=1, keepdims=True)
     pitches = np.divide(pitches, peaks, out=np.zeros_like(pitches), where=peaks > 0)
-    timbres = _segment_means(mfcc, bounds)
+    timbres = _segment_means(frames.mfcc, bounds)
 
     summary: dict[str, float] = {
-        "duration_s": y.size / sr,
+        "duration_s": seconds,
         "segment_count": float(len(bounds) - 1),
         # no onset at all (silence, a steady tone): no tempo, rather than the estimator's prior
-        "tempo": float(np.asarray(tempo).ravel()[0]) if envelope.any() else 0.0,
+        "tempo": float(np.asarray(frames.tempo).ravel()[0]) if frames.envelope.any() else 0.0,
     }
-    frame_series: tuple[npt.NDArray[Any], ...] = (centroid, bandwidth, rolloff, zcr, rms)
-    for name, series in zip(_STATS, frame_series, strict=True):
+    for name, series in zip(_STATS, frames.series, strict=True):
         series64 = series.astype(np.float64)
         summary[f"{name}_mean"] = float(series64.mean())
         summary[f"{name}_std"] = float(series64.std())
-    mfcc64 = mfcc.astype(np.float64)
+    mfcc64 = frames.mfcc.astype(np.float64)
     for i, (mean, var) in enumerate(zip(mfcc64.mean(axis=1), mfcc64.var(axis=1), strict=True)):
         summary[f"mfcc{i}_mean"] = float(mean)
         summary[f"mfcc{i}_var"] = float(var)
-    for i, mean in enumerate(chroma.astype(np.float64).mean(axis=1)):
+    for i, mean in enumerate(frames.chroma.astype(np.float64).mean(axis=1)):
         summary[f"chroma{i}_mean"] = float(mean)
     summary = {key: float(np.nan_to_num(summary[key], nan=0.0, posinf=0.0, neginf=0.0)) for key in SUMMARY_COLUMNS}
 
