@@ -151,6 +151,7 @@ class FeaturesResult:
     seconds: float = 0.0  # wall time of the whole run
     load_seconds: float = 0.0  # summed over files (and workers): decode + resample
     feature_seconds: float = 0.0  # summed over files (and workers): feature computation
+    cpu_seconds: float = 0.0  # summed over files (and workers): CPU time of the per-clip work
     workers: int = 1  # processes (local) or worker threads of the Dask cluster
     computed: int = 0  # clips analysed in this run
     reused: int = 0  # clips whose features came from the cache (unchanged file and settings)
@@ -488,6 +489,7 @@ class _Done:
     fingerprint: Fingerprint
     load_seconds: float
     feature_seconds: float
+    cpu_seconds: float  # CPU time of the thread that did it (what other jobs on the machine do not inflate)
 
 
 # (index, the analysed clip or None, problem, detail)
@@ -524,7 +526,7 @@ def _work(task: _Task, quiet: bool = True) -> _Outcome:
     index, path, name, segments, segmentation, frame_seconds = task
     _init_worker()
     _test_crash_hook(name)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.thread_time()
     try:
         with _quiet_stderr() if quiet else nullcontext(), open(path, "rb") as handle:
             data = handle.read()
@@ -539,7 +541,7 @@ def _work(task: _Task, quiet: bool = True) -> _Outcome:
     except Exception as exc:
         return index, None, "analysis_failed", _reason(exc, path, name)
     done = time.perf_counter()
-    return index, _Done(row, fingerprint, loaded - started, done - loaded), "", ""
+    return index, _Done(row, fingerprint, loaded - started, done - loaded, time.thread_time() - cpu), "", ""
 
 
 def _test_crash_hook(name: str) -> None:
@@ -931,6 +933,7 @@ def _compute(
                 result.computed += 1
                 result.load_seconds += done.load_seconds
                 result.feature_seconds += done.feature_seconds
+                result.cpu_seconds += done.cpu_seconds
                 _test_exit_hook(result.computed)
             on_file(finished, len(tasks))
     except BaseException:
