@@ -86,6 +86,72 @@ def make_dataset(root: Path, clips: int, seconds: float) -> float:
     return time.perf_counter() - started
 
 
+def profile(root: Path) -> None:
+    """CPU time per clip of each step of the per-clip work, each step timed alone, one core."""
+    import io
+
+    import librosa
+    from threadpoolctl import threadpool_limits
+
+    from genremap.audio.feature_cache import fingerprint_of
+
+    steps: dict[str, float] = {}
+    files = sorted(root.glob("audio/*/*.mp3"))
+
+    def tick(name: str, since: float) -> float:
+        now = time.process_time()
+        steps[name] = steps.get(name, 0.0) + now - since
+        return now
+
+    f = features
+    with threadpool_limits(limits=1):
+        for path in files:
+            t = time.process_time()
+            data = path.read_bytes()
+            fingerprint_of(data, path.stat())
+            t = tick("read + sha256", t)
+            with soundfile.SoundFile(io.BytesIO(data)) as handle:
+                native = handle.samplerate
+                y = handle.read(frames=int(30 * native), dtype="float32", always_2d=False)
+            t = tick("mp3 decode", t)
+            y = f._mono(y)
+            t = tick("downmix", t)
+            y = f._resampled(y, native)
+            t = tick("resample to 22,050 Hz", t)
+            spectrum = np.abs(librosa.stft(y, n_fft=f.N_FFT, hop_length=f.HOP))
+            power = spectrum**2
+            t = tick("STFT, magnitude, power", t)
+            log_mel = librosa.power_to_db(np.einsum("...ft,mf->...mt", power, f._bases().mel, optimize=True))
+            librosa.feature.mfcc(S=log_mel, n_mfcc=f.N_COEFFS)
+            t = tick("mel, log, MFCC", t)
+            tuning = f._tuning(power)
+            t = tick("tuning estimate", t)
+            raw = np.einsum("cf,...ft->...ct", f._chroma_bank(tuning), power, optimize=True)
+            librosa.util.normalize(raw, norm=np.inf, axis=-2)
+            t = tick("chroma", t)
+            rms = f._rms(power)
+            envelope = librosa.onset.onset_strength(S=log_mel, sr=f.SAMPLE_RATE, hop_length=f.HOP)
+            librosa.onset.onset_detect(
+                onset_envelope=envelope, sr=f.SAMPLE_RATE, hop_length=f.HOP, backtrack=True, energy=rms, units="frames"
+            )
+            t = tick("rms, onset strength, onsets", t)
+            librosa.feature.tempo(onset_envelope=envelope, sr=f.SAMPLE_RATE, hop_length=f.HOP)
+            t = tick("tempo", t)
+            f._spectral_shape(spectrum)
+            t = tick("centroid, bandwidth, rolloff", t)
+            f._zero_crossing_rate(y)
+            t = tick("zero-crossing rate", t)
+            clip = f.analyse_clip(y)  # the steps above together: not timed again
+            t = time.process_time()
+            f._row_of(clip)
+            tick("CSV cells (%.6g)", t)
+    total = sum(steps.values())
+    print("\n| step | CPU ms per clip | share |\n|---|---:|---:|")
+    for name, seconds in sorted(steps.items(), key=lambda item: -item[1]):
+        print(f"| {name} | {seconds / len(files) * 1000:.1f} | {seconds / total:.0%} |")
+    print(f"| total | {total / len(files) * 1000:.1f} | |")
+
+
 def run(root: Path, workers: int, repeat: int, scheduler: str | None = None) -> tuple[float, FeaturesResult]:
     """Best wall time of `repeat` runs computing every clip, and the result of the best."""
     best: tuple[float, FeaturesResult] | None = None
@@ -106,6 +172,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the workdir")
     parser.add_argument("--reuse-clips", action="store_true", help="keep the clips a kept --workdir already has")
     parser.add_argument("--dask", action="store_true", help="also time --scheduler local (a Dask LocalCluster)")
+    parser.add_argument("--profile", action="store_true", help="also time each step of the per-clip work")
     args = parser.parse_args()
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="genremap-fbench-"))
@@ -127,6 +194,8 @@ def main() -> int:
         features._prepare_workers()
         print(f"warm-up (numba cache, child check + this process): {time.perf_counter() - started:.1f} s, once")
 
+        if args.profile:
+            profile(root)
         rows = []
         written: dict[str, dict[str, bytes]] = {}
         for workers in sorted({1, cores}):
