@@ -14,6 +14,7 @@ Needs the [cluster] extra (dask and distributed), imported only here.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
@@ -78,6 +79,14 @@ def _warm_up(client: Any) -> None:
         client.run(_warm_up_on_worker, workers=[address])
 
 
+def _dashboard(client: Any) -> str:
+    """The dashboard's address; Dask serves its pages only where bokeh is installed."""
+    link = str(client.dashboard_link)
+    if importlib.util.find_spec("bokeh") is None:
+        return f"{link} (its pages need bokeh: pip install 'bokeh>=3.1')"
+    return link
+
+
 def run_on_cluster(
     tasks: dict[int, _Task],
     scheduler: str,
@@ -93,7 +102,7 @@ def run_on_cluster(
         return
     with _client(scheduler, workers) as client:
         result.scheduler = str(client.scheduler.address)
-        on_cluster(str(client.dashboard_link))
+        on_cluster(_dashboard(client))
         if scheduler != LOCAL:
             client.wait_for_workers(1, timeout=CONNECT_SECONDS)
         result.workers = sum(int(w.get("nthreads", 1)) for w in client.scheduler_info()["workers"].values())
