@@ -334,9 +334,20 @@ def _normalised(values: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.floatin
     return out
 
 
+_SHAPE_FRAMES = 64  # frames per block in _spectral_shape: its float64 temporaries stay in the CPU's cache
+
+
 def _spectral_shape(spectrum: Float32Array) -> tuple[npt.NDArray[np.float64], ...]:
     """Spectral centroid, bandwidth and 85% rolloff of each frame (Hz), as librosa computes them,
-    with the normalised spectrum and the centroid computed once for all three."""
+    with the normalised spectrum and the centroid computed once for all three.
+
+    Computed in blocks of frames: each frame's values come from its own column only, summed in
+    the same order, so the blocks give the same bits as the whole array, with less memory traffic."""
+    blocks = [_shape_block(spectrum[:, i : i + _SHAPE_FRAMES]) for i in range(0, spectrum.shape[1], _SHAPE_FRAMES)]
+    return tuple(np.concatenate(parts) for parts in zip(*blocks, strict=True))
+
+
+def _shape_block(spectrum: Float32Array) -> tuple[npt.NDArray[np.float64], ...]:
     freqs = _bases().freqs
     shares = _normalised(spectrum)
     centroid = np.sum(freqs[:, None] * shares, axis=-2, keepdims=True)
