@@ -124,3 +124,19 @@ def test_unreachable_scheduler(base: Path, tmp_path: Path, monkeypatch: pytest.M
     ):
         compute_features(root, scheduler=f"tcp://127.0.0.1:{port}")
     assert not (root / "features.csv").exists()
+
+
+def test_scheduler_without_workers(base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cluster_module, "CONNECT_SECONDS", 1)
+    root = tmp_path / "ds"
+    shutil.copytree(base, root)
+    with (
+        distributed.LocalCluster(
+            n_workers=0, host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR
+        ) as empty,
+        pytest.raises(
+            UsageError, match=r"no Dask worker joined tcp://127\.0\.0\.1:\d+ within 1 s: start some with `dask worker"
+        ),
+    ):
+        compute_features(root, scheduler=empty.scheduler_address)
+    assert not (root / "features.csv").exists()

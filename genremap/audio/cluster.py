@@ -104,7 +104,13 @@ def run_on_cluster(
         result.scheduler = str(client.scheduler.address)
         on_cluster(_dashboard(client))
         if scheduler != LOCAL:
-            client.wait_for_workers(1, timeout=CONNECT_SECONDS)
+            try:
+                client.wait_for_workers(1, timeout=CONNECT_SECONDS)
+            except TimeoutError:
+                raise UsageError(
+                    f"no Dask worker joined {scheduler} within {CONNECT_SECONDS} s: start some with "
+                    f"`dask worker {scheduler} --nthreads 1`"
+                ) from None
         result.workers = sum(int(w.get("nthreads", 1)) for w in client.scheduler_info()["workers"].values())
         _warm_up(client)
         futures = {client.submit(_work_on_worker, task, pure=False): index for index, task in sorted(tasks.items())}
