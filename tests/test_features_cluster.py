@@ -68,7 +68,7 @@ def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, P
         patch.setenv("GENREMAP_TEST_CRASH_CLIP", CRASHING)
         patch.setenv("GENREMAP_TEST_CRASH_MARKER", str(marker))
         cluster = distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
             silence_logs=logging.ERROR,
         )  # fmt: skip
     with cluster:
@@ -132,7 +132,7 @@ def test_scheduler_without_workers(base: Path, tmp_path: Path, monkeypatch: pyte
     shutil.copytree(base, root)
     with (
         distributed.LocalCluster(
-            n_workers=0, host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR
+            n_workers=0, host="127.0.0.1", dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR
         ) as empty,
         pytest.raises(
             UsageError, match=r"no Dask worker joined tcp://127\.0\.0\.1:\d+ within 1 s: start some with `dask worker"
