@@ -1376,24 +1376,42 @@ def features_command(
         float, typer.Option("--frame-seconds", help="Segment length with --segmentation frames.")
     ] = DEFAULT_FRAME_SECONDS,
     workers: Annotated[int | None, typer.Option("--workers", help="Processes (default: one per core).")] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            metavar="ADDRESS",
+            help="Run on a Dask cluster (tcp://host:8786; workers must see DIR at the same path), "
+            "or 'local' for a LocalCluster of --workers processes. Needs the [cluster] extra.",
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Compute every clip again (default: only new or changed clips).")
+    ] = False,
     fmt: Annotated[str, typer.Option("--format", "-f", help="Summary format: table or json.")] = "table",
 ) -> None:
     """Compute audio features of every clip under DIR/audio/ (mp3, wav, flac, ogg; file name =
     track id) with librosa, and write pitches.csv and timbres.csv (the notebook's layout: the
     first N segments x 12 chroma / MFCC-timbre values, zero-padded, with a `segments` column)
     and features.csv (per-track summaries; starts track_id,target,split). Needs the [audio]
-    extra: pip install 'genremap[audio]'. A file that does not decode is reported and skipped."""
+    extra: pip install 'genremap[audio]'. A file that does not decode is reported and skipped.
+    A rerun computes only new or changed clips (DIR/.features_cache.sqlite); --force all."""
     from genremap.audio.features import compute_features
     from genremap.progress import tracked
 
     _check_format(fmt, ("table", "json"))
-    with tracked(err_console(), "features") as on_file:
+    errors = err_console()
+    with tracked(errors, "features") as on_file:
         result = compute_features(
             dataset, segments=segments, segmentation=segmentation, frame_seconds=frame_seconds, workers=workers,
-            on_file=on_file,
+            scheduler=scheduler, force=force, on_file=on_file,
+            on_cluster=lambda link: errors.print(f"Dask dashboard: {link}", markup=False),
         )  # fmt: skip
     data = {
         "processed": result.processed,
+        "computed": result.computed,
+        "reused": result.reused,
+        "scheduler": result.scheduler or None,
         "padded": result.padded,
         "failed": [{"file": f, "reason": r} for f, r in result.failed],
         "skipped_unknown": result.skipped_unknown,
@@ -1407,13 +1425,14 @@ def features_command(
         write_json(data)
         return
     out = out_console()
+    where = f"on {result.scheduler}, " if result.scheduler else ""
     out.print(
         f"features of {counted(result.processed, 'clip')} ({result.padded:,} shorter than "
-        f"{counted(segments, 'segment')}, padded) "
-        f"in {result.seconds:.1f} s with {result.workers} worker(s); wrote {', '.join(result.files_written)}",
+        f"{counted(segments, 'segment')}, padded; {result.computed:,} computed, {result.reused:,} unchanged "
+        f"and reused) in {result.seconds:.1f} s {where}with {result.workers} worker(s); "
+        f"wrote {', '.join(result.files_written)}",
         markup=False,
     )
-    errors = err_console()
     for name, reason in result.failed[:10]:
         errors.print(f"skipped {name}: {reason}", markup=False)
     if result.skipped_unknown:

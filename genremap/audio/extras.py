@@ -1,4 +1,4 @@
-"""The [audio] extra: checking that its packages are installed before a stage needs them."""
+"""The [audio] and [cluster] extras: checking that their packages are installed before a stage needs them."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from genremap.errors import UsageError
 
 INSTALL = "pip install 'genremap[audio]'"
+CLUSTER_INSTALL = "pip install 'genremap[cluster]'"
 PACKAGE_OF = {"sklearn": "scikit-learn"}  # import name → the name pip installs
 
 
-def require(what: str, modules: Sequence[str]) -> None:
+def require(what: str, modules: Sequence[str], install: str = INSTALL) -> None:
     """Import every one of `modules`; if any is missing, a UsageError naming all the missing
     packages (not just the first) and the one command that installs them."""
     missing = []
@@ -22,4 +23,4 @@ def require(what: str, modules: Sequence[str]) -> None:
             missing.append(PACKAGE_OF.get(name, name))
     if missing:
         needed = " and ".join(PACKAGE_OF.get(name, name) for name in modules)
-        raise UsageError(f"{what} needs {needed}; missing: {', '.join(missing)}. Install them with: {INSTALL}")
+        raise UsageError(f"{what} needs {needed}; missing: {', '.join(missing)}. Install them with: {install}")

@@ -27,15 +27,26 @@ Segmentation (`segmentation=`):
 - `frames`: fixed spans of `frame_seconds` (default 0.24 s, so 125 segments cover a 30 s
   preview exactly). Every clip gets the same time grid, whatever its content.
 
-Audio is read with `librosa.load(sr=22050, mono=True, duration=30)`; STFT frames are 2048
-samples, hop 512 (23 ms).
+One pass per clip: the file is read once (its bytes hashed for the cache), decoded once to
+the samples `librosa.load(sr=22050, mono=True, duration=30)` gives, and gets one STFT (2048
+samples, hop 512: 23 ms) whose magnitude and power feed every feature. The values are those
+of one librosa call per feature (tests/test_features_reference.py keeps that code and
+compares), without each call recomputing its own spectrogram, normalisation or tuning.
 
 Files are analysed in worker processes (`workers`, default one per CPU; even with one worker,
-so a decoder that crashes its process fails that file only). A file that cannot be decoded
-or analysed is reported (in the result and in `features_errors.csv`) and skipped; it never
-stops the run. Output is deterministic: rows sorted by track id, floats written with `%.6g`,
-so the same files give byte-identical CSVs whatever the number of workers. Each CSV is
-written to a temporary file and renamed into place.
+so a decoder that crashes its process fails that file only), or on a Dask cluster
+(`scheduler`, genremap.audio.cluster). A file that cannot be decoded or analysed is reported
+(in the result and in `features_errors.csv`) and skipped; it never stops the run. Output is
+deterministic: rows sorted by track id, floats written with `%.6g`, so the same files give
+byte-identical CSVs whatever the number of workers or where they ran. Each CSV is written to
+a temporary file and renamed into place.
+
+Reruns are incremental (genremap.audio.feature_cache): each clip's cells are kept in
+`DIR/.features_cache.sqlite` as soon as they are computed, and reused while the file and the
+settings are unchanged; the CSVs are always written from those cells, so a rerun writes the
+bytes a full recomputation writes. Test hooks (environment variables, for tests only):
+GENREMAP_TEST_EXIT_AFTER (`_test_exit_hook`) and GENREMAP_TEST_CRASH_CLIP/_MARKER
+(`_test_crash_hook`).
 
 numba: librosa caches its numba-compiled functions on disk (`cache=True`). Processes that
 compile them at the same time on an empty cache can write mismatched cache files, after which
@@ -58,6 +69,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -65,8 +77,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from genremap import __version__
 from genremap.audio.dataset import DatasetFolder, open_dataset, read_tracks, safe_name
-from genremap.audio.extras import require
+from genremap.audio.extras import CLUSTER_INSTALL, require
+from genremap.audio.feature_cache import CACHE_NAME, FeatureCache, Fingerprint, Row, fingerprint_of, settings_key
 from genremap.defaults import DEFAULT_FRAME_SECONDS, DEFAULT_SEGMENTS
 from genremap.errors import GenremapError, UsageError
 
@@ -100,6 +114,8 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
 )
 FEATURES_HEADER: tuple[str, ...] = ("track_id", "target", "split", *SUMMARY_COLUMNS)
 ERRORS_HEADER = ("file", "problem", "detail")
+# Part of the cache key: bump the revision when the feature code changes what it computes.
+FEATURE_CODE = f"genremap {__version__}, features 2"
 
 Float32Array = npt.NDArray[np.float32]
 
@@ -135,7 +151,11 @@ class FeaturesResult:
     seconds: float = 0.0  # wall time of the whole run
     load_seconds: float = 0.0  # summed over files (and workers): decode + resample
     feature_seconds: float = 0.0  # summed over files (and workers): feature computation
-    workers: int = 1
+    cpu_seconds: float = 0.0  # summed over files (and workers): CPU time of the per-clip work
+    workers: int = 1  # processes (local) or worker threads of the Dask cluster
+    computed: int = 0  # clips analysed in this run
+    reused: int = 0  # clips whose features came from the cache (unchanged file and settings)
+    scheduler: str = ""  # the Dask scheduler's address, "" for a local run
 
 
 @dataclass(frozen=True)
@@ -169,18 +189,59 @@ def _check_options(segments: int, segmentation: str, frame_seconds: float, worke
 # --------------------------------------------------------------------------- one clip
 
 
-def load_clip(path: Path) -> Float32Array:
-    """The first 30 s of `path`, mono, at 22050 Hz, as librosa decodes it."""
+def load_clip(path: Path, data: bytes | None = None) -> Float32Array:
+    """The first 30 s of `path` (or of `data`, its bytes already read), mono, at 22050 Hz:
+    decoded once, downmixed, resampled once.
+
+    The same samples as `librosa.load(path, sr=22050, mono=True, duration=30)` (soundfile
+    decodes, soxr_hq resamples), without librosa's copies and checks; files soundfile cannot
+    open go through librosa.load and its audioread fallback."""
+    _require_librosa()
+    import soundfile
+
+    try:
+        with soundfile.SoundFile(io.BytesIO(data) if data is not None else path) as handle:
+            native = handle.samplerate
+            y = handle.read(frames=int(CLIP_SECONDS * native), dtype="float32", always_2d=False)
+    except soundfile.SoundFileRuntimeError:
+        return _checked(_librosa_load(path))
+    _checked(y)
+    return _resampled(_mono(y), native)
+
+
+def _librosa_load(path: Path) -> Float32Array:
     librosa = _require_librosa()
     with warnings.catch_warnings():
         # librosa warns before falling back from soundfile to audioread; failures are reported anyway.
         warnings.simplefilter("ignore")
         y, _ = librosa.load(path, sr=SAMPLE_RATE, mono=True, duration=CLIP_SECONDS)
+    return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def _checked(y: Float32Array) -> Float32Array:
     if y.size == 0:
         raise ValueError("no audio samples decoded")
     if not np.all(np.isfinite(y)):
         raise ValueError("decoded audio holds NaN or infinite samples")
-    return np.ascontiguousarray(y, dtype=np.float32)
+    return y
+
+
+def _mono(y: Float32Array) -> Float32Array:
+    """(samples, channels) -> (samples,): the channels' mean, as librosa.to_mono computes it."""
+    if y.ndim == 1:
+        return y
+    if y.shape[1] == 2:  # (a + b) / 2 in float32: the same bits as np.mean over the two
+        return np.asarray((y[:, 0] + y[:, 1]) / np.float32(2), dtype=np.float32)
+    return np.asarray(np.mean(y.T, axis=0), dtype=np.float32)
+
+
+def _resampled(y: Float32Array, native: int) -> Float32Array:
+    """y at SAMPLE_RATE (soxr_hq), as librosa.load resamples."""
+    if native == SAMPLE_RATE:
+        return np.ascontiguousarray(y)
+    librosa = _require_librosa()
+    out = librosa.resample(y, orig_sr=native, target_sr=SAMPLE_RATE, res_type="soxr_hq")
+    return np.ascontiguousarray(out, dtype=np.float32)
 
 
 def segment_bounds(
@@ -212,6 +273,115 @@ def _finite32(values: npt.ArrayLike) -> Float32Array:
     return np.nan_to_num(np.asarray(values, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0) + np.float32(0.0)
 
 
+@dataclass(frozen=True)
+class _Bases:
+    """What depends only on the settings, built once per process: bin frequencies, the mel
+    filter bank, and the STFT rows the tuning estimate looks at."""
+
+    freqs: npt.NDArray[np.float64]  # centre frequency of each STFT bin
+    mel: Float32Array  # (N_MELS, bins)
+    band: slice  # rows of piptrack's 150-4000 Hz band, plus one row either side
+    band_offset: int  # STFT row of the band slice's first row
+
+
+@lru_cache(maxsize=1)
+def _bases() -> _Bases:
+    librosa = _require_librosa()
+    freqs = librosa.fft_frequencies(sr=SAMPLE_RATE, n_fft=N_FFT)
+    rows = np.flatnonzero((freqs >= 150.0) & (freqs < 4000.0))  # piptrack's fmin and fmax
+    band = slice(int(rows[0]) - 1, int(rows[-1]) + 2)
+    mel = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS)
+    return _Bases(freqs=freqs, mel=mel, band=band, band_offset=int(rows[0]) - 1)
+
+
+@lru_cache(maxsize=256)
+def _chroma_bank(tuning: float) -> Float32Array:
+    """librosa.filters.chroma for this tuning (estimates come in steps of 0.01 semitone)."""
+    return _require_librosa().filters.chroma(sr=SAMPLE_RATE, n_fft=N_FFT, tuning=tuning, n_chroma=N_COEFFS)
+
+
+def _tuning(power: Float32Array) -> float:
+    """librosa.estimate_tuning(S=power), computed on the 150-4000 Hz rows only.
+
+    piptrack looks for peaks there alone, and its gradient, parabolic shift and local-maximum
+    test at a row read only the rows either side: so the band plus one row either side gives
+    the same peaks, frequencies and magnitudes as the whole spectrogram, at a third of the cost."""
+    librosa = _require_librosa()
+    from librosa.core.pitch import _parabolic_interpolation
+
+    bases = _bases()
+    band = power[bases.band]
+    ref = 0.1 * np.max(power, axis=-2, keepdims=True)  # piptrack's threshold: 0.1 × the column's peak
+    avg = np.gradient(band, axis=-2)
+    shift = _parabolic_interpolation(band, axis=-2)
+    dskew = 0.5 * avg * shift
+    peaks = librosa.util.localmax(band * (band > ref), axis=-2)
+    peaks[0] = peaks[-1] = False  # the rows outside the band
+    rows, cols = np.nonzero(peaks)
+    pitch = ((rows + bases.band_offset + shift[rows, cols]) * float(SAMPLE_RATE) / N_FFT).astype(np.float32)
+    mag = band[rows, cols] + dskew[rows, cols]
+    positive = pitch > 0
+    threshold = np.median(mag[positive]) if positive.any() else 0.0
+    return float(librosa.pitch_tuning(pitch[(mag >= threshold) & positive], resolution=0.01, bins_per_octave=12))
+
+
+def _normalised(values: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.floating[Any]]:
+    """librosa.util.normalize(values, norm=1, axis=-2) for non-negative finite values."""
+    length = np.sum(values.astype(float), axis=-2, keepdims=True)
+    length[length < np.finfo(values.dtype).tiny] = 1.0
+    out = np.empty_like(values)
+    out[:] = values / length
+    return out
+
+
+_SHAPE_FRAMES = 64  # frames per block in _spectral_shape: its float64 temporaries stay in the CPU's cache
+
+
+def _spectral_shape(spectrum: Float32Array) -> tuple[npt.NDArray[np.float64], ...]:
+    """Spectral centroid, bandwidth and 85% rolloff of each frame (Hz), as librosa computes them,
+    with the normalised spectrum and the centroid computed once for all three.
+
+    Computed in blocks of frames: each frame's values come from its own column only, summed in
+    the same order, so the blocks give the same bits as the whole array, with less memory traffic."""
+    blocks = [_shape_block(spectrum[:, i : i + _SHAPE_FRAMES]) for i in range(0, spectrum.shape[1], _SHAPE_FRAMES)]
+    return tuple(np.concatenate(parts) for parts in zip(*blocks, strict=True))
+
+
+def _shape_block(spectrum: Float32Array) -> tuple[npt.NDArray[np.float64], ...]:
+    freqs = _bases().freqs
+    shares = _normalised(spectrum)
+    centroid = np.sum(freqs[:, None] * shares, axis=-2, keepdims=True)
+    deviation = np.abs(np.subtract.outer(centroid[0, :], freqs).swapaxes(-2, -1))
+    bandwidth = np.sum(shares * deviation**2, axis=-2, keepdims=True) ** (1.0 / 2)
+    total = np.cumsum(spectrum, axis=-2)
+    threshold = 0.85 * total[-1:, :]
+    rolloff = freqs[np.argmax(total >= threshold, axis=-2)]  # the first bin reaching 85% of the energy
+    return centroid[0], bandwidth[0], rolloff
+
+
+def _rms(power: Float32Array) -> Float32Array:
+    """librosa.feature.rms(S=|STFT|): frame energy from the power spectrogram, edge bins halved."""
+    x = power.copy(order="K")  # the STFT's memory order: sums run in the same order as librosa's
+    x[0, :] *= 0.5
+    x[-1, :] *= 0.5  # N_FFT is even
+    return np.asarray(np.sqrt(2 * np.sum(x, axis=-2, keepdims=True) / N_FFT**2)[0])
+
+
+def _zero_crossing_rate(y: Float32Array) -> npt.NDArray[np.float64]:
+    """librosa.feature.zero_crossing_rate(y, 2048, 512) from one pass over the signal: sign changes
+    between neighbouring samples (|x| ≤ 1e-10 counts as 0, 0 as positive), counted per frame
+    with a running sum instead of framing the signal."""
+    padded = np.pad(y, N_FFT // 2, mode="edge")
+    limit = np.float32(1e-10)
+    if float(limit) > 1e-10:  # the largest float32 not above librosa's float64 threshold
+        limit = np.nextafter(limit, np.float32(0))
+    negative = np.signbit(padded) & (np.abs(padded) > limit)
+    running = np.concatenate([[0], np.cumsum(negative[1:] != negative[:-1])])  # crossings in padded[1..i]
+    frames = 1 + (padded.size - N_FFT) // HOP
+    starts = np.arange(frames) * HOP
+    return (running[starts + N_FFT - 1] - running[starts]).astype(np.float64) / N_FFT
+
+
 def analyse_clip(
     y: Float32Array,
     *,
@@ -219,51 +389,71 @@ def analyse_clip(
     segmentation: str = "onset",
     frame_seconds: float = DEFAULT_FRAME_SECONDS,
 ) -> ClipFeatures:
-    """Features of a decoded clip (mono, 22050 Hz): see the module docstring for each value."""
+    """Features of a decoded clip (mono, 22050 Hz): see the module docstring for each value.
+
+    One STFT; its magnitude and power feed every feature (the values librosa's own calls give,
+    without each recomputing its spectrogram, normalisation or tuning)."""
     librosa = _require_librosa()
     sr = SAMPLE_RATE
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. "n_fft too large" on clips shorter than 93 ms
         spectrum = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP))
         power = spectrum**2
-        log_mel = librosa.power_to_db(librosa.feature.melspectrogram(S=power, sr=sr, n_mels=N_MELS))
+        mel = np.einsum("...ft,mf->...mt", power, _bases().mel, optimize=True)  # as librosa.feature.melspectrogram
+        log_mel = librosa.power_to_db(mel)
         mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=N_COEFFS)
-        chroma = librosa.feature.chroma_stft(S=power, sr=sr, n_fft=N_FFT, hop_length=HOP)
-        rms = librosa.feature.rms(S=spectrum, frame_length=N_FFT, hop_length=HOP)[0]
+        raw_chroma = np.einsum("cf,...ft->...ct", _chroma_bank(_tuning(power)), power, optimize=True)
+        chroma = librosa.util.normalize(raw_chroma, norm=np.inf, axis=-2)  # as librosa.feature.chroma_stft
+        rms = _rms(power)
         envelope = librosa.onset.onset_strength(S=log_mel, sr=sr, hop_length=HOP)
         tempo = librosa.feature.tempo(onset_envelope=envelope, sr=sr, hop_length=HOP)
-        centroid = librosa.feature.spectral_centroid(S=spectrum, sr=sr, n_fft=N_FFT, hop_length=HOP)[0]
-        bandwidth = librosa.feature.spectral_bandwidth(S=spectrum, sr=sr, n_fft=N_FFT, hop_length=HOP)[0]
-        rolloff = librosa.feature.spectral_rolloff(S=spectrum, sr=sr, n_fft=N_FFT, hop_length=HOP)[0]
-        zcr = librosa.feature.zero_crossing_rate(y, frame_length=N_FFT, hop_length=HOP)[0]
+        centroid, bandwidth, rolloff = _spectral_shape(spectrum)
+        zcr = _zero_crossing_rate(y)
         onsets = None
         if segmentation == "onset":
             onsets = librosa.onset.onset_detect(
                 onset_envelope=envelope, sr=sr, hop_length=HOP, backtrack=True, energy=rms, units="frames"
             )
 
-    n_frames = spectrum.shape[1]
-    bounds = segment_bounds(n_frames, onsets, frame_seconds, y.size / sr)
-    pitches = _segment_means(chroma, bounds)
+    frame_series: tuple[npt.NDArray[Any], ...] = (centroid, bandwidth, rolloff, zcr, rms)
+    frames = _Frames(chroma, mfcc, frame_series, tempo, envelope)
+    bounds = segment_bounds(spectrum.shape[1], onsets, frame_seconds, y.size / sr)
+    return _assemble(frames, bounds, y.size / sr, segments)
+
+
+@dataclass(frozen=True)
+class _Frames:
+    """A clip's frame-level features, before segments and summaries."""
+
+    chroma: npt.NDArray[Any]  # (12, frames)
+    mfcc: npt.NDArray[Any]  # (12, frames)
+    series: tuple[npt.NDArray[Any], ...]  # one value per frame for each of _STATS
+    tempo: npt.NDArray[Any]
+    envelope: npt.NDArray[Any]  # onset strength
+
+
+def _assemble(frames: _Frames, bounds: list[int], seconds: float, segments: int) -> ClipFeatures:
+    """Per-segment means (the first `segments`) and the summary of a clip's frame-level features."""
+    pitches = _segment_means(frames.chroma, bounds)
     peaks = pitches.max(axis=1, keepdims=True)
     pitches = np.divide(pitches, peaks, out=np.zeros_like(pitches), where=peaks > 0)
-    timbres = _segment_means(mfcc, bounds)
+    timbres = _segment_means(frames.mfcc, bounds)
 
     summary: dict[str, float] = {
-        "duration_s": y.size / sr,
+        "duration_s": seconds,
         "segment_count": float(len(bounds) - 1),
         # no onset at all (silence, a steady tone): no tempo, rather than the estimator's prior
-        "tempo": float(np.asarray(tempo).ravel()[0]) if envelope.any() else 0.0,
+        "tempo": float(np.asarray(frames.tempo).ravel()[0]) if frames.envelope.any() else 0.0,
     }
-    for name, series in zip(_STATS, (centroid, bandwidth, rolloff, zcr, rms), strict=True):
+    for name, series in zip(_STATS, frames.series, strict=True):
         series64 = series.astype(np.float64)
         summary[f"{name}_mean"] = float(series64.mean())
         summary[f"{name}_std"] = float(series64.std())
-    mfcc64 = mfcc.astype(np.float64)
+    mfcc64 = frames.mfcc.astype(np.float64)
     for i, (mean, var) in enumerate(zip(mfcc64.mean(axis=1), mfcc64.var(axis=1), strict=True)):
         summary[f"mfcc{i}_mean"] = float(mean)
         summary[f"mfcc{i}_var"] = float(var)
-    for i, mean in enumerate(chroma.astype(np.float64).mean(axis=1)):
+    for i, mean in enumerate(frames.chroma.astype(np.float64).mean(axis=1)):
         summary[f"chroma{i}_mean"] = float(mean)
     summary = {key: float(np.nan_to_num(summary[key], nan=0.0, posinf=0.0, neginf=0.0)) for key in SUMMARY_COLUMNS}
 
@@ -300,8 +490,21 @@ def clip_features(
 
 # (index, path, relative name, segments, segmentation, frame_seconds)
 _Task = tuple[int, str, str, int, str, float]
-# (index, features or None, problem, detail)
-_Outcome = tuple[int, ClipFeatures | None, str, str]
+
+
+@dataclass(frozen=True)
+class _Done:
+    """A clip a worker analysed: its CSV cells, the content they came from, and the time taken."""
+
+    row: Row
+    fingerprint: Fingerprint
+    load_seconds: float
+    feature_seconds: float
+    cpu_seconds: float  # CPU time of the thread that did it (what other jobs on the machine do not inflate)
+
+
+# (index, the analysed clip or None, problem, detail)
+_Outcome = tuple[int, _Done | None, str, str]
 
 
 def _reason(exc: BaseException, path: str, name: str) -> str:
@@ -317,23 +520,52 @@ def _reason(exc: BaseException, path: str, name: str) -> str:
     return " <- ".join(parts).replace(path, name).replace("\n", " ")
 
 
-def _work(task: _Task) -> _Outcome:
-    """Run in a worker: one file's features, or the reason it failed (never raises)."""
+def _row_of(clip: ClipFeatures) -> Row:
+    """The clip's cells as the CSV files hold them (floats with %.6g; padding is added on writing)."""
+    return Row(
+        segments=clip.segments,
+        pitches=",".join(_fmt(v) for v in clip.pitches.ravel().tolist()),
+        timbres=",".join(_fmt(v) for v in clip.timbres.ravel().tolist()),
+        summary=",".join(_fmt(clip.summary[c]) for c in SUMMARY_COLUMNS),
+    )
+
+
+def _work(task: _Task, quiet: bool = True) -> _Outcome:
+    """Run in a worker: one file's features, or the reason it failed (never raises).
+
+    The file is read once; its bytes are hashed (the cache's fingerprint) and decoded from memory."""
     index, path, name, segments, segmentation, frame_seconds = task
-    started = time.perf_counter()
+    _init_worker()
+    _test_crash_hook(name)
+    started, cpu = time.perf_counter(), time.thread_time()
     try:
-        with _quiet_stderr():
-            y = load_clip(Path(path))
+        with _quiet_stderr() if quiet else nullcontext(), open(path, "rb") as handle:
+            data = handle.read()
+            fingerprint = fingerprint_of(data, os.fstat(handle.fileno()))
+            y = load_clip(Path(path), data)
     except Exception as exc:
         return index, None, "decode_failed", _reason(exc, path, name)
     loaded = time.perf_counter()
     try:
         clip = analyse_clip(y, segments=segments, segmentation=segmentation, frame_seconds=frame_seconds)
+        row = _row_of(clip)
     except Exception as exc:
         return index, None, "analysis_failed", _reason(exc, path, name)
     done = time.perf_counter()
-    timed = ClipFeatures(clip.pitches, clip.timbres, clip.segment_count, clip.summary, loaded - started, done - loaded)
-    return index, timed, "", ""
+    return index, _Done(row, fingerprint, loaded - started, done - loaded, time.thread_time() - cpu), "", ""
+
+
+def _test_crash_hook(name: str) -> None:
+    """For tests of crashing workers: the process dies on the file named by
+    GENREMAP_TEST_CRASH_CLIP, once, the first time the file GENREMAP_TEST_CRASH_MARKER is created."""
+    if os.environ.get("GENREMAP_TEST_CRASH_CLIP") != name:
+        return
+    marker = os.environ.get("GENREMAP_TEST_CRASH_MARKER", "")
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except OSError:
+        return  # crashed once already
+    os._exit(13)
 
 
 @contextmanager
@@ -366,8 +598,15 @@ def _single_threaded() -> AbstractContextManager[Any]:
     return threadpool_limits(limits=1)
 
 
+_limited = False  # _init_worker has run in this process
+
+
 def _init_worker() -> None:
-    _single_threaded()  # the limit stays for the life of the worker
+    """BLAS limited to one thread for the life of this process (a pool's or a Dask worker's)."""
+    global _limited
+    if not _limited:
+        _single_threaded()  # the limit stays for the life of the worker
+        _limited = True
 
 
 def _warm_up() -> None:
@@ -561,15 +800,13 @@ class _Outputs:
         self.writers[name] = csv.writer(self.handles[name], lineterminator="\n")
         self.writers[name].writerow(header)
 
-    def _values(self, values: Float32Array) -> list[str]:
-        cells = [_fmt(v) for v in values.ravel().tolist()]
-        return cells + self.padding[len(cells) :]
+    def _cells(self, cells: str, count: int) -> list[str]:
+        return [*cells.split(","), *self.padding[count * N_COEFFS :]]
 
-    def track(self, job: _Job, clip: ClipFeatures) -> None:
-        self.writers[PITCHES_CSV].writerow([job.track_id, clip.segments, *self._values(clip.pitches)])
-        self.writers[TIMBRES_CSV].writerow([job.track_id, clip.segments, *self._values(clip.timbres)])
-        summary = [_fmt(clip.summary[c]) for c in SUMMARY_COLUMNS]
-        self.writers[FEATURES_CSV].writerow([job.track_id, job.target, job.split, *summary])
+    def track(self, job: _Job, row: Row) -> None:
+        self.writers[PITCHES_CSV].writerow([job.track_id, row.segments, *self._cells(row.pitches, row.segments)])
+        self.writers[TIMBRES_CSV].writerow([job.track_id, row.segments, *self._cells(row.timbres, row.segments)])
+        self.writers[FEATURES_CSV].writerow([job.track_id, job.target, job.split, *row.summary.split(",")])
 
     def problems(self, rows: list[tuple[str, str, str]]) -> None:
         self.writers[ERRORS_CSV].writerows(sorted(rows))
@@ -601,7 +838,10 @@ def compute_features(
     segmentation: str = "onset",
     frame_seconds: float = DEFAULT_FRAME_SECONDS,
     workers: int | None = None,
+    scheduler: str | None = None,
+    force: bool = False,
     on_file: Callable[[int, int], None] = lambda done, total: None,
+    on_cluster: Callable[[str], None] = lambda dashboard: None,
 ) -> FeaturesResult:
     """Compute audio features of every clip in DIR/audio/ and write pitches.csv, timbres.csv
     and features.csv into DIR.
@@ -615,11 +855,20 @@ def compute_features(
     Files that cannot be decoded, and files whose name is not a track of tracks.csv, are listed
     in features_errors.csv and skipped. Needs the [audio] extra.
 
-    `on_file(done, total)` is called as files finish (and once with done=0 before the first).
+    Incremental: clips whose file and settings are unchanged since an earlier run are taken from
+    DIR/.features_cache.sqlite (see genremap.audio.feature_cache), the rest are computed and
+    added to it one by one; `force` computes everything again. `scheduler` runs the clips on a
+    Dask cluster (an address such as tcp://host:8786, or "local" for a LocalCluster of
+    `workers` processes; needs the [cluster] extra); the files written are the same bytes.
+
+    `on_file(done, total)` is called as clips to compute finish (and once with done=0 before
+    the first); `on_cluster(dashboard)` once the Dask cluster is reached.
     """
     started = time.perf_counter()
     _require_librosa()
     _check_options(segments, segmentation, frame_seconds, workers)
+    if scheduler is not None:
+        require_cluster()
     folder = open_dataset(dataset)
     if not folder.audio_dir.is_dir():
         raise UsageError(f"{folder.audio_dir} not found: fetch clips with `genremap audio` or put audio files there")
@@ -627,46 +876,101 @@ def compute_features(
     if not files:
         raise UsageError(f"no audio files under {folder.audio_dir} ({', '.join(sorted(AUDIO_SUFFIXES))})")
     jobs, unknown, duplicates, no_audio = _plan(folder, files)
-
-    wanted = workers if workers is not None else (os.cpu_count() or 1)
-    size = max(1, min(wanted, len(jobs)))
-    result = FeaturesResult(skipped_unknown=unknown, skipped_duplicate=duplicates, no_audio=no_audio, workers=size)
-    tasks: dict[int, _Task] = {
-        i: (i, str(job.path), job.name, segments, segmentation, frame_seconds) for i, job in enumerate(jobs)
-    }
+    result = FeaturesResult(skipped_unknown=unknown, skipped_duplicate=duplicates, no_audio=no_audio)
     problems = [(name, "unknown_track", "file name is not a track_id of tracks.csv") for name in unknown]
     problems += [(name, "duplicate_track", "another file for this track id was used") for name in duplicates]
 
-    if tasks:
-        _prepare_workers()
-    outcomes = _run_pool(tasks, size)
-    outputs = _Outputs(folder.root, segments)
-    try:
-        on_file(0, len(jobs))
-        waiting: dict[int, ClipFeatures | None] = {}  # finished but not written: rows go out in track-id order
-        next_row = 0
-        for finished, (index, clip, problem, detail) in enumerate(outcomes, start=1):
-            waiting[index] = clip
-            if clip is None:
-                result.failed.append((jobs[index].name, f"{problem}: {detail}"))
-                problems.append((jobs[index].name, problem, detail))
-            else:
-                result.load_seconds += clip.load_seconds
-                result.feature_seconds += clip.feature_seconds
-            while next_row in waiting:
-                ready = waiting.pop(next_row)
-                if ready is not None:
-                    outputs.track(jobs[next_row], ready)
+    settings = settings_key(
+        segments=segments, segmentation=segmentation, frame_seconds=frame_seconds, sample_rate=SAMPLE_RATE,
+        n_fft=N_FFT, hop=HOP, n_mels=N_MELS, code=FEATURE_CODE, **_library_versions(),
+    )  # fmt: skip
+    with FeatureCache(folder.root / CACHE_NAME, settings, fresh=force) as cache:
+        todo = [i for i, job in enumerate(jobs) if not cache.reusable(job.name, job.path)]
+        result.reused = len(jobs) - len(todo)
+        tasks: dict[int, _Task] = {
+            i: (i, str(jobs[i].path.absolute()), jobs[i].name, segments, segmentation, frame_seconds) for i in todo
+        }
+        failed = _compute(tasks, jobs, cache, result, workers, scheduler, on_file, on_cluster)
+        problems += [(jobs[i].name, problem, detail) for i, (problem, detail) in failed.items()]
+        result.failed = sorted((jobs[i].name, f"{problem}: {detail}") for i, (problem, detail) in failed.items())
+        outputs = _Outputs(folder.root, segments)
+        try:
+            for i, job in enumerate(jobs):
+                if i not in failed:
+                    row = cache.row(job.name)
+                    outputs.track(job, row)
                     result.processed += 1
-                    result.padded += ready.segments < segments
-                next_row += 1
-            on_file(finished, len(jobs))
-        outputs.problems(problems)
-        result.files_written = outputs.commit()
-    except BaseException:
-        outcomes.close()  # stops the workers before the files are dropped
-        outputs.discard()
-        raise
-    result.failed.sort()
+                    result.padded += row.segments < segments
+            outputs.problems(problems)
+            result.files_written = outputs.commit()
+        except BaseException:
+            outputs.discard()
+            raise
+        cache.prune({job.name for job in jobs})  # removed files' rows go
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _compute(
+    tasks: dict[int, _Task],
+    jobs: list[_Job],
+    cache: FeatureCache,
+    result: FeaturesResult,
+    workers: int | None,
+    scheduler: str | None,
+    on_file: Callable[[int, int], None],
+    on_cluster: Callable[[str], None],
+) -> dict[int, tuple[str, str]]:
+    """Run `tasks`, storing each clip's row in the cache as it arrives; the failed ones' problems."""
+    wanted = workers if workers is not None else (os.cpu_count() or 1)
+    result.workers = max(1, min(wanted, len(tasks)))
+    if tasks:
+        _prepare_workers()  # also before a local Dask cluster: its workers find numba's cache complete
+    outcomes: Generator[_Outcome, None, None]
+    if scheduler is None:
+        outcomes = _run_pool(tasks, result.workers)
+    else:
+        from genremap.audio.cluster import run_on_cluster
+
+        outcomes = run_on_cluster(tasks, scheduler, wanted, result, on_cluster)
+    failed: dict[int, tuple[str, str]] = {}
+    try:
+        on_file(0, len(tasks))
+        for finished, (index, done, problem, detail) in enumerate(outcomes, start=1):
+            if done is None:
+                failed[index] = (problem, detail)
+            else:
+                cache.store(jobs[index].name, done.fingerprint, done.row)
+                result.computed += 1
+                result.load_seconds += done.load_seconds
+                result.feature_seconds += done.feature_seconds
+                result.cpu_seconds += done.cpu_seconds
+                _test_exit_hook(result.computed)
+            on_file(finished, len(tasks))
+    except BaseException:
+        outcomes.close()  # stops the workers; what was stored stays for the next run
+        raise
+    return failed
+
+
+def _test_exit_hook(computed: int) -> None:
+    """For the kill-and-resume test: GENREMAP_TEST_EXIT_AFTER=N kills this process and its worker
+    processes at once (no cleanup, as `kill -9` on the process group would) once N clips are
+    computed and stored."""
+    limit = os.environ.get("GENREMAP_TEST_EXIT_AFTER")
+    if limit and computed >= int(limit):
+        import multiprocessing
+
+        for child in multiprocessing.active_children():
+            child.kill()
+        os._exit(75)
+
+
+def _library_versions() -> dict[str, str]:
+    """librosa's and NumPy's versions: a new release may change the numbers, so the cache key holds them."""
+    return {"librosa": _require_librosa().__version__, "numpy": np.__version__}
+
+
+def require_cluster() -> None:
+    """The [cluster] extra, or a UsageError naming it."""
+    require("--scheduler", ("dask", "distributed"), install=CLUSTER_INSTALL)
