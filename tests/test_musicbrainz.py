@@ -297,9 +297,11 @@ def test_rate_limit_with_the_real_clock(store: Store) -> None:
         elapsed = time.monotonic() - started
         times = list(fake.request_times)
     assert result.requests == 6 == len(times)
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) >= 0.2 - 0.03, gaps
-    assert 1.0 - 0.03 <= elapsed < 2.5
+    # Waits can only run long, never short: six requests 0.2 s apart take at least 1 s on the
+    # client's own clock. (When the server thread sees each request depends on load, so gaps
+    # measured there, or an upper bound, would be timing assertions; the fake-clock test above
+    # checks every gap exactly.)
+    assert elapsed >= 1.0
 
 
 def test_user_agent_is_sent_with_the_contact(store: Store, fake: FakeMusicBrainz, clock: FakeClock) -> None:
