@@ -333,6 +333,62 @@ class StoreSummary:
     genre_sources: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class TrackIds:
+    """Track ids as one UTF-8 buffer and the offsets of each id in it (`offsets[i]:offsets[i+1]`,
+    separators excluded): ids by position without a million str objects."""
+
+    data: bytes
+    starts: np.ndarray
+    ends: np.ndarray
+
+    @classmethod
+    def joined(cls, data: bytes) -> TrackIds:
+        """The ids of newline-separated UTF-8 bytes (an id holding a newline reads as two: the
+        caller compares the count with the rows')."""
+        breaks = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+        starts = np.concatenate(([0], breaks + 1))
+        ends = np.concatenate((breaks, [len(data)]))
+        return cls(data, starts, ends)
+
+    @classmethod
+    def of(cls, ids: Sequence[str]) -> TrackIds:
+        """Ids given as strings (which may hold newlines: the offsets say where each one is)."""
+        encoded = [i.encode("utf-8", "surrogatepass") for i in ids]
+        lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+        ends = np.cumsum(lengths)
+        return cls(b"".join(encoded), ends - lengths, ends)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def take(self, positions: Iterable[int]) -> list[str]:
+        """The ids at these positions, as str."""
+        data, starts, ends = self.data, self.starts, self.ends
+        return [data[starts[p] : ends[p]].decode("utf-8", "surrogatepass") for p in positions]
+
+
+@dataclass(frozen=True)
+class TrackKeys:
+    """Store.track_key_arrays: every track's id and integer keys, in track_id order."""
+
+    ids: TrackIds
+    artist_key: np.ndarray
+    dedupe_hash: np.ndarray
+    isrc_hash: np.ndarray  # 0 when unknown
+
+    def frame(self) -> pd.DataFrame:
+        """track_id, artist_key, dedupe_hash, isrc_hash (Store.track_keys)."""
+        return pd.DataFrame(
+            {
+                "track_id": pd.Series(self.ids.take(range(len(self.ids))), dtype="str"),
+                "artist_key": self.artist_key,
+                "dedupe_hash": self.dedupe_hash,
+                "isrc_hash": self.isrc_hash,
+            }
+        )
+
+
 class Store:
     """A genremap SQLite store. Use `Store.open(path)` as a context manager."""
 
@@ -760,39 +816,51 @@ class Store:
     def track_keys(self) -> pd.DataFrame:
         """track_id, artist_key, dedupe_hash, isrc_hash (0 when unknown) for every track, in
         track_id order: what labelling, de-duplication and balancing need, mostly integers."""
+        return self.track_key_arrays().frame()
+
+    def track_key_arrays(self) -> TrackKeys:
+        """`track_keys` as arrays, the ids kept as one UTF-8 buffer (a build materialises only
+        the ids it keeps: a million str objects cost more than reading them)."""
         fast = self._track_keys_concatenated()
         if fast is not None:
             return fast
-        return self._frame(
-            "SELECT track_id, artist_key, dedupe_hash, COALESCE(isrc_hash, 0) AS isrc_hash FROM tracks",
+        frame = self._frame(
+            "SELECT track_id, artist_key, dedupe_hash, COALESCE(isrc_hash, 0) AS isrc_hash FROM tracks"
+            " ORDER BY track_id",
             ints=("artist_key", "dedupe_hash", "isrc_hash"),
         )
+        return TrackKeys(
+            TrackIds.of(frame["track_id"].tolist()),
+            *(frame[name].to_numpy() for name in ("artist_key", "dedupe_hash", "isrc_hash")),
+        )
 
-    def _track_keys_concatenated(self) -> pd.DataFrame | None:
-        """track_keys read as one text per column (SQLite joins them, NumPy parses the integers):
-        a third of the time of a million row tuples. None where a track_id holds the separator
-        (or the counts disagree), and the caller reads rows instead."""
+    def _track_keys_concatenated(self) -> TrackKeys | None:
+        """track_keys read as one text per column (SQLite joins them, NumPy parses the integers
+        and finds the ids' separators): a third of the time of a million row tuples. None where
+        a track_id holds the separator (or the counts disagree), and the caller reads rows instead."""
         try:  # a store too large for one text (SQLite's length limit, 1 GB by default) reads rows
             row = self._track_key_texts()
         except sqlite3.DataError:
             return None
         count = int(row[0])
-        if count == 0:
+        if count == 0 or not isinstance(row[1], bytes):
             return None
-        ids = row[1].split("\n")
+        ids = TrackIds.joined(row[1])
         with warnings.catch_warnings():  # text that is not all integers parses short: caught below
             warnings.simplefilter("ignore", DeprecationWarning)
             numbers = [np.fromstring(text, dtype=np.int64, sep=",") for text in row[2:]]
         if len(ids) != count or any(len(values) != count for values in numbers):
             return None
-        names = ("artist_key", "dedupe_hash", "isrc_hash")
-        return pd.DataFrame({"track_id": pd.Series(ids, dtype="str"), **dict(zip(names, numbers, strict=True))})
+        return TrackKeys(ids, *numbers)
 
     def _track_key_texts(self) -> tuple[Any, ...]:
-        """count, then track_id (newline-separated), artist_key, dedupe_hash and isrc_hash (comma-separated)."""
+        """count, then track_id (newline-separated UTF-8 bytes; text where the store is not
+        UTF-8), artist_key, dedupe_hash and isrc_hash (comma-separated)."""
+        utf8 = self.conn.execute("PRAGMA encoding").fetchone()[0] == "UTF-8"
+        ids = "CAST(group_concat(track_id, char(10)) AS BLOB)" if utf8 else "group_concat(track_id, char(10))"
         return tuple(
             self.conn.execute(
-                """SELECT count(*), group_concat(track_id, char(10)), group_concat(artist_key),
+                f"""SELECT count(*), {ids}, group_concat(artist_key),
                           group_concat(dedupe_hash), group_concat(COALESCE(isrc_hash, 0))
                      FROM (SELECT track_id, artist_key, dedupe_hash, isrc_hash FROM tracks ORDER BY track_id)"""
             ).fetchone()
