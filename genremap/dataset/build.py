@@ -153,7 +153,7 @@ def build_dataset(
     unique, balanced = selection.unique, selection.balanced
     on_stage("exporting")
     picked = balanced.tracks
-    track_ids = np.array(ids_by_position.take(picked["track_id"].to_numpy()), dtype=object)
+    track_ids = ids_by_position.take(picked["track_id"].to_numpy())
     details = store.track_details(track_ids.tolist()).set_index("track_id").reindex(track_ids)
     about = labelling.artist_columns(picked["artist"].to_numpy())
     chosen = pd.DataFrame(

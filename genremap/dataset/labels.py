@@ -443,7 +443,7 @@ def labelled_tracks(store: Store, labelling: Labelling) -> pd.DataFrame:
     """Tracks whose primary artist is labelled, in track_id order: track_id, artist (position in
     the artists frame), dedupe_hash, isrc_hash (0 = unknown), target (categorical over the targets)."""
     rows, ids = labelled_track_rows(store, labelling)
-    return rows.assign(track_id=pd.Series(ids.take(rows["track_id"]), dtype="str"))
+    return rows.assign(track_id=pd.Series(ids.take(rows["track_id"].to_numpy()), dtype="str"))
 
 
 def labelled_track_rows(store: Store, labelling: Labelling) -> tuple[pd.DataFrame, TrackIds]:
