@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from genremap import __version__
@@ -137,6 +138,13 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
 def tracks_csv_order(tracks: pd.DataFrame) -> pd.DataFrame:
     """The rows in tracks.csv's order: by target, then split (train, validation, test), then track_id."""
     rank = tracks["split"].map({s: i for i, s in enumerate(SPLITS)}).rename("_split_rank")
+    target = tracks["target"]
+    if target.dtype == object and target.notna().all() and tracks["track_id"].is_monotonic_increasing:
+        # Rows already by track_id (a build's are) need only a stable sort of two small codes:
+        # a tenth of sorting three columns of text.
+        codes, names = pd.factorize(target)
+        name_rank = np.argsort(np.argsort(np.asarray(names, dtype=object), kind="stable"), kind="stable")
+        return tracks.iloc[np.lexsort((rank.to_numpy(dtype=np.float64), name_rank[codes]))]
     keyed = pd.concat([tracks, rank], axis=1)
     return keyed.sort_values(["target", "_split_rank", "track_id"], kind="stable").drop(columns="_split_rank")
 
