@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_string_dtype
 
 from genremap import __version__
 from genremap.dataset.balance import SPLITS
@@ -139,7 +140,7 @@ def tracks_csv_order(tracks: pd.DataFrame) -> pd.DataFrame:
     """The rows in tracks.csv's order: by target, then split (train, validation, test), then track_id."""
     rank = tracks["split"].map({s: i for i, s in enumerate(SPLITS)}).rename("_split_rank")
     target = tracks["target"]
-    if target.dtype == object and target.notna().all() and tracks["track_id"].is_monotonic_increasing:
+    if is_string_dtype(target) and target.notna().all() and tracks["track_id"].is_monotonic_increasing:
         # Rows already by track_id (a build's are) need only a stable sort of two small codes:
         # a tenth of sorting three columns of text.
         codes, names = pd.factorize(target)
