@@ -31,12 +31,15 @@ import pandas as pd
 from genremap.defaults import DEFAULT_DB
 from genremap.errors import StoreError, UsageError
 from genremap.normalize import recording_keys
-
-# PRAGMA application_id of every genremap store ("GRMP"): what tells our files from other SQLite files.
-APPLICATION_ID = 0x47524D50
-# How long a command waits for another one that is writing the store before giving up.
-BUSY_TIMEOUT_SECONDS = 30.0
-SQLITE_MAGIC = b"SQLite format 3\x00"
+from genremap.store_connect import (
+    _READ_ONLY_ADVICE,
+    APPLICATION_ID,
+    BUSY_TIMEOUT_SECONDS,
+    SQLITE_MAGIC,
+    EarlyTrackKeys,
+    _connect,
+    read_track_key_texts,
+)
 
 # Each migration takes the store from version i to i + 1. Never edit a released one: append.
 MIGRATIONS: list[str] = [
@@ -427,18 +430,28 @@ class TrackKeys:
 class Store:
     """A genremap SQLite store. Use `Store.open(path)` as a context manager."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path, early: EarlyTrackKeys | None = None) -> None:
         self.conn = conn
         self.path = path
+        self._early = early  # track keys read as the store was opened (see _track_key_texts)
 
     @classmethod
     @contextmanager
-    def open(cls, path: Path | str = DEFAULT_DB, *, create: bool = True, readonly: bool = False) -> Iterator[Store]:
+    def open(
+        cls,
+        path: Path | str = DEFAULT_DB,
+        *,
+        create: bool = True,
+        readonly: bool = False,
+        early: EarlyTrackKeys | None = None,
+    ) -> Iterator[Store]:
         """The store at `path`, made when missing (if `create`) and migrated to this version.
 
         `readonly` promises that the caller only reads: the store is then read as it is (not
         migrated), even from a read-only file or folder. A file that is not a genremap store is
-        refused before anything touches it; SQLite errors become one-line StoreErrors."""
+        refused before anything touches it; SQLite errors become one-line StoreErrors. `early`
+        (a reader: store_connect.early_track_keys of the same path) gives its connection, in
+        the read transaction its track keys came from."""
         path = Path(path)
         if not create and not path.exists():
             raise UsageError(f"store not found: {path} (import data first: genremap import FILE, or pass --db PATH)")
@@ -450,10 +463,11 @@ class Store:
             if not path.exists():
                 _create(path)
             _identify(path)
-            conn = _connect(path, readonly)
+            adopted = early is not None and early.conn is not None and readonly
+            conn = early.adopt() if early is not None and adopted else _connect(path, readonly)
         try:
             with _errors_named(path):
-                store = cls(conn, path)
+                store = cls(conn, path, early if adopted else None)
                 store._prepare(readonly)
                 yield store
         finally:
@@ -900,23 +914,13 @@ class Store:
         return TrackKeys(ids, *numbers)
 
     def _track_key_texts(self, ordered: bool) -> tuple[Any, ...]:
-        """count, then track_id (newline-separated UTF-8 bytes; text where the store is not
-        UTF-8), artist_key, dedupe_hash and isrc_hash (comma-separated); `ordered`: in track_id
-        order for sure, else in the table's own order (no index: the track_id order in fact)."""
-        utf8 = self.conn.execute("PRAGMA encoding").fetchone()[0] == "UTF-8"
-        ids = "CAST(group_concat(track_id, char(10)) AS BLOB)" if utf8 else "group_concat(track_id, char(10))"
-        source = (
-            "(SELECT track_id, artist_key, dedupe_hash, isrc_hash FROM tracks ORDER BY track_id)"
-            if ordered
-            else "tracks NOT INDEXED"
-        )
-        return tuple(
-            self.conn.execute(
-                f"""SELECT count(*), {ids}, group_concat(artist_key), group_concat(dedupe_hash),
-                          group_concat(COALESCE(isrc_hash, 0))
-                     FROM {source}"""
-            ).fetchone()
-        )
+        """The texts of store_connect.track_keys_sql: read early (on the thread of
+        `Store.open(early=...)`, in this connection's transaction) where they were."""
+        early, self._early = self._early, None
+        if early is not None and not ordered:
+            with suppress(sqlite3.Error):  # read again here: an error that recurs is the caller's
+                return early.result()
+        return read_track_key_texts(self.conn, ordered)
 
     def track_details(self, track_ids: Sequence[str]) -> pd.DataFrame:
         """track_id, track_name, duration_ms, preview_url, isrc of the given tracks (for export)."""
@@ -1442,12 +1446,6 @@ def describe_store_error(path: Path | str, exc: sqlite3.Error) -> StoreError | N
     return None
 
 
-_READ_ONLY_ADVICE = (
-    "commands that write it (import, collect, enrich) need write access to the file and its folder; "
-    "reports and build can read it as it is"
-)
-
-
 def _statements(script: str) -> Iterator[str]:
     """The statements of an SQL script one by one (executescript would commit the open transaction)."""
     pending = ""
@@ -1561,37 +1559,6 @@ def _schema_1_layout() -> dict[str, list[str]]:
         return _layout(conn)
     finally:
         conn.close()
-
-
-def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
-    """A connection to an identified store: read-write; or, for a reader, one that cannot write.
-    A store this process may not write is read in place: as an unchanging file when no command
-    has it open (no -wal file), else through SQLite's read-only mode."""
-    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
-    if not readonly and not writable:
-        raise StoreError(
-            f"{path}: the store is read-only (no write permission on it or its folder); {_READ_ONLY_ADVICE}"
-        )
-    if writable:
-        conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_SECONDS)
-        if readonly:
-            conn.execute("PRAGMA query_only=ON")
-        return conn
-    uri = path.resolve().as_uri()
-    wal = Path(f"{path}-wal")
-    if wal.exists():
-        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_SECONDS)
-        try:
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            return conn
-        except sqlite3.OperationalError:  # SQLite cannot make the -shm file in a read-only folder
-            conn.close()
-            if wal.stat().st_size:
-                raise StoreError(
-                    f"{path}: the store's folder is read-only and {wal.name} holds changes not yet in the "
-                    "store; run any genremap command on it once with write access"
-                ) from None
-    return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
 
 
 @contextmanager
