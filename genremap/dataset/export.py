@@ -11,6 +11,7 @@ import json
 import platform
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,10 +168,12 @@ def write_dataset(
     frame["duration_ms"] = frame["duration_ms"].astype("Int64")
     result = ExportResult(out)
     csv_path = out / "tracks.csv"
-    frame.to_csv(csv_path, index=False, lineterminator="\n")
-    result.files.append("tracks.csv")
-    frame.reset_index(drop=True).to_parquet(out / "tracks.parquet", index=False)
-    result.files.append("tracks.parquet")
+    with ThreadPoolExecutor(1, thread_name_prefix="genremap-parquet") as pool:
+        # Arrow writes Parquet without Python's lock: it runs beside pandas' to_csv, which holds it.
+        parquet = pool.submit(frame.reset_index(drop=True).to_parquet, out / "tracks.parquet", index=False)
+        frame.to_csv(csv_path, index=False, lineterminator="\n")
+        parquet.result()
+    result.files += ["tracks.csv", "tracks.parquet"]
     if spreadsheet_copy:
         spreadsheet_safe(frame).to_csv(out / SPREADSHEET_CSV, index=False, lineterminator="\n")
         result.files.append(SPREADSHEET_CSV)
