@@ -1,6 +1,6 @@
-"""How `build` reads a store fast gives the dataset the plain reads give: the track keys read
-on a thread while the command starts (in the snapshot the build then reads), track ids kept
-as one buffer, and the table read in its own order."""
+"""The fast paths of `build` give what the plain ones give: the track keys read on a thread
+while the command starts (in the snapshot the build then reads), track ids kept as one
+buffer, the table read in its own order, and tracks.csv written by the csv module."""
 
 from __future__ import annotations
 
@@ -13,10 +13,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from genremap.cli import app
+from genremap.dataset.export import write_csv
 from genremap.store import Store, TrackIds
 from genremap.store_connect import early_track_keys
 
@@ -128,3 +132,38 @@ def test_track_ids_by_position() -> None:
     given = TrackIds.of(["a\nb", "", "c"])  # the row read's ids may hold the separator
     assert given.all() == ["a\nb", "", "c"] and not given.in_order()
     assert list(given.take(np.array([], dtype=np.int64))) == []
+
+
+CELL = st.one_of(
+    st.none(),
+    st.text(st.sampled_from(["a", "é", " ", ",", '"', "\n", "\r", "'", "=", "\t", "x"]), max_size=6),
+    st.text(max_size=4),
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=st.lists(
+        st.tuples(CELL, CELL, st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1))), min_size=0, max_size=12
+    ),
+    as_str=st.booleans(),
+)
+def test_tracks_csv_written_as_pandas_writes_it(tmp_path: Path, rows: list[tuple], as_str: bool) -> None:
+    """Quotes, separators, line breaks, empty and missing cells, 64-bit integers: the csv
+    module's tracks.csv is pandas' to_csv byte for byte (text as pandas' str dtype or objects)."""
+    frame = pd.DataFrame(
+        {
+            "track_name": pd.Series([r[0] for r in rows], dtype="str" if as_str else object),
+            "artist_name": pd.Series([r[1] for r in rows], dtype=object),
+            "duration_ms": pd.array([r[2] for r in rows], dtype="Int64"),
+        }
+    )
+    write_csv(frame, tmp_path / "fast.csv")
+    frame.to_csv(tmp_path / "pandas.csv", index=False, lineterminator="\n")
+    assert (tmp_path / "fast.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes()
+
+
+def test_tracks_csv_of_other_columns_written_by_pandas(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"track_id": ["a", "b"], "score": [0.1, float("nan")], "mixed": ["x", 3]})
+    write_csv(frame, tmp_path / "fast.csv")
+    assert (tmp_path / "fast.csv").read_text() == frame.to_csv(index=False, lineterminator="\n")

@@ -6,6 +6,7 @@ they need and a manifest that says how it was made.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import platform
@@ -151,6 +152,33 @@ def tracks_csv_order(tracks: pd.DataFrame) -> pd.DataFrame:
     return keyed.sort_values(["target", "_split_rank", "track_id"], kind="stable").drop(columns="_split_rank")
 
 
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """`frame.to_csv(path, index=False, lineterminator="\\n")`, byte for byte, in half the time
+    where every column is text or Int64 (the csv module gets the cells as they are, missing
+    ones as ""); other frames are written by pandas."""
+    cells = [_csv_cells(frame[name]) for name in frame.columns]
+    if any(column is None for column in cells):
+        frame.to_csv(path, index=False, lineterminator="\n")
+        return
+    with path.open("w", encoding="utf-8", newline="") as file:
+        writer = csv.writer(file, lineterminator="\n")
+        writer.writerow([str(name) for name in frame.columns])
+        writer.writerows(zip(*cells, strict=True))
+
+
+def _csv_cells(column: pd.Series) -> list[str] | None:
+    """A column's cells as pandas' to_csv writes them, where that is plain: text as it is,
+    Int64 in decimal, missing values empty; None for other columns."""
+    if isinstance(column.dtype, pd.Int64Dtype):
+        missing = column.isna().to_numpy().tolist()
+        numbers = column.to_numpy(dtype=object, na_value=0).tolist()
+        return ["" if gap else str(n) for n, gap in zip(numbers, missing, strict=True)]
+    if not is_string_dtype(column):
+        return None
+    values = column.to_numpy(dtype=object, na_value="").tolist()
+    return values if all(isinstance(v, str) for v in values) else None
+
+
 def write_dataset(
     out: Path,
     tracks: pd.DataFrame,
@@ -169,9 +197,9 @@ def write_dataset(
     result = ExportResult(out)
     csv_path = out / "tracks.csv"
     with ThreadPoolExecutor(1, thread_name_prefix="genremap-parquet") as pool:
-        # Arrow writes Parquet without Python's lock: it runs beside pandas' to_csv, which holds it.
+        # Arrow writes Parquet without Python's lock: it runs beside the CSV writer, which holds it.
         parquet = pool.submit(frame.reset_index(drop=True).to_parquet, out / "tracks.parquet", index=False)
-        frame.to_csv(csv_path, index=False, lineterminator="\n")
+        write_csv(frame, csv_path)
         parquet.result()
     result.files += ["tracks.csv", "tracks.parquet"]
     if spreadsheet_copy:
