@@ -9,7 +9,7 @@ import shlex
 import sqlite3
 import sys
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -1551,42 +1551,50 @@ def build_command(
     """Label the store, drop duplicate recordings, balance the classes, split by artist and
     write OUT/tracks.csv (+ .parquet) and OUT/manifest.json, replacing a previous dataset there
     all at once."""
-    from genremap.dataset.balance import parse_split
-    from genremap.dataset.build import BuildOptions, build_dataset, check_build_options
-    from genremap.dataset.labels import choose_policy
-    from genremap.progress import stages
-    from genremap.sample import load_sample
-    from genremap.store import Store
+    from genremap.store_connect import early_track_keys
 
-    _check_format(fmt, ("table", "json"))
-    ratios = parse_split(split)
-    rules_dir, ruleset = _rules(rules)
-    chosen_policy = choose_policy(ruleset, policy, min_votes)
-    command = "genremap " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else "genremap build"
-    options = BuildOptions(
-        out=out,
-        seed=seed,
-        per_class=per_class,
-        max_per_artist=max_per_artist,
-        allow_short=allow_short,
-        split=ratios,
-        targets=[t.strip() for t in targets.split(",") if t.strip()] if targets else None,
-        genre_source=genre_source,
-        command=command,
-        spreadsheet_safe=spreadsheet_safe,
-    )
-    check_build_options(options, ruleset)  # before the store is opened (or created)
-    if not sample and not db.exists():
-        raise UsageError(
-            f"store not found: {db}: try the bundled sample with `genremap build --sample`, "
-            "or import data first (genremap import FILE), or pass --db PATH"
+    # The store's track keys are read on a thread while pandas is imported and the rules load.
+    with early_track_keys(db) if not sample else nullcontext() as early:
+        from genremap.dataset.balance import parse_split
+        from genremap.dataset.build import BuildOptions, build_dataset, check_build_options
+        from genremap.dataset.labels import choose_policy
+        from genremap.progress import stages
+        from genremap.store import Store
+
+        _check_format(fmt, ("table", "json"))
+        ratios = parse_split(split)
+        rules_dir, ruleset = _rules(rules)
+        chosen_policy = choose_policy(ruleset, policy, min_votes)
+        command = "genremap " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else "genremap build"
+        options = BuildOptions(
+            out=out,
+            seed=seed,
+            per_class=per_class,
+            max_per_artist=max_per_artist,
+            allow_short=allow_short,
+            split=ratios,
+            targets=[t.strip() for t in targets.split(",") if t.strip()] if targets else None,
+            genre_source=genre_source,
+            command=command,
+            spreadsheet_safe=spreadsheet_safe,
         )
-    with Store.open(db, create=sample, readonly=not sample) as store, stages(err_console(), "build") as on_stage:
-        if sample:
-            on_stage("loading the bundled sample")
-            load_sample(store)
-        with store.snapshot():  # labels, tracks and details from one state of the store
-            result = build_dataset(store, ruleset, chosen_policy, options, rules_dir, on_stage)
+        check_build_options(options, ruleset)  # before the store is opened (the early read stops here)
+        if not sample and not db.exists():
+            raise UsageError(
+                f"store not found: {db}: try the bundled sample with `genremap build --sample`, "
+                "or import data first (genremap import FILE), or pass --db PATH"
+            )
+        with (
+            Store.open(db, create=sample, readonly=not sample, early=early) as store,
+            stages(err_console(), "build") as on_stage,
+        ):
+            if sample:
+                from genremap.sample import load_sample
+
+                on_stage("loading the bundled sample")
+                load_sample(store)
+            with store.snapshot():  # labels, tracks and details from one state of the store
+                result = build_dataset(store, ruleset, chosen_policy, options, rules_dir, on_stage)
     manifest = result.export.manifest
     for warning in result.warnings:
         err_console().print(f"warning: {warning}", markup=False)

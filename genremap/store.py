@@ -32,12 +32,15 @@ from genremap.defaults import DEFAULT_DB
 from genremap.errors import StoreError, UsageError
 from genremap.normalize import recording_keys
 from genremap.sources import OTHER_SOURCE, SOURCE_BITS, STORED_SOURCES
-
-# PRAGMA application_id of every genremap store ("GRMP"): what tells our files from other SQLite files.
-APPLICATION_ID = 0x47524D50
-# How long a command waits for another one that is writing the store before giving up.
-BUSY_TIMEOUT_SECONDS = 30.0
-SQLITE_MAGIC = b"SQLite format 3\x00"
+from genremap.store_connect import (
+    _READ_ONLY_ADVICE,
+    APPLICATION_ID,
+    BUSY_TIMEOUT_SECONDS,
+    SQLITE_MAGIC,
+    EarlyTrackKeys,
+    _connect,
+    read_track_key_texts,
+)
 
 # Each migration takes the store from version i to i + 1. Never edit a released one: append.
 MIGRATIONS: list[str] = [
@@ -340,21 +343,122 @@ class StoreSummary:
     genre_sources: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class TrackIds:
+    """Track ids as one UTF-8 buffer and where each id is in it (`data[starts[i]:ends[i]]`):
+    ids by position without a million str objects. `joined`: the buffer is the ids joined
+    by newlines, none holding one."""
+
+    data: bytes
+    starts: np.ndarray
+    ends: np.ndarray
+    joined_by_newlines: bool = False
+
+    @classmethod
+    def joined(cls, data: bytes) -> TrackIds:
+        """The ids of newline-separated UTF-8 bytes (an id holding a newline reads as two: the
+        caller compares the count with the rows')."""
+        breaks = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+        starts = np.concatenate(([0], breaks + 1))
+        ends = np.concatenate((breaks, [len(data)]))
+        return cls(data, starts, ends, joined_by_newlines=True)
+
+    @classmethod
+    def of(cls, ids: Sequence[str]) -> TrackIds:
+        """Ids given as strings (which may hold newlines: the offsets say where each one is)."""
+        encoded = [i.encode("utf-8") for i in ids]
+        lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+        ends = np.cumsum(lengths)
+        return cls(b"".join(encoded), ends - lengths, ends)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def in_order(self) -> bool:
+        """Seen to be in strictly increasing byte order (SQLite's order of text): checked where
+        the ids are joined, all of one length and without NUL bytes; False where it cannot be."""
+        if len(self) < 2:
+            return True
+        width = int(self.ends[0] - self.starts[0])
+        if (
+            not self.joined_by_newlines
+            or len(self.data) != len(self) * (width + 1) - 1
+            or b"\0" in self.data
+            or not (self.ends - self.starts == width).all()
+        ):
+            return False
+        fixed = np.frombuffer(self.data + b"\n", dtype=f"S{width + 1}")  # each id and its separator
+        return bool((fixed[1:] > fixed[:-1]).all())
+
+    def all(self) -> list[str]:
+        """Every id, as str."""
+        if self.joined_by_newlines:
+            return self.data.decode("utf-8").split("\n") if len(self) else []
+        return list(self.take(np.arange(len(self))))
+
+    def take(self, positions: np.ndarray) -> np.ndarray:
+        """The ids at these positions, as an object array of str: the bytes are gathered by
+        NumPy and decoded by Arrow (a Python loop takes several times as long)."""
+        import pyarrow as pa
+
+        at = np.asarray(positions, dtype=np.int64)
+        starts = self.starts[at]
+        lengths = self.ends[at] - starts
+        offsets = np.zeros(len(at) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        gather = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1], dtype=np.int64)
+        data = np.frombuffer(self.data, dtype=np.uint8)[gather]
+        array = pa.LargeStringArray.from_buffers(len(at), pa.py_buffer(offsets), pa.py_buffer(data))
+        array.validate(full=True)  # invalid UTF-8 is refused here, as SQLite's text would be
+        return array.to_numpy(zero_copy_only=False)
+
+
+@dataclass(frozen=True)
+class TrackKeys:
+    """Store.track_key_arrays: every track's id and integer keys, in track_id order."""
+
+    ids: TrackIds
+    artist_key: np.ndarray
+    dedupe_hash: np.ndarray
+    isrc_hash: np.ndarray  # 0 when unknown
+
+    def frame(self) -> pd.DataFrame:
+        """track_id, artist_key, dedupe_hash, isrc_hash (Store.track_keys)."""
+        return pd.DataFrame(
+            {
+                "track_id": pd.Series(self.ids.all(), dtype="str"),
+                "artist_key": self.artist_key,
+                "dedupe_hash": self.dedupe_hash,
+                "isrc_hash": self.isrc_hash,
+            }
+        )
+
+
 class Store:
     """A genremap SQLite store. Use `Store.open(path)` as a context manager."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path, early: EarlyTrackKeys | None = None) -> None:
         self.conn = conn
         self.path = path
+        self._early = early  # track keys read as the store was opened (see _track_key_texts)
 
     @classmethod
     @contextmanager
-    def open(cls, path: Path | str = DEFAULT_DB, *, create: bool = True, readonly: bool = False) -> Iterator[Store]:
+    def open(
+        cls,
+        path: Path | str = DEFAULT_DB,
+        *,
+        create: bool = True,
+        readonly: bool = False,
+        early: EarlyTrackKeys | None = None,
+    ) -> Iterator[Store]:
         """The store at `path`, made when missing (if `create`) and migrated to this version.
 
         `readonly` promises that the caller only reads: the store is then read as it is (not
         migrated), even from a read-only file or folder. A file that is not a genremap store is
-        refused before anything touches it; SQLite errors become one-line StoreErrors."""
+        refused before anything touches it; SQLite errors become one-line StoreErrors. `early`
+        (a reader: store_connect.early_track_keys of the same path) gives its connection, in
+        the read transaction its track keys came from."""
         path = Path(path)
         if not create and not path.exists():
             raise UsageError(f"store not found: {path} (import data first: genremap import FILE, or pass --db PATH)")
@@ -366,10 +470,11 @@ class Store:
             if not path.exists():
                 _create(path)
             _identify(path)
-            conn = _connect(path, readonly)
+            adopted = early is not None and early.conn is not None and readonly
+            conn = early.adopt() if early is not None and adopted else _connect(path, readonly)
         try:
             with _errors_named(path):
-                store = cls(conn, path)
+                store = cls(conn, path, early if adopted else None)
                 store._prepare(readonly)
                 yield store
         finally:
@@ -807,43 +912,62 @@ class Store:
     def track_keys(self) -> pd.DataFrame:
         """track_id, artist_key, dedupe_hash, isrc_hash (0 when unknown) for every track, in
         track_id order: what labelling, de-duplication and balancing need, mostly integers."""
+        return self.track_key_arrays().frame()
+
+    def track_key_arrays(self) -> TrackKeys:
+        """`track_keys` as arrays, the ids kept as one UTF-8 buffer (a build materialises only
+        the ids it keeps: a million str objects cost more than reading them)."""
         fast = self._track_keys_concatenated()
         if fast is not None:
             return fast
-        return self._frame(
-            "SELECT track_id, artist_key, dedupe_hash, COALESCE(isrc_hash, 0) AS isrc_hash FROM tracks",
+        frame = self._frame(
+            "SELECT track_id, artist_key, dedupe_hash, COALESCE(isrc_hash, 0) AS isrc_hash FROM tracks"
+            " ORDER BY track_id",
             ints=("artist_key", "dedupe_hash", "isrc_hash"),
         )
+        return TrackKeys(
+            TrackIds.of(frame["track_id"].tolist()),
+            *(frame[name].to_numpy() for name in ("artist_key", "dedupe_hash", "isrc_hash")),
+        )
 
-    def _track_keys_concatenated(self) -> pd.DataFrame | None:
-        """track_keys read as one text per column (SQLite joins them, NumPy parses the integers):
-        a third of the time of a million row tuples. None where a track_id holds the separator
-        (or the counts disagree), and the caller reads rows instead."""
+    def _track_keys_concatenated(self) -> TrackKeys | None:
+        """track_keys read as one text per column (SQLite joins them, NumPy parses the integers
+        and finds the ids' separators): a third of the time of a million row tuples. None where
+        a track_id holds the separator (or the counts disagree), and the caller reads rows instead.
+
+        The table is first read in its own order (a WITHOUT ROWID table is stored by track_id,
+        and an ordered subquery costs a fifth more); where the ids are not seen to be in
+        order (they differ in length, or are not), it is read again, ordered by track_id."""
+        keys = self._track_keys_joined(ordered=False)
+        if keys is not None and not keys.ids.in_order():
+            keys = self._track_keys_joined(ordered=True)
+        return keys
+
+    def _track_keys_joined(self, ordered: bool) -> TrackKeys | None:
+        """One read of `_track_key_texts`, parsed; None where it cannot be (see above)."""
         try:  # a store too large for one text (SQLite's length limit, 1 GB by default) reads rows
-            row = self._track_key_texts()
+            row = self._track_key_texts(ordered)
         except sqlite3.DataError:
             return None
         count = int(row[0])
-        if count == 0:
+        if count == 0 or not isinstance(row[1], bytes):
             return None
-        ids = row[1].split("\n")
+        ids = TrackIds.joined(row[1])
         with warnings.catch_warnings():  # text that is not all integers parses short: caught below
             warnings.simplefilter("ignore", DeprecationWarning)
             numbers = [np.fromstring(text, dtype=np.int64, sep=",") for text in row[2:]]
         if len(ids) != count or any(len(values) != count for values in numbers):
             return None
-        names = ("artist_key", "dedupe_hash", "isrc_hash")
-        return pd.DataFrame({"track_id": pd.Series(ids, dtype="str"), **dict(zip(names, numbers, strict=True))})
+        return TrackKeys(ids, *numbers)
 
-    def _track_key_texts(self) -> tuple[Any, ...]:
-        """count, then track_id (newline-separated), artist_key, dedupe_hash and isrc_hash (comma-separated)."""
-        return tuple(
-            self.conn.execute(
-                """SELECT count(*), group_concat(track_id, char(10)), group_concat(artist_key),
-                          group_concat(dedupe_hash), group_concat(COALESCE(isrc_hash, 0))
-                     FROM (SELECT track_id, artist_key, dedupe_hash, isrc_hash FROM tracks ORDER BY track_id)"""
-            ).fetchone()
-        )
+    def _track_key_texts(self, ordered: bool) -> tuple[Any, ...]:
+        """The texts of store_connect.track_keys_sql: read early (on the thread of
+        `Store.open(early=...)`, in this connection's transaction) where they were."""
+        early, self._early = self._early, None
+        if early is not None and not ordered:
+            with suppress(sqlite3.Error):  # read again here: an error that recurs is the caller's
+                return early.result()
+        return read_track_key_texts(self.conn, ordered)
 
     def track_details(self, track_ids: Sequence[str]) -> pd.DataFrame:
         """track_id, track_name, duration_ms, preview_url, isrc of the given tracks (for export)."""
@@ -1371,12 +1495,6 @@ def describe_store_error(path: Path | str, exc: sqlite3.Error) -> StoreError | N
     return None
 
 
-_READ_ONLY_ADVICE = (
-    "commands that write it (import, collect, enrich) need write access to the file and its folder; "
-    "reports and build can read it as it is"
-)
-
-
 def _statements(script: str) -> Iterator[str]:
     """The statements of an SQL script one by one (executescript would commit the open transaction)."""
     pending = ""
@@ -1490,37 +1608,6 @@ def _schema_1_layout() -> dict[str, list[str]]:
         return _layout(conn)
     finally:
         conn.close()
-
-
-def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
-    """A connection to an identified store: read-write; or, for a reader, one that cannot write.
-    A store this process may not write is read in place: as an unchanging file when no command
-    has it open (no -wal file), else through SQLite's read-only mode."""
-    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
-    if not readonly and not writable:
-        raise StoreError(
-            f"{path}: the store is read-only (no write permission on it or its folder); {_READ_ONLY_ADVICE}"
-        )
-    if writable:
-        conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_SECONDS)
-        if readonly:
-            conn.execute("PRAGMA query_only=ON")
-        return conn
-    uri = path.resolve().as_uri()
-    wal = Path(f"{path}-wal")
-    if wal.exists():
-        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_SECONDS)
-        try:
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            return conn
-        except sqlite3.OperationalError:  # SQLite cannot make the -shm file in a read-only folder
-            conn.close()
-            if wal.stat().st_size:
-                raise StoreError(
-                    f"{path}: the store's folder is read-only and {wal.name} holds changes not yet in the "
-                    "store; run any genremap command on it once with write access"
-                ) from None
-    return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
 
 
 @contextmanager

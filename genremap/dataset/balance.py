@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -99,7 +100,7 @@ def balance(
         frame = frame.sort_values("track_id", kind="stable")
     frame = frame.reset_index(drop=True)
     key = rng.random(len(frame))
-    target_code = pd.Index(targets).get_indexer(pd.Index(frame["target"].astype(object))).astype(np.int64)
+    target_code = _target_codes(frame["target"], targets)
     artist_code = pd.factorize(frame["artist"])[0]
     keep = np.ones(len(frame), dtype=bool)
     if max_per_artist is not None:
@@ -144,12 +145,42 @@ def balance(
     return BalanceResult(picked, class_sizes, target_n, warnings, over_artist_cap=int((~keep).sum()))
 
 
+def _target_codes(target: pd.Series, targets: list[str]) -> np.ndarray:
+    """Each row's position in `targets` (-1 for none); a categorical column maps its few
+    categories rather than every row's text."""
+    wanted = pd.Index(targets)
+    if isinstance(target.dtype, pd.CategoricalDtype):
+        of_category = np.append(wanted.get_indexer(target.cat.categories.astype(object)), -1)  # code -1: missing
+        return of_category[target.cat.codes.to_numpy()].astype(np.int64)
+    return wanted.get_indexer(pd.Index(target.astype(object))).astype(np.int64)
+
+
 def _rank_in_groups(sorted_groups: np.ndarray) -> np.ndarray:
     """0, 1, 2, ... within each run of equal values of a sorted array."""
     if len(sorted_groups) == 0:
         return np.zeros(0, dtype=np.int64)
     starts = np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]])
     return np.arange(len(sorted_groups)) - np.repeat(starts, np.diff(np.r_[starts, len(sorted_groups)]))
+
+
+def _fill_splits(
+    wanted: list[str], goal_share: dict[str, float], total: float, artists: list[Any], sizes: list[int]
+) -> dict[str, list[tuple[Any, int]]]:
+    """Each artist in turn (sizes[i] tracks) to the split furthest below its goal, the first
+    of those on a tie: a plain loop over lists, as it runs once per artist."""
+    goals = [goal_share[name] for name in wanted]
+    filled = [0.0] * len(wanted)
+    chosen: list[list[tuple[Any, int]]] = [[] for _ in wanted]
+    splits = range(len(wanted))
+    for artist, count in zip(artists, sizes, strict=True):
+        best, gap = 0, goals[0] * total - filled[0]
+        for i in splits:
+            room = goals[i] * total - filled[i]
+            if room > gap:
+                best, gap = i, room
+        filled[best] += count
+        chosen[best].append((artist, int(count)))
+    return dict(zip(wanted, chosen, strict=True))
 
 
 def assign_splits(
@@ -167,14 +198,10 @@ def assign_splits(
     for target in sorted(tracks["target"].unique()):
         per_artist = tracks.loc[tracks["target"] == target, "artist"].value_counts().sort_index()
         shuffle = rng.random(len(per_artist))
-        order = sorted(zip(per_artist.index, per_artist.to_numpy(), shuffle, strict=True), key=lambda a: (-a[1], a[2]))
+        sizes = per_artist.to_numpy()
+        order = np.lexsort((shuffle, -sizes))  # largest first, random among equals
         total = float(per_artist.sum())
-        filled = dict.fromkeys(wanted, 0.0)
-        members: dict[str, list[tuple[str, int]]] = {s: [] for s in wanted}
-        for artist, count, _ in order:
-            best = max(wanted, key=lambda s: (goal_share[s] * total - filled[s], -wanted.index(s)))
-            filled[best] += count
-            members[best].append((artist, int(count)))
+        members = _fill_splits(wanted, goal_share, total, per_artist.index[order].tolist(), sizes[order].tolist())
         if len(per_artist) < len(wanted):
             warnings.append(
                 f"class '{target}' has {len(per_artist)} artist(s): it cannot appear in all of {', '.join(wanted)} "

@@ -20,7 +20,7 @@ from genremap.dataset.export import (
     write_spotify_audio,
 )
 from genremap.dataset.folder import check_out, staged_replace
-from genremap.dataset.labels import Labelling, label_store, labelled_tracks
+from genremap.dataset.labels import Labelling, label_store, labelled_track_rows
 from genremap.engine import Policy, RuleSet
 from genremap.engine.policy import ARTIST_STATUSES
 from genremap.errors import UsageError
@@ -161,7 +161,7 @@ def build_dataset(
     on_stage("labelling subgenres and artists")
     labelling: Labelling = label_store(store, ruleset, policy, options.genre_source, with_counts=False)
     on_stage("joining tracks")
-    tracks = labelled_tracks(store, labelling)
+    tracks, ids_by_position = labelled_track_rows(store, labelling)
     if tracks.empty:
         summary = store.summary()
         raise UsageError(
@@ -175,7 +175,7 @@ def build_dataset(
     unique, balanced = selection.unique, selection.balanced
     on_stage("exporting")
     picked = balanced.tracks
-    track_ids = picked["track_id"].to_numpy(dtype=object)
+    track_ids = ids_by_position.take(picked["track_id"].to_numpy())
     details = store.track_details(track_ids.tolist()).set_index("track_id").reindex(track_ids)
     about = labelling.artist_columns(picked["artist"].to_numpy())
     chosen = pd.DataFrame(

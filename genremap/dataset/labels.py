@@ -29,7 +29,7 @@ from genremap.sources import (
     Precedence,
     parse_genre_sources,
 )
-from genremap.store import Store
+from genremap.store import Store, TrackIds
 
 
 @dataclass
@@ -482,13 +482,27 @@ def _artist_positions(labelling: Labelling, artist_keys: np.ndarray) -> np.ndarr
 def labelled_tracks(store: Store, labelling: Labelling) -> pd.DataFrame:
     """Tracks whose primary artist is labelled, in track_id order: track_id, artist (position in
     the artists frame), dedupe_hash, isrc_hash (0 = unknown), target (categorical over the targets)."""
-    tracks = store.track_keys()
-    keys = tracks["artist_key"].to_numpy()
+    rows, ids = labelled_track_rows(store, labelling)
+    return rows.assign(track_id=pd.Series(ids.take(rows["track_id"].to_numpy()), dtype="str"))
+
+
+def labelled_track_rows(store: Store, labelling: Labelling) -> tuple[pd.DataFrame, TrackIds]:
+    """`labelled_tracks` with each track_id given as its position in `ids` (integers in track_id
+    order: they sort, de-duplicate and balance as the ids do), and every track's id: a build
+    materialises only the ids it keeps."""
+    tracks = store.track_key_arrays()
+    keys = tracks.artist_key
     target = track_targets(labelling, keys)
     ok = target >= 0
-    chosen = tracks.loc[ok, ["track_id", "dedupe_hash", "isrc_hash"]].reset_index(drop=True)
-    chosen["artist"] = _artist_positions(labelling, keys[ok])
-    chosen["target"] = pd.Categorical.from_codes(
-        target[ok], categories=pd.Index(list(labelling.ruleset.targets), dtype=object)
+    chosen = pd.DataFrame(
+        {
+            "track_id": np.flatnonzero(ok),
+            "dedupe_hash": tracks.dedupe_hash[ok],
+            "isrc_hash": tracks.isrc_hash[ok],
+            "artist": _artist_positions(labelling, keys[ok]),
+            "target": pd.Categorical.from_codes(
+                target[ok], categories=pd.Index(list(labelling.ruleset.targets), dtype=object)
+            ),
+        }
     )
-    return chosen
+    return chosen, tracks.ids
