@@ -14,6 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from genremap.dataset.columns import TRACK_COLUMNS  # build_dataset's columns: tracks.csv's
 from genremap.errors import GenremapError, UsageError
 
 if TYPE_CHECKING:
@@ -44,21 +45,6 @@ LABEL_COLUMNS = ("status", "target", "subgenre", "rule", "share")
 
 ARTIST_COLUMNS = ("artist_id", "artist", "status", "target", "subgenre", "rule", "share", "source", "tracks")
 """Columns of `StoreView.artists()`, in the order of `genremap artists`."""
-
-TRACK_COLUMNS = (
-    "track_id",
-    "track_name",
-    "artist_id",
-    "artist_name",
-    "target",
-    "subgenre",
-    "rule",
-    "split",
-    "duration_ms",
-    "preview_url",
-    "isrc",
-)
-"""Columns of `build_dataset`'s result: the columns of the dataset folder's tracks.csv."""
 
 
 class RulesError(UsageError):
@@ -382,8 +368,7 @@ def build_dataset(
     import numpy as np
     import pandas as pd
 
-    from genremap.dataset.build import BuildOptions, check_request, select_tracks
-    from genremap.dataset.export import TRACK_COLUMNS as EXPORTED
+    from genremap.dataset.build import BuildOptions, check_request, dataset_rows, select_tracks
     from genremap.normalize import recording_keys
     from genremap.sources import STORED_SOURCES
     from genremap.store import hashes_or_zero, stable_hashes
@@ -438,25 +423,10 @@ def build_dataset(
         raise UsageError("no labelled tracks: no track's artist gets a target from these rules")
     picked = select_tracks(keyed.reset_index(drop=True), chosen_targets, options, labelling).balanced.tracks
     rows = frame.iloc[pd.Index(frame["track_id"]).get_indexer(picked["track_id"])]
-    about = labelling.artist_columns(picked["artist"].to_numpy())
-    out = pd.DataFrame(
-        {
-            "track_id": picked["track_id"].to_numpy(dtype=object),
-            "track_name": rows["track_name"].to_numpy(dtype=object),
-            "artist_id": about["artist_id"],
-            "artist_name": about["artist_name"],
-            "target": picked["target"].astype(object).to_numpy(),
-            "subgenre": about["subgenre"],
-            "rule": about["rule"],
-            "split": picked["split"].to_numpy(dtype=object),
-            "duration_ms": rows["duration_ms"].to_numpy() if "duration_ms" in rows else None,
-            "preview_url": rows["preview_url"].to_numpy(dtype=object) if "preview_url" in rows else None,
-            "isrc": rows["isrc"].to_numpy(dtype=object) if "isrc" in rows else None,
-        }
-    )
+    out = dataset_rows(picked, picked["track_id"].to_numpy(dtype=object), rows, labelling)
     from genremap.dataset.export import tracks_csv_order
 
-    return tracks_csv_order(out)[list(EXPORTED)].reset_index(drop=True)
+    return tracks_csv_order(out)[list(TRACK_COLUMNS)].reset_index(drop=True)
 
 
 class StoreView:

@@ -143,6 +143,32 @@ def source_counts(labelling: Labelling, picked: pd.DataFrame, targets: list[str]
     }
 
 
+def dataset_rows(picked: pd.DataFrame, track_ids: Any, details: pd.DataFrame, labelling: Labelling) -> pd.DataFrame:
+    """The rows of tracks.csv, in `picked`'s order: the balanced tracks (artist: position in the
+    labelling, target, split), their ids, and their details aligned with them (track_name,
+    duration_ms, preview_url, isrc; a missing column gives empty cells)."""
+    about = labelling.artist_columns(picked["artist"].to_numpy())
+
+    def detail(name: str, dtype: Any = None) -> Any:
+        return details[name].to_numpy(dtype=dtype) if name in details else None
+
+    return pd.DataFrame(
+        {
+            "track_id": np.asarray(track_ids, dtype=object),
+            "track_name": detail("track_name", object),
+            "artist_id": about["artist_id"],
+            "artist_name": about["artist_name"],
+            "target": picked["target"].astype(object).to_numpy(),
+            "subgenre": about["subgenre"],
+            "rule": about["rule"],
+            "split": picked["split"].to_numpy(dtype=object),
+            "duration_ms": detail("duration_ms"),
+            "preview_url": detail("preview_url", object),
+            "isrc": detail("isrc", object),
+        }
+    )
+
+
 def build_dataset(
     store: Store,
     ruleset: RuleSet,
@@ -177,22 +203,7 @@ def build_dataset(
     picked = balanced.tracks
     track_ids = ids_by_position.take(picked["track_id"].to_numpy())
     details = store.track_details(track_ids.tolist()).set_index("track_id").reindex(track_ids)
-    about = labelling.artist_columns(picked["artist"].to_numpy())
-    chosen = pd.DataFrame(
-        {
-            "track_id": track_ids,
-            "track_name": details["track_name"].to_numpy(dtype=object),
-            "artist_id": about["artist_id"],
-            "artist_name": about["artist_name"],
-            "target": picked["target"].astype(object).to_numpy(),
-            "subgenre": about["subgenre"],
-            "rule": about["rule"],
-            "split": picked["split"].to_numpy(dtype=object),
-            "duration_ms": details["duration_ms"].to_numpy(),
-            "preview_url": details["preview_url"].to_numpy(dtype=object),
-            "isrc": details["isrc"].to_numpy(dtype=object),
-        }
-    )
+    chosen = dataset_rows(picked, track_ids, details, labelling)
     warnings = list(balanced.warnings)
     formula_cells = int(formula_like(chosen).to_numpy().sum())
     if formula_cells and not options.spreadsheet_safe:

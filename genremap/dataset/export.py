@@ -23,21 +23,8 @@ from pandas.api.types import is_string_dtype
 
 from genremap import __version__
 from genremap.dataset.balance import SPLITS
+from genremap.dataset.columns import TRACK_COLUMNS
 from genremap.store import now
-
-TRACK_COLUMNS = [
-    "track_id",
-    "track_name",
-    "artist_id",
-    "artist_name",
-    "target",
-    "subgenre",
-    "rule",
-    "split",
-    "duration_ms",
-    "preview_url",
-    "isrc",
-]
 
 
 @dataclass
@@ -192,7 +179,7 @@ def write_dataset(
 
     tracks.csv keeps every value exactly (later stages and ML code read it); `spreadsheet_copy`
     adds tracks_spreadsheet.csv, where formula-like cells are neutralised for spreadsheets."""
-    frame = tracks_csv_order(tracks)[TRACK_COLUMNS]
+    frame = tracks_csv_order(tracks)[list(TRACK_COLUMNS)]
     frame["duration_ms"] = frame["duration_ms"].astype("Int64")
     result = ExportResult(out)
     csv_path = out / "tracks.csv"
