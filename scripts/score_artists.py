@@ -55,8 +55,7 @@ class GoldArtist:
     """One row of the gold file: the labels a person accepts for the artist (`none` when
     no label is also right), or `unknown` when they could not judge."""
 
-    artist_id: str
-    artist: str
+    artist_id: str  # the importer's id for a corpus artist (its name is read from the corpus)
     gold: str  # as written: `rock`, `rock|metal`, `jazz|none`, `none`, `unknown`
     note: str
     split: str
@@ -125,8 +124,8 @@ def read_gold(path: Path, targets: Iterable[str]) -> list[GoldArtist]:
         raise UsageError(f"{path}: cannot read the gold file ({exc.strerror}); pass --gold PATH") from exc
     numbered = [(n, line) for n, line in enumerate(lines, 1) if not line.startswith("#")]
     reader = csv.DictReader(line for _, line in numbered)
-    if reader.fieldnames != ["artist_id", "artist", "gold", "note", "split"]:
-        raise UsageError(f"{path}: expected the columns artist_id,artist,gold,note,split")
+    if reader.fieldnames != ["artist_id", "gold", "note", "split"]:
+        raise UsageError(f"{path}: expected the columns artist_id,gold,note,split")
     for record in reader:
         line = numbered[reader.line_num - 1][0]
         row = GoldArtist(**{k: (v or "").strip() for k, v in record.items() if k is not None})
@@ -150,9 +149,9 @@ def label_gold(db: Path, ruleset: RuleSet, gold: Sequence[GoldArtist]) -> list[O
 
     with Store.open(db, create=False, readonly=True) as store:
         frame = label_store(store, ruleset, cache=False).artists
-    columns = ["tracks", "status", "target", "genre", "rule", "detail"]
+    columns = ["name", "tracks", "status", "target", "genre", "rule", "detail"]
     found = frame.set_index("artist_id")[columns].to_dict("index")
-    missing = [row.artist for row in gold if row.artist_id not in found]
+    missing = [row.artist_id for row in gold if row.artist_id not in found]
     if missing:
         raise UsageError(
             f"{db}: {len(missing)} gold artists are not in this store (first: {missing[0]}); "
@@ -164,7 +163,7 @@ def label_gold(db: Path, ruleset: RuleSet, gold: Sequence[GoldArtist]) -> list[O
         outcomes.append(
             Outcome(
                 row.artist_id,
-                row.artist,
+                str(cells["name"]),
                 row.split,
                 row.gold,
                 int(float(cells["tracks"] or 0)),
