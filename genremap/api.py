@@ -213,17 +213,18 @@ def _policy_of(rules: Rules, policy: str | None, min_votes: int | None) -> Polic
     return choose_policy(rules.ruleset, policy, min_votes)
 
 
-def _genre_lists(values: Iterable[Any], column: str) -> list[tuple[str, ...]]:
+def _genre_lists(cells: pd.Series, column: str) -> list[tuple[str, ...]]:
     """Each cell as a tuple of genre strings: lists, tuples, arrays, or their string form
-    ("['rock', 'blues']", JSON, "a; b"); blank cells are no genres."""
+    ("['rock', 'blues']", JSON, "a; b"); blank cells are no genres. A cell that is none of
+    these is refused naming the column and the row's index label."""
     from genremap.collectors.importers import parse_genres
 
     out = []
-    for row, value in enumerate(values):
+    for label, value in zip(cells.index, cells.tolist(), strict=True):
         try:
             parsed = parse_genres(value)
         except ValueError as exc:
-            raise UsageError(f"column {column!r}, row {row}: {exc}") from None
+            raise UsageError(f"column {column!r}, row {label!r}: {exc}") from None
         out.append(parsed or ())
     return out
 
@@ -288,7 +289,7 @@ def _label_frame(
     unknown = [name for name in sources if name not in STORED_SOURCES]
     if unknown:
         raise UsageError(f"unknown genre source {unknown[0]!r} (expected {', '.join(STORED_SOURCES)})")
-    lists = {source: _genre_lists(frame[column].tolist(), column) for source, column in sources.items()}
+    lists = {source: _genre_lists(frame[column], column) for source, column in sources.items()}
     vote_cells = frame[votes].tolist() if votes is not None else None
     genres = _genre_table(ids, lists, vote_cells)
     artists = pd.DataFrame({"artist_id": list(ids), "name": list(names), "tracks": tracks})
@@ -386,6 +387,10 @@ def build_dataset(
     chosen_targets = check_request(options, ruleset.ruleset)
     _check_columns(tracks, ["track_id", "track_name", "artist_id", "artist_name", "genres"], "build_dataset")
     frame = tracks.reset_index(drop=True)
+    ids = frame["track_id"]
+    if ids.isna().any() or ids.duplicated().any():
+        bad = "a blank track_id" if ids.isna().any() else f"track_id {ids[ids.duplicated()].iloc[0]!r} twice"
+        raise UsageError(f"build_dataset: {bad}: each row is one track, with its own id (drop_duplicates first)")
     first = frame.drop_duplicates("artist_id")
     has_source = "genre_source" in frame.columns
     sources = list(STORED_SOURCES) if has_source else ["spotify"]

@@ -100,6 +100,8 @@ def test_label_artists_takes_the_first_source_that_has_genres(rules: genremap.Ru
     assert reversed_order["target"].tolist() == ["jazz", "jazz", None]
     with pytest.raises(genremap.GenremapError, match="no column 'genres'"):
         genremap.label_artists(frame, name="name")
+    with pytest.raises(genremap.GenremapError, match=r"column 'mb', row 2: cannot parse list"):
+        genremap.label_artists(frame.assign(mb=["", "", "['x' * 3]"]), name="name", sources={"musicbrainz": "mb"})
 
 
 def test_label_artists_on_the_corpus_matches_the_store_labels(corpus: Path, tmp_path: Path) -> None:
@@ -184,6 +186,10 @@ def test_build_dataset_from_a_plain_table(rules: genremap.Rules) -> None:
     out = genremap.build_dataset(frame, rules=rules, targets=["jazz", "metal"], seed=1)
     assert sorted(out["target"].value_counts().to_dict().items()) == [("jazz", 59), ("metal", 59)]
     assert "t013" not in set(out["track_id"])
+    with pytest.raises(genremap.GenremapError, match="track_id 't001' twice"):
+        genremap.build_dataset(pd.concat([frame, frame.iloc[[1]]]), rules=rules, targets=["jazz", "metal"])
+    with pytest.raises(genremap.GenremapError, match="a blank track_id"):
+        genremap.build_dataset(frame.assign(track_id=frame["track_id"].where(frame.index != 5)), rules=rules)
     with pytest.raises(genremap.GenremapError, match="not reachable"):
         genremap.build_dataset(frame, rules=rules, targets=["jazz", "metal"], per_class=100)
 
