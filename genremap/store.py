@@ -95,8 +95,6 @@ MIGRATIONS: list[str] = [
         added_at     TEXT NOT NULL
     ) WITHOUT ROWID;                    -- scanned in track_id order, which builds rely on
     CREATE INDEX tracks_artist ON tracks(artist_key);
-    -- The credits of tracks with more than one artist. A track with one artist has no rows here
-    -- (its artist is tracks.artist_key); stores written by older versions may hold such rows too.
     CREATE TABLE track_artists (
         track_id  TEXT NOT NULL,
         position  INTEGER NOT NULL,
@@ -732,7 +730,8 @@ class Store:
 
         Only tracks credited to more than one artist get rows: a single credit is the track's
         primary artist, which `tracks.artist_key` holds already (most tracks: writing them again
-        was a fifth of an import's time). Rows are bound in track-id order (the table's key)."""
+        was a fifth of an import's time; stores written before this may hold such rows, which say
+        the same). Rows are bound in track-id order (the table's key)."""
         ids, credits = tracks.track_id, tracks.artist_ids
         lengths = set(map(len, credits))
         order = [i for i in order if credits[i]] if 0 in lengths else order
