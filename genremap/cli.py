@@ -286,7 +286,7 @@ def import_command(
     Pickles are read with a restricted unpickler that admits only plain dicts, lists and strings.
     Afterwards, one line says how the rules (--rules) cover the store.
     """
-    from genremap.collectors.importers import check_files, import_files
+    from genremap.collectors.importers import check_files, import_into
     from genremap.progress import counter
     from genremap.report import coverage, tracks_phrase
     from genremap.store import Store
@@ -296,14 +296,14 @@ def import_command(
         raise UsageError(f"--source {source!r}: expected one of {', '.join(STORED_SOURCES)}")
     _, ruleset = _rules(rules)  # a broken rule file stops here, before anything is written
     sources = check_files(paths, file_format, encoding)  # so does a missing or unreadable file
+    results = import_into(
+        db,
+        sources,
+        strict=strict,
+        source=source,
+        progress=lambda path: counter(err_console(), f"importing {path.name}", None),
+    )
     with Store.open(db) as store:
-        results = import_files(
-            store,
-            sources,
-            strict=strict,
-            source=source,
-            progress=lambda path: counter(err_console(), f"importing {path.name}", None),
-        )
         cover = coverage(_label(store, ruleset, None, DEFAULT_GENRE_SOURCE))
     rows = [
         {

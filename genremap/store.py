@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import glob
 import hashlib
 import json
 import operator
@@ -434,6 +435,14 @@ class TrackKeys:
         )
 
 
+@dataclass
+class AsideStore:
+    """A store being built beside its path (Store.create_aside); `linked` once it took the path."""
+
+    store: Store
+    linked: bool = False
+
+
 class Store:
     """A genremap SQLite store. Use `Store.open(path)` as a context manager."""
 
@@ -479,6 +488,44 @@ class Store:
                 yield store
         finally:
             conn.close()
+
+    @classmethod
+    @contextmanager
+    def create_aside(cls, path: Path | str) -> Iterator[AsideStore]:
+        """A store for `path`, which does not exist yet, built in a hidden file beside it and
+        linked into place when the block ends without an error (then `linked` says whether it
+        was: False when another command created `path` meanwhile, and the caller writes again,
+        into that store).
+
+        For a first bulk write (an import into a new store): until it is complete the file has
+        no journal on disk (rollbacks still work, from memory) and is never synced, which saves
+        writing every page twice (WAL, then checkpoint). Nothing can see the file before it is
+        linked, so an error or a kill leaves `path` missing, as it was; what a kill leaves
+        beside it is removed by the next command that builds a store there."""
+        path = Path(path)
+        _check_new_path(path)
+        _remove_stale_temporaries(path)
+        temporary = _temporary_beside(path)
+        try:
+            with _errors_named(path), _creating(path):
+                conn = sqlite3.connect(temporary, isolation_level=None)
+            try:
+                with _errors_named(path):
+                    conn.execute("PRAGMA journal_mode=MEMORY")
+                    conn.execute("PRAGMA synchronous=OFF")
+                    aside = AsideStore(cls(conn, path))
+                    aside.store.migrate()
+                    conn.execute("PRAGMA foreign_keys=ON")
+                    yield aside
+                    conn.execute("PRAGMA journal_mode=WAL")  # what every store is in
+            finally:
+                conn.close()
+            with _creating(path):
+                _sync_file(temporary)
+                aside.linked = _link_new(temporary, path)
+        finally:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{temporary}{suffix}").unlink(missing_ok=True)
 
     # --- schema ---------------------------------------------------------------------------
     @property
@@ -1507,7 +1554,7 @@ def _create(path: Path) -> None:
     others open its store."""
     if not os.access(path.parent, os.W_OK):
         raise StoreError(f"{path}: cannot create the store: its folder is not writable; pass another --db PATH")
-    temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.new")
+    temporary = _temporary_beside(path)
     try:
         conn = sqlite3.connect(temporary, isolation_level=None)
         try:
@@ -1525,15 +1572,16 @@ def _create(path: Path) -> None:
             Path(f"{temporary}{suffix}").unlink(missing_ok=True)
 
 
-def _link_new(temporary: Path, path: Path) -> None:
-    """Give the finished store its name unless another command already did (then theirs is used)."""
+def _link_new(temporary: Path, path: Path) -> bool:
+    """Give the finished store its name unless another command already did (then theirs is used,
+    and the answer is False)."""
     try:
         os.link(temporary, path)
     except FileExistsError:
-        return
+        return False
     except OSError:  # a file system without hard links: rename, which could replace a racing twin
         if path.exists():
-            return
+            return False
         os.replace(temporary, path)
     with suppress(OSError):  # make the new name durable
         folder = os.open(path.parent, os.O_RDONLY)
@@ -1541,6 +1589,65 @@ def _link_new(temporary: Path, path: Path) -> None:
             os.fsync(folder)
         finally:
             os.close(folder)
+    return True
+
+
+def _temporary_beside(path: Path) -> Path:
+    """A hidden name beside `path` for a store being built, unique to this process and call."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.new")
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Remove what a killed command left while building a store for `path`: files named by
+    `_temporary_beside` whose process is gone."""
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*-*.new*"):
+        pid = leftover.name[len(path.name) + 2 :].split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        with suppress(OSError):
+            leftover.unlink()
+
+
+def _alive(pid: int) -> bool:
+    if os.name != "posix":  # os.kill(pid, 0) would end the process there: never call a file stale
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process (PermissionError): alive
+        return True
+    return True
+
+
+def _sync_file(path: Path) -> None:
+    """Flush `path`'s data to disk (a store built without syncs, before it takes its name)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _creating(path: Path) -> Iterator[None]:
+    """OS errors while making a new store as one-line StoreErrors."""
+    try:
+        yield
+    except OSError as exc:
+        raise StoreError(
+            f"{path}: cannot create the store ({exc.strerror}); check that its folder is writable"
+        ) from None
+
+
+def _check_new_path(path: Path) -> None:
+    """The checks of Store.open for a store about to be created at `path`."""
+    if path.is_dir():
+        raise UsageError(f"--db must be a file, not a directory: {path}")
+    if not path.parent.exists():
+        raise UsageError(f"folder for the store does not exist: {path.parent}")
+    if not os.access(path.parent, os.W_OK):
+        raise StoreError(f"{path}: cannot create the store: its folder is not writable; pass another --db PATH")
 
 
 def _foreign(path: Path, why: str) -> StoreError:

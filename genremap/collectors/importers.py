@@ -56,6 +56,7 @@ __all__ = [
     "derive_id",
     "import_file",
     "import_files",
+    "import_into",
     "import_source",
     "parse_genres",
     "safe_unpickle",
@@ -954,26 +955,74 @@ def import_files(
     strict: bool = False,
     source: str = "import",
     progress: Callable[[Path], AbstractContextManager[Callable[[int], None]]] | None = None,
+    start: int = 0,
 ) -> list[ImportResult]:
     """Import checked files one after the other, each in its own transaction.
 
     A file refused half-way leaves the files before it imported and nothing of itself; the
-    error says which files were imported and which were not read.
+    error says which files were imported and which were not read. `start`: the files before
+    it were imported already (into this store), and are named as such.
     """
     results = []
-    for index, src in enumerate(sources):
+    for index in range(start, len(sources)):
         try:
-            if progress is None:
-                results.append(import_source(store, src, strict=strict, source=source))
-                continue
-            with progress(src.path) as advance:
-                results.append(import_source(store, src, strict=strict, source=source, on_rows=advance))
+            results.append(_import_one(store, sources[index], strict, source, progress))
         except UsageError as exc:
-            if len(sources) == 1:
-                raise
-            done = ", ".join(str(s.path) for s in sources[:index]) or "none"
-            rest = ", ".join(str(s.path) for s in sources[index + 1 :]) or "none"
-            raise UsageError(
-                f"{exc.message} [nothing of {src.path} was imported; imported before it: {done}; not read: {rest}]"
-            ) from None
+            raise _refused(exc, sources, index) from None
     return results
+
+
+def import_into(
+    db: Path,
+    sources: Sequence[SourceFile],
+    *,
+    strict: bool = False,
+    source: str = "import",
+    progress: Callable[[Path], AbstractContextManager[Callable[[int], None]]] | None = None,
+) -> list[ImportResult]:
+    """`import_files` into the store at `db`, made when missing.
+
+    A missing store is built aside with the first file in it (Store.create_aside: a large first
+    import writes each page once instead of twice) and takes its path only when that file is
+    in; should another command create the store meanwhile, the file goes into theirs."""
+    results: list[ImportResult] = []
+    if sources and not db.exists():
+        try:
+            with Store.create_aside(db) as aside:
+                first = _import_one(aside.store, sources[0], strict, source, progress)
+        except UsageError as exc:
+            raise _refused(exc, sources, 0) from None
+        if aside.linked:
+            results.append(first)
+            if len(sources) == 1:
+                return results
+    with Store.open(db) as store:
+        return results + import_files(
+            store, sources, strict=strict, source=source, progress=progress, start=len(results)
+        )
+
+
+def _import_one(
+    store: Store,
+    src: SourceFile,
+    strict: bool,
+    source: str,
+    progress: Callable[[Path], AbstractContextManager[Callable[[int], None]]] | None,
+) -> ImportResult:
+    if progress is None:
+        return import_source(store, src, strict=strict, source=source)
+    with progress(src.path) as advance:
+        return import_source(store, src, strict=strict, source=source, on_rows=advance)
+
+
+def _refused(exc: UsageError, sources: Sequence[SourceFile], index: int) -> UsageError:
+    """A file's refusal, naming (when there are several files) those imported before it and
+    those not read."""
+    if len(sources) == 1:
+        return exc
+    src = sources[index]
+    done = ", ".join(str(s.path) for s in sources[:index]) or "none"
+    rest = ", ".join(str(s.path) for s in sources[index + 1 :]) or "none"
+    return UsageError(
+        f"{exc.message} [nothing of {src.path} was imported; imported before it: {done}; not read: {rest}]"
+    )

@@ -61,6 +61,7 @@ FORMATS = {
 }
 FILE_FORMATS = ("csv", "json", "jsonl", "parquet", "pickle")
 MIB = 1024 * 1024
+ARROW_BLOCK = 16 * MIB  # pyarrow parses blocks of this size on its threads (a file's columns are joined after)
 MAX_LINE_BYTES = 16 * MIB  # one CSV/TSV/JSONL line
 MAX_JSON_BYTES = 256 * MIB  # a whole JSON document (after gunzip)
 MAX_PICKLE_BYTES = 256 * MIB  # a whole pickle (after gunzip)
@@ -359,7 +360,7 @@ def _arrow_table(data: bytes, source: SourceFile) -> CsvTable | None:
     try:
         parsed = pacsv.read_csv(
             pa.BufferReader(data),
-            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1, use_threads=False, block_size=64 * MIB),
+            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1, use_threads=True, block_size=ARROW_BLOCK),
             parse_options=pacsv.ParseOptions(delimiter=source.delimiter, newlines_in_values=False),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(header, pa.string()),
@@ -371,7 +372,7 @@ def _arrow_table(data: bytes, source: SourceFile) -> CsvTable | None:
         return None
     if parsed.num_rows != lines - 1:  # a record over several lines (or a misread one): not ours
         return None
-    arrays = [parsed.column(i).combine_chunks() for i in range(len(header))]
+    arrays = [column.chunk(0) if column.num_chunks == 1 else column.combine_chunks() for column in parsed.columns]
     if any(_longest(array) > csv.field_size_limit() for array in arrays):
         return None
     records = list(range(2, parsed.num_rows + 2))
