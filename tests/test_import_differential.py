@@ -257,7 +257,9 @@ def _tables(db: str) -> dict[str, list[Any]]:
             out[name] = [sql, *conn.execute(f'SELECT {select} FROM "{name}" ORDER BY {select}')]
         # A track credited to one artist has no track_artists row now (tracks.artist_key says it);
         # the base wrote one: compare the lists of tracks with several artists.
-        several = {r[0] for r in conn.execute("SELECT track_id FROM track_artists GROUP BY track_id HAVING count(*) > 1")}
+        several = {
+            r[0] for r in conn.execute("SELECT track_id FROM track_artists GROUP BY track_id HAVING count(*) > 1")
+        }
         out["track_artists"] = out["track_artists"][:1] + [r for r in out["track_artists"][1:] if r[0] in several]
         return out
     finally:
