@@ -739,6 +739,8 @@ def _factorized(cells: Any) -> tuple[Any, list[Any]]:
     if isinstance(cells, list):
         part, uniques = pd.factorize(np.asarray(cells, dtype=object), use_na_sentinel=False)
         return part, list(uniques)
+    if hasattr(cells, "combine_chunks"):  # one dictionary for the whole column
+        cells = cells.combine_chunks()
     encoded = cells.dictionary_encode()
     return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary.to_pylist()
 

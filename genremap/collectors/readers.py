@@ -61,7 +61,7 @@ FORMATS = {
 }
 FILE_FORMATS = ("csv", "json", "jsonl", "parquet", "pickle")
 MIB = 1024 * 1024
-ARROW_BLOCK = 16 * MIB  # pyarrow parses blocks of this size on its threads (a file's columns are joined after)
+ARROW_BLOCK = 16 * MIB  # pyarrow parses blocks of this size on its threads, a chunk of each column each
 MAX_LINE_BYTES = 16 * MIB  # one CSV/TSV/JSONL line
 MAX_JSON_BYTES = 256 * MIB  # a whole JSON document (after gunzip)
 MAX_PICKLE_BYTES = 256 * MIB  # a whole pickle (after gunzip)
@@ -263,8 +263,8 @@ class CsvTable:
     first_line: list[int]  # physical line where each record starts (1 is the header's first)
     last_line: list[int]  # ... and where it ends: more than first_line for a quoted line break
     errors: dict[int, str] = field(default_factory=dict)  # record → why it is bad already
-    # A file read by pyarrow (see _arrow_table): one string array per header position instead of
-    # `columns`, turned into lists only when asked for.
+    # A file read by pyarrow (see _arrow_table): one chunked string array per header position
+    # instead of `columns`, turned into lists only when asked for.
     arrays: list[Any] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -372,7 +372,7 @@ def _arrow_table(data: bytes, source: SourceFile) -> CsvTable | None:
         return None
     if parsed.num_rows != lines - 1:  # a record over several lines (or a misread one): not ours
         return None
-    arrays = [column.chunk(0) if column.num_chunks == 1 else column.combine_chunks() for column in parsed.columns]
+    arrays = parsed.columns  # chunked (a chunk per block): joined only where a use needs it
     if any(_longest(array) > csv.field_size_limit() for array in arrays):
         return None
     records = list(range(2, parsed.num_rows + 2))
