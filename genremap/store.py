@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from genremap.dedupe import DedupeColumns, dedupe_columns
 from genremap.defaults import DEFAULT_DB
 from genremap.errors import StoreError, UsageError
-from genremap.normalize import recording_keys
 from genremap.sources import OTHER_SOURCE, SOURCE_BITS, STORED_SOURCES
 from genremap.store_connect import (
     _READ_ONLY_ADVICE,
@@ -705,7 +705,9 @@ class Store:
         """
         return self.upsert_track_columns(TrackColumns.from_records(list(tracks)), origin)
 
-    def upsert_track_columns(self, tracks: TrackColumns, origin: str) -> WriteCounts:
+    def upsert_track_columns(
+        self, tracks: TrackColumns, origin: str, dedupe: DedupeColumns | None = None
+    ) -> WriteCounts:
         """`upsert_tracks` for tracks given as columns: the bulk path of imports.
 
         Of several rows with one track id, the last one's artist list and non-blank fields win.
@@ -714,7 +716,8 @@ class Store:
         artist name and title. A large batch into a smaller table rebuilds the table's indexes
         instead of updating them row by row; the rebuild happens inside the transaction, so a
         kill or an error leaves the indexes as they were. Into an empty table, rows with distinct
-        ids are plain inserts (nothing to merge with).
+        ids are plain inserts (nothing to merge with). `dedupe`: the tracks' dedupe columns when
+        the caller has them already (genremap.dedupe computes them on a second core).
         """
         count = len(tracks)
         if not count:
@@ -724,7 +727,8 @@ class Store:
         with self.transaction() as conn, self._bulk_cache():
             before = self._count("tracks")
             key_of = self._artist_keys(tracks, origin)
-            keys = recording_keys(tracks.artist_name, tracks.name)
+            if dedupe is None:
+                dedupe = dedupe_columns(tracks.artist_name, tracks.name, tracks.isrc)
             bound: dict[str, Sequence[Any]] = {
                 "track_id": ids,
                 "name": tracks.name,
@@ -735,9 +739,9 @@ class Store:
                 "preview_url": tracks.preview_url,
                 "isrc": tracks.isrc,
                 "popularity": tracks.popularity,
-                "dedupe_key": keys,
-                "dedupe_hash": stable_hashes(keys),
-                "isrc_hash": _hashes_or_none(tracks.isrc),
+                "dedupe_key": dedupe.keys,
+                "dedupe_hash": dedupe.key_hashes,
+                "isrc_hash": dedupe.isrc_hashes,
             }
             bound = {name: values for name, values in bound.items() if any(v is not None for v in values)}
             order = sorted(range(count), key=ids.__getitem__)
@@ -1475,10 +1479,10 @@ class Store:
 
 def hashes_or_zero(texts: Sequence[str | None]) -> list[int]:
     """stable_hash of each text, 0 (unknown, as `track_keys` reads a missing ISRC) where there is none."""
-    return [0 if h is None else h for h in _hashes_or_none(texts)]
+    return [0 if h is None else h for h in hashes_or_none(texts)]
 
 
-def _hashes_or_none(texts: Sequence[str | None]) -> list[int | None]:
+def hashes_or_none(texts: Sequence[str | None]) -> list[int | None]:
     """stable_hash of each text, None where there is none."""
     present = [index for index, text in enumerate(texts) if text]
     out: list[int | None] = [None] * len(texts)

@@ -44,6 +44,7 @@ from genremap.collectors.readers import (
     short,
 )
 from genremap.collectors.safe_pickle import RestrictedUnpickler, safe_unpickle
+from genremap.dedupe import dedupe_aside
 from genremap.errors import UsageError
 from genremap.store import ArtistRecord, Store, TrackColumns, TrackRecord, _gc_paused
 
@@ -894,13 +895,16 @@ def _write_table(store: Store, src: SourceFile, table: _Table) -> None:
     """All of a file's artists and tracks in one transaction: the file is in the store whole or not at all."""
     origin = f"import:{src.name}"
     result = table.result
-    with store.bulk_transaction():
+    columns = table.track_columns or TrackColumns.from_records([])
+    # The tracks' dedupe keys are computed (on a second core when there is one) while the
+    # artists are written.
+    with store.bulk_transaction(), dedupe_aside(columns.artist_name, columns.name, columns.isrc) as dedupe:
         for batch in _batches(list(table.artists.values())):
             written = store.upsert_artists(batch, origin)
             result.artists_new += written.new
             result.artists_updated += written.updated
         if table.track_columns is not None:
-            written = store.upsert_track_columns(table.track_columns, origin)
+            written = store.upsert_track_columns(table.track_columns, origin, dedupe.result())
             result.tracks_new += written.new
             result.tracks_updated += written.updated
         for tracks in _batches(list(table.tracks.values())):
