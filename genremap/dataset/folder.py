@@ -37,9 +37,16 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genremap.audio.evaluate import CONFUSION_PNG, EVALUATION_JSON, PER_CLASS_PNG
-from genremap.audio.features import ERRORS_CSV, FEATURES_CSV, PITCHES_CSV, TIMBRES_CSV
 from genremap.dataset.export import SPREADSHEET_CSV
+from genremap.dataset.files import (
+    CONFUSION_PNG,
+    ERRORS_CSV,
+    EVALUATION_JSON,
+    FEATURES_CSV,
+    PER_CLASS_PNG,
+    PITCHES_CSV,
+    TIMBRES_CSV,
+)
 from genremap.errors import UsageError
 
 try:
