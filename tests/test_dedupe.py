@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_import_differential import GENRES, SUFFIXES, TRACK_HEADERS, _csv_text, _name, _tables
 
 from genremap import dedupe
 from genremap.collectors.importers import check_files, import_into
 from genremap.dedupe import DedupeColumns, dedupe_aside, dedupe_columns
-from tests.test_import_differential import GENRES, SUFFIXES, TRACK_HEADERS, _csv_text, _name, _tables
 
 needs_fork = pytest.mark.skipif(not dedupe._second_core(), reason="needs Linux and a second CPU for the forked child")
 
