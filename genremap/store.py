@@ -19,7 +19,7 @@ import os
 import secrets
 import sqlite3
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -706,7 +706,7 @@ class Store:
         return self.upsert_track_columns(TrackColumns.from_records(list(tracks)), origin)
 
     def upsert_track_columns(
-        self, tracks: TrackColumns, origin: str, dedupe: DedupeColumns | None = None
+        self, tracks: TrackColumns, origin: str, dedupe: Callable[[], DedupeColumns] | None = None
     ) -> WriteCounts:
         """`upsert_tracks` for tracks given as columns: the bulk path of imports.
 
@@ -716,8 +716,9 @@ class Store:
         artist name and title. A large batch into a smaller table rebuilds the table's indexes
         instead of updating them row by row; the rebuild happens inside the transaction, so a
         kill or an error leaves the indexes as they were. Into an empty table, rows with distinct
-        ids are plain inserts (nothing to merge with). `dedupe`: the tracks' dedupe columns when
-        the caller has them already (genremap.dedupe computes them on a second core).
+        ids are plain inserts (nothing to merge with). `dedupe`: gives the tracks' dedupe columns,
+        asked for once everything else is ready (genremap.dedupe computes them on a second core
+        meanwhile); without it they are computed here.
         """
         count = len(tracks)
         if not count:
@@ -727,9 +728,7 @@ class Store:
         with self.transaction() as conn, self._bulk_cache():
             before = self._count("tracks")
             key_of = self._artist_keys(tracks, origin)
-            if dedupe is None:
-                dedupe = dedupe_columns(tracks.artist_name, tracks.name, tracks.isrc)
-            bound: dict[str, Sequence[Any]] = {
+            columns: dict[str, Sequence[Any]] = {
                 "track_id": ids,
                 "name": tracks.name,
                 "artist_key": list(map(key_of.__getitem__, tracks.artist_id)),
@@ -739,19 +738,24 @@ class Store:
                 "preview_url": tracks.preview_url,
                 "isrc": tracks.isrc,
                 "popularity": tracks.popularity,
-                "dedupe_key": dedupe.keys,
-                "dedupe_hash": dedupe.key_hashes,
-                "isrc_hash": dedupe.isrc_hashes,
             }
-            bound = {name: values for name, values in bound.items() if any(v is not None for v in values)}
             order = sorted(range(count), key=ids.__getitem__)
             take = _taker(order)
+            bound = {name: take(values) for name, values in columns.items() if _any_value(values)}
+            found = dedupe() if dedupe is not None else dedupe_columns(tracks.artist_name, tracks.name, tracks.isrc)
+            for name, values in (
+                ("dedupe_key", found.keys),
+                ("dedupe_hash", found.key_hashes),
+                ("isrc_hash", found.isrc_hashes),
+            ):
+                if _any_value(values):
+                    bound[name] = take(values)
             plain = not before and distinct == count  # nothing to merge with: every row is new
             sql = (_insert_track_sql if plain else _upsert_track_sql)(
                 list(bound), {"origin": origin, "added_at": now()}
             )
             with self._indexes_rebuilt("tracks", count >= REBUILD_INDEXES_FROM and count > before):
-                conn.executemany(sql, zip(*map(take, bound.values()), strict=True))
+                conn.executemany(sql, zip(*bound.values(), strict=True))
             if distinct < count:  # the last row of a track id gives its artist list
                 last = {track_id: index for index, track_id in enumerate(ids)}
                 order = [index for index in order if last[ids[index]] == index]
@@ -1489,6 +1493,11 @@ def hashes_or_none(texts: Sequence[str | None]) -> list[int | None]:
     for index, value in zip(present, stable_hashes([texts[i] or "" for i in present]), strict=True):
         out[index] = value
     return out
+
+
+def _any_value(values: Sequence[Any]) -> bool:
+    """Whether a column holds a value (columns of None only are left to their default)."""
+    return any(v is not None for v in values)
 
 
 def _taker(order: Sequence[int]) -> Any:

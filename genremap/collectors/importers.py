@@ -897,14 +897,14 @@ def _write_table(store: Store, src: SourceFile, table: _Table) -> None:
     result = table.result
     columns = table.track_columns or TrackColumns.from_records([])
     # The tracks' dedupe keys are computed (on a second core when there is one) while the
-    # artists are written.
+    # artists are written and the tracks' other columns put in order.
     with store.bulk_transaction(), dedupe_aside(columns.artist_name, columns.name, columns.isrc) as dedupe:
         for batch in _batches(list(table.artists.values())):
             written = store.upsert_artists(batch, origin)
             result.artists_new += written.new
             result.artists_updated += written.updated
         if table.track_columns is not None:
-            written = store.upsert_track_columns(table.track_columns, origin, dedupe.result())
+            written = store.upsert_track_columns(table.track_columns, origin, dedupe.result)
             result.tracks_new += written.new
             result.tracks_updated += written.updated
         for tracks in _batches(list(table.tracks.values())):
