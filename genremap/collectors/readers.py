@@ -341,7 +341,7 @@ def _arrow_table(data: bytes, source: SourceFile) -> CsvTable | None:
     if source.encoding != "utf-8" or not data or b"\x00" in data or data.startswith((b"\n", b"\r")):
         return None
     lines = data.count(b"\n") + (not data.endswith(b"\n"))
-    carriage = data.count(b"\r")
+    carriage = data.count(b"\r") if b"\r" in data else 0
     if carriage and carriage != data.count(b"\r\n"):
         return None
     if not data.isascii() and not _is_utf8(data):
@@ -407,7 +407,6 @@ def _read_lines_capped(stream: IO[bytes], source: SourceFile) -> bytes:
     the length of the line still open at a block's end is all that needs to be tracked.
     """
     blocks: list[bytes] = []
-    lines = 0  # line ends read so far
     open_line = 0  # bytes of the line not ended yet
     while block := stream.read(READ_BLOCK):
         end = block.find(b"\n")
@@ -416,13 +415,13 @@ def _read_lines_capped(stream: IO[bytes], source: SourceFile) -> bytes:
         else:
             if open_line + end + 1 > MAX_LINE_BYTES:
                 break
-            lines += block.count(b"\n")
             open_line = len(block) - block.rfind(b"\n") - 1
+        blocks.append(block)
         if open_line > MAX_LINE_BYTES:
             break
-        blocks.append(block)
     else:
         return b"".join(blocks)
+    lines = sum(block.count(b"\n") for block in blocks)  # line ends before the long line: counted only here
     raise UsageError(
         f"{source.name}:{lines + 1}: a line longer than {MAX_LINE_BYTES // MIB} MiB; not a table genremap reads"
     )
