@@ -1705,11 +1705,17 @@ def watch_command(
 
 
 def main() -> None:
-    """Console-script entry point: this process runs one command and exits."""
+    """Run one command as the process's only one (raises SystemExit, as `app` does)."""
     global _WHOLE_PROCESS
     _WHOLE_PROCESS = True
+    app()
+
+
+def run() -> None:
+    """The `genremap` program (console script, `python -m genremap`): `main`, then the process
+    ends at once (`_exit_now`)."""
     try:
-        app()
+        main()
     except SystemExit as exc:
         _exit_now(exc.code)
         raise
@@ -1741,4 +1747,4 @@ def _exit_now(code: object) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run()

@@ -521,7 +521,7 @@ class Store:
             finally:
                 conn.close()
             with _creating(path):
-                _sync_file(temporary)
+                sync_file(temporary)
                 aside.linked = _link_new(temporary, path)
         finally:
             for suffix in ("", "-wal", "-shm", "-journal"):
@@ -1633,8 +1633,8 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _sync_file(path: Path) -> None:
-    """Flush `path`'s data to disk (a store built without syncs, before it takes its name)."""
+def sync_file(path: Path) -> None:
+    """Flush `path`'s data to disk (a file written without syncs, before it takes its name)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
