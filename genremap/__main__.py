@@ -1,5 +1,5 @@
 """`python -m genremap` runs the CLI."""
 
-from genremap.cli import main
+from genremap.cli import run
 
-main()
+run()

@@ -286,7 +286,7 @@ def import_command(
     Pickles are read with a restricted unpickler that admits only plain dicts, lists and strings.
     Afterwards, one line says how the rules (--rules) cover the store.
     """
-    from genremap.collectors.importers import check_files, import_files
+    from genremap.collectors.importers import check_files, import_into
     from genremap.progress import counter
     from genremap.report import coverage, tracks_phrase
     from genremap.store import Store
@@ -296,14 +296,14 @@ def import_command(
         raise UsageError(f"--source {source!r}: expected one of {', '.join(STORED_SOURCES)}")
     _, ruleset = _rules(rules)  # a broken rule file stops here, before anything is written
     sources = check_files(paths, file_format, encoding)  # so does a missing or unreadable file
+    results = import_into(
+        db,
+        sources,
+        strict=strict,
+        source=source,
+        progress=lambda path: counter(err_console(), f"importing {path.name}", None),
+    )
     with Store.open(db) as store:
-        results = import_files(
-            store,
-            sources,
-            strict=strict,
-            source=source,
-            progress=lambda path: counter(err_console(), f"importing {path.name}", None),
-        )
         cover = coverage(_label(store, ruleset, None, DEFAULT_GENRE_SOURCE))
     rows = [
         {
@@ -1705,11 +1705,46 @@ def watch_command(
 
 
 def main() -> None:
-    """Console-script entry point: this process runs one command and exits."""
+    """Run one command as the process's only one (raises SystemExit, as `app` does)."""
     global _WHOLE_PROCESS
     _WHOLE_PROCESS = True
     app()
 
 
+def run() -> None:
+    """The `genremap` program (console script, `python -m genremap`): `main`, then the process
+    ends at once (`_exit_now`)."""
+    try:
+        main()
+    except SystemExit as exc:
+        _exit_now(exc.code)
+        raise
+    _exit_now(0)
+
+
+def _exit_now(code: object) -> None:
+    """End the process as Python's own exit would, without its last step: taking every module and
+    object apart one by one (about 0.2 s after a command that loaded pandas, for nothing: the
+    process ends). Streams are flushed and exit handlers run first; a thread still running
+    (a caller's, or a cluster's) gets the normal exit instead, which waits for it."""
+    import atexit
+    import threading
+
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        return
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+        status = 1
+    else:
+        status = code if isinstance(code, int) else (0 if code is None else 1)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`| head`) or stream: nothing more to say
+            status = status or 120
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    main()
+    run()

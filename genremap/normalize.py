@@ -55,10 +55,18 @@ def normalize_genre(text: str) -> str:
     `&`, `'n'`, `n` and `+` between words become `and`; hyphens, underscores, apostrophes
     and other punctuation become spaces; a few one-word compounds are split.
     """
-    if _ALREADY_CANONICAL.fullmatch(text):
-        words = text.split(" ")
+    # Most Spotify genres, and most names and titles once lower-cased, need nothing else (for
+    # ASCII text, casefold is lower).
+    lowered = text.lower() if text.isascii() else text
+    if _ALREADY_CANONICAL.fullmatch(lowered):
+        words = lowered.split(" ")
         if "n" not in words and not any(w in COMPOUNDS for w in words):
-            return text  # most Spotify genres: nothing to do
+            return lowered
+    return _normalize_genre_fully(text)
+
+
+def _normalize_genre_fully(text: str) -> str:
+    """`normalize_genre` without its shortcut for text that needs no more than lower-casing."""
     text = strip_accents(text.casefold())
     text = _AND_VARIANTS.sub(" and ", f" {text} ")
     text = text.replace("'", "").replace("’", "")

@@ -269,11 +269,11 @@ def test_interrupted_import_leaves_the_store_consistent(
     db = tmp_path / "s.db"
     real = Store.upsert_track_columns  # what a CSV's tracks are written with (upsert_tracks too)
 
-    def interrupted(self: Store, tracks: object, origin: str) -> object:
+    def interrupted(self: Store, tracks: object, origin: str, *dedupe: object) -> object:
         with self.transaction() as conn:
             conn.execute("INSERT INTO genres(name) VALUES ('written inside the interrupted transaction')")
             raise KeyboardInterrupt
-        return real(self, tracks, origin)  # pragma: no cover
+        return real(self, tracks, origin, *dedupe)  # pragma: no cover
 
     monkeypatch.setattr(Store, "upsert_track_columns", interrupted)
     result = runner.invoke(app, ["import", str(tmp_path / "t.csv"), "--db", str(db)])

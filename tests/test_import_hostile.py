@@ -821,3 +821,25 @@ def test_import_exits_0_or_2_with_one_line_and_an_unchanged_store(
                 assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
             finally:
                 conn.close()
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [b"a", b"bb", b"x" * 150],
+        [b"a", b"x" * 150, b"b"],
+        [b"track_id", b"y" * 99, b"z" * 101, b"c"],
+        [b"x" * 101],
+        [b"a" * 40, b"b" * 40, b"c" * 40, b"d" * 300, b"e"],
+    ],
+)
+def test_the_long_line_is_named_by_its_number(lines: list[bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever block the cap is crossed in, the error names the first line over it."""
+    from genremap.collectors import readers
+
+    monkeypatch.setattr(readers, "MAX_LINE_BYTES", 100)
+    monkeypatch.setattr(readers, "READ_BLOCK", 16)
+    source = readers.SourceFile(Path("long.csv"), "csv")
+    first_long = next(i for i, line in enumerate(lines) if len(line) + 1 > 100) + 1
+    with pytest.raises(UsageError, match=rf"^long\.csv:{first_long}: a line longer than"):
+        readers._read_lines_capped(io.BytesIO(b"\n".join(lines) + b"\n"), source)

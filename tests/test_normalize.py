@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from genremap.normalize import normalize_genre, normalize_name, recording_key, strip_version
+from genremap.normalize import _normalize_genre_fully, normalize_genre, normalize_name, recording_key, strip_version
 
 
 @pytest.mark.parametrize(
@@ -37,6 +39,17 @@ from genremap.normalize import normalize_genre, normalize_name, recording_key, s
 )
 def test_normalize_genre(raw: str, canonical: str) -> None:
     assert normalize_genre(raw) == canonical
+
+
+@given(st.text(alphabet="aAbBnNRZz09 &'+-_.é", max_size=14))
+def test_the_shortcut_for_plain_text_gives_what_the_full_path_gives(text: str) -> None:
+    """Names and genres that only need lower-casing skip the regexes: same result."""
+    assert normalize_genre(text) == _normalize_genre_fully(text)
+
+
+@pytest.mark.parametrize("text", ["The Paper Ensemble", "DNB", "Rock N Roll", "HipHop Heads", "AC DC 2"])
+def test_the_shortcut_keeps_compounds_and_n(text: str) -> None:
+    assert normalize_genre(text) == _normalize_genre_fully(text)
 
 
 def test_normalize_is_idempotent() -> None:

@@ -114,3 +114,19 @@ def test_only_the_command_s_own_process_freezes_the_garbage_collector(sample_db:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     frozen = subprocess.run([sys.executable, "-c", probe, str(sample_db)], capture_output=True, text=True, env=env)
     assert frozen.stdout.strip().splitlines()[-1] == "True", frozen.stderr
+
+
+def test_build_loads_no_audio_stage(tmp_path: Path) -> None:
+    """`build` writes a dataset folder without the audio stages' modules (their file names live in
+    genremap.dataset.files): a tenth of its start-up."""
+    heavy = ("genremap.audio", "librosa", "sklearn", "matplotlib", "spotipy", "requests", "watchfiles")
+    script = PROBE.format(heavy=heavy, invocations=[["build", "--sample", "--out", str(tmp_path / "out")]])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    (report,) = json.loads(done.stdout.splitlines()[-1])
+    assert report["code"] == 0, report["output"]
+    assert report["heavy"] == []
+    assert (tmp_path / "out" / "tracks.csv").is_file()

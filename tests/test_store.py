@@ -109,3 +109,35 @@ def test_refuses_foreign_sqlite_and_garbage(tmp_path: Path) -> None:
 def test_missing_store_for_reading(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="store not found"), Store.open(tmp_path / "nope.db", create=False):
         pass
+
+
+def _credits(store: Store) -> dict[str, list[str]]:
+    rows = store.conn.execute("SELECT track_id, artist_id FROM track_artists ORDER BY track_id, position")
+    out: dict[str, list[str]] = {}
+    for track_id, artist_id in rows:
+        out.setdefault(track_id, []).append(artist_id)
+    return out
+
+
+def test_only_tracks_with_several_artists_get_credit_rows(store: Store) -> None:
+    """A single credit is the primary artist (tracks.artist_key); a later list replaces the
+    earlier one, a single credit drops it, and a track without artist ids keeps its list."""
+    store.upsert_tracks(
+        [
+            TrackRecord("t1", "Duet", "a1", "Band", ("a1", "a2")),
+            TrackRecord("t2", "Solo", "a1", "Band", ("a1",)),
+            TrackRecord("t3", "Twice", "a3", "Other", ("a3", "a3")),  # one artist credited twice
+        ],
+        "x",
+    )
+    assert _credits(store) == {"t1": ["a1", "a2"]}
+    store.upsert_tracks([TrackRecord("t2", "Solo", "a1", "Band", ("a1", "a4", "a2"))], "x")
+    assert _credits(store) == {"t1": ["a1", "a2"], "t2": ["a1", "a4", "a2"]}
+    store.upsert_tracks(
+        [TrackRecord("t1", "Duet", "a1", "Band", ("a1",)), TrackRecord("t2", "Solo", "a1", "Band", ())], "x"
+    )
+    assert _credits(store) == {"t2": ["a1", "a4", "a2"]}
+    # Featured artists are still found through their lists, primary artists through the tracks.
+    store.upsert_artists([ArtistRecord("a2", "Guest"), ArtistRecord("a4", "Guest Two")], "x")
+    assert store.artists_without_genres("spotify", primary_only=False) == ["a1", "a2", "a3", "a4"]
+    assert store.artists_without_genres("spotify") == ["a1", "a3"]

@@ -23,14 +23,11 @@ import pandas as pd
 
 from genremap.audio.dataset import SPLITS, DatasetFolder, open_dataset, read_tracks
 from genremap.audio.extras import require
+from genremap.dataset.files import CONFUSION_PNG, EVALUATION_JSON, FEATURES_CSV, PER_CLASS_PNG
 from genremap.errors import UsageError
 from genremap.words import counted
 
 MODELS = ("logistic_regression", "gradient_boosting")
-FEATURES_CSV = "features.csv"
-EVALUATION_JSON = "evaluation.json"
-CONFUSION_PNG = "confusion_matrix.png"
-PER_CLASS_PNG = "per_class_f1.png"
 KEY_COLUMNS = ("track_id", "target", "split")
 MIN_TEST_PER_CLASS = 5
 DIGITS = 6  # fractions in the report are rounded to this many decimals

@@ -81,6 +81,7 @@ from genremap import __version__
 from genremap.audio.dataset import DatasetFolder, open_dataset, read_tracks, safe_name
 from genremap.audio.extras import CLUSTER_INSTALL, require
 from genremap.audio.feature_cache import CACHE_NAME, FeatureCache, Fingerprint, Row, fingerprint_of, settings_key
+from genremap.dataset.files import ERRORS_CSV, FEATURES_CSV, PITCHES_CSV, TIMBRES_CSV
 from genremap.defaults import DEFAULT_FRAME_SECONDS, DEFAULT_SEGMENTS
 from genremap.errors import GenremapError, UsageError
 
@@ -97,10 +98,6 @@ AUDIO_SUFFIXES = frozenset(
     {".mp3", ".wav", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".aifc", ".au", ".m4a", ".aac", ".wma"}
 )
 
-PITCHES_CSV = "pitches.csv"
-TIMBRES_CSV = "timbres.csv"
-FEATURES_CSV = "features.csv"
-ERRORS_CSV = "features_errors.csv"
 
 _STATS = ("centroid", "bandwidth", "rolloff", "zcr", "rms")
 SUMMARY_COLUMNS: tuple[str, ...] = (

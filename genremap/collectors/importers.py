@@ -44,6 +44,7 @@ from genremap.collectors.readers import (
     short,
 )
 from genremap.collectors.safe_pickle import RestrictedUnpickler, safe_unpickle
+from genremap.dedupe import dedupe_aside
 from genremap.errors import UsageError
 from genremap.store import ArtistRecord, Store, TrackColumns, TrackRecord, _gc_paused
 
@@ -56,6 +57,7 @@ __all__ = [
     "derive_id",
     "import_file",
     "import_files",
+    "import_into",
     "import_source",
     "parse_genres",
     "safe_unpickle",
@@ -738,6 +740,8 @@ def _factorized(cells: Any) -> tuple[Any, list[Any]]:
     if isinstance(cells, list):
         part, uniques = pd.factorize(np.asarray(cells, dtype=object), use_na_sentinel=False)
         return part, list(uniques)
+    if hasattr(cells, "combine_chunks"):  # one dictionary for the whole column
+        cells = cells.combine_chunks()
     encoded = cells.dictionary_encode()
     return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary.to_pylist()
 
@@ -891,13 +895,16 @@ def _write_table(store: Store, src: SourceFile, table: _Table) -> None:
     """All of a file's artists and tracks in one transaction: the file is in the store whole or not at all."""
     origin = f"import:{src.name}"
     result = table.result
-    with store.bulk_transaction():
+    columns = table.track_columns or TrackColumns.from_records([])
+    # The tracks' dedupe keys are computed (on a second core when there is one) while the
+    # artists are written and the tracks' other columns put in order.
+    with store.bulk_transaction(), dedupe_aside(columns.artist_name, columns.name, columns.isrc) as dedupe:
         for batch in _batches(list(table.artists.values())):
             written = store.upsert_artists(batch, origin)
             result.artists_new += written.new
             result.artists_updated += written.updated
         if table.track_columns is not None:
-            written = store.upsert_track_columns(table.track_columns, origin)
+            written = store.upsert_track_columns(table.track_columns, origin, dedupe.result)
             result.tracks_new += written.new
             result.tracks_updated += written.updated
         for tracks in _batches(list(table.tracks.values())):
@@ -954,26 +961,74 @@ def import_files(
     strict: bool = False,
     source: str = "import",
     progress: Callable[[Path], AbstractContextManager[Callable[[int], None]]] | None = None,
+    start: int = 0,
 ) -> list[ImportResult]:
     """Import checked files one after the other, each in its own transaction.
 
     A file refused half-way leaves the files before it imported and nothing of itself; the
-    error says which files were imported and which were not read.
+    error says which files were imported and which were not read. `start`: the files before
+    it were imported already (into this store), and are named as such.
     """
     results = []
-    for index, src in enumerate(sources):
+    for index in range(start, len(sources)):
         try:
-            if progress is None:
-                results.append(import_source(store, src, strict=strict, source=source))
-                continue
-            with progress(src.path) as advance:
-                results.append(import_source(store, src, strict=strict, source=source, on_rows=advance))
+            results.append(_import_one(store, sources[index], strict, source, progress))
         except UsageError as exc:
-            if len(sources) == 1:
-                raise
-            done = ", ".join(str(s.path) for s in sources[:index]) or "none"
-            rest = ", ".join(str(s.path) for s in sources[index + 1 :]) or "none"
-            raise UsageError(
-                f"{exc.message} [nothing of {src.path} was imported; imported before it: {done}; not read: {rest}]"
-            ) from None
+            raise _refused(exc, sources, index) from None
     return results
+
+
+def import_into(
+    db: Path,
+    sources: Sequence[SourceFile],
+    *,
+    strict: bool = False,
+    source: str = "import",
+    progress: Callable[[Path], AbstractContextManager[Callable[[int], None]]] | None = None,
+) -> list[ImportResult]:
+    """`import_files` into the store at `db`, made when missing.
+
+    A missing store is built aside with the first file in it (Store.create_aside: a large first
+    import writes each page once instead of twice) and takes its path only when that file is
+    in; should another command create the store meanwhile, the file goes into theirs."""
+    results: list[ImportResult] = []
+    if sources and not db.exists():
+        try:
+            with Store.create_aside(db) as aside:
+                first = _import_one(aside.store, sources[0], strict, source, progress)
+        except UsageError as exc:
+            raise _refused(exc, sources, 0) from None
+        if aside.linked:
+            results.append(first)
+            if len(sources) == 1:
+                return results
+    with Store.open(db) as store:
+        return results + import_files(
+            store, sources, strict=strict, source=source, progress=progress, start=len(results)
+        )
+
+
+def _import_one(
+    store: Store,
+    src: SourceFile,
+    strict: bool,
+    source: str,
+    progress: Callable[[Path], AbstractContextManager[Callable[[int], None]]] | None,
+) -> ImportResult:
+    if progress is None:
+        return import_source(store, src, strict=strict, source=source)
+    with progress(src.path) as advance:
+        return import_source(store, src, strict=strict, source=source, on_rows=advance)
+
+
+def _refused(exc: UsageError, sources: Sequence[SourceFile], index: int) -> UsageError:
+    """A file's refusal, naming (when there are several files) those imported before it and
+    those not read."""
+    if len(sources) == 1:
+        return exc
+    src = sources[index]
+    done = ", ".join(str(s.path) for s in sources[:index]) or "none"
+    rest = ", ".join(str(s.path) for s in sources[index + 1 :]) or "none"
+    return UsageError(
+        f"{exc.message} [nothing of {src.path} was imported; imported before it: {done}; not read: {rest}]"
+    )

@@ -61,6 +61,7 @@ FORMATS = {
 }
 FILE_FORMATS = ("csv", "json", "jsonl", "parquet", "pickle")
 MIB = 1024 * 1024
+ARROW_BLOCK = 16 * MIB  # pyarrow parses blocks of this size on its threads, a chunk of each column each
 MAX_LINE_BYTES = 16 * MIB  # one CSV/TSV/JSONL line
 MAX_JSON_BYTES = 256 * MIB  # a whole JSON document (after gunzip)
 MAX_PICKLE_BYTES = 256 * MIB  # a whole pickle (after gunzip)
@@ -262,8 +263,8 @@ class CsvTable:
     first_line: list[int]  # physical line where each record starts (1 is the header's first)
     last_line: list[int]  # ... and where it ends: more than first_line for a quoted line break
     errors: dict[int, str] = field(default_factory=dict)  # record → why it is bad already
-    # A file read by pyarrow (see _arrow_table): one string array per header position instead of
-    # `columns`, turned into lists only when asked for.
+    # A file read by pyarrow (see _arrow_table): one chunked string array per header position
+    # instead of `columns`, turned into lists only when asked for.
     arrays: list[Any] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -340,7 +341,7 @@ def _arrow_table(data: bytes, source: SourceFile) -> CsvTable | None:
     if source.encoding != "utf-8" or not data or b"\x00" in data or data.startswith((b"\n", b"\r")):
         return None
     lines = data.count(b"\n") + (not data.endswith(b"\n"))
-    carriage = data.count(b"\r")
+    carriage = data.count(b"\r") if b"\r" in data else 0
     if carriage and carriage != data.count(b"\r\n"):
         return None
     if not data.isascii() and not _is_utf8(data):
@@ -359,7 +360,7 @@ def _arrow_table(data: bytes, source: SourceFile) -> CsvTable | None:
     try:
         parsed = pacsv.read_csv(
             pa.BufferReader(data),
-            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1, use_threads=False, block_size=64 * MIB),
+            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1, use_threads=True, block_size=ARROW_BLOCK),
             parse_options=pacsv.ParseOptions(delimiter=source.delimiter, newlines_in_values=False),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(header, pa.string()),
@@ -371,7 +372,7 @@ def _arrow_table(data: bytes, source: SourceFile) -> CsvTable | None:
         return None
     if parsed.num_rows != lines - 1:  # a record over several lines (or a misread one): not ours
         return None
-    arrays = [parsed.column(i).combine_chunks() for i in range(len(header))]
+    arrays = parsed.columns  # chunked (a chunk per block): joined only where a use needs it
     if any(_longest(array) > csv.field_size_limit() for array in arrays):
         return None
     records = list(range(2, parsed.num_rows + 2))
@@ -406,7 +407,6 @@ def _read_lines_capped(stream: IO[bytes], source: SourceFile) -> bytes:
     the length of the line still open at a block's end is all that needs to be tracked.
     """
     blocks: list[bytes] = []
-    lines = 0  # line ends read so far
     open_line = 0  # bytes of the line not ended yet
     while block := stream.read(READ_BLOCK):
         end = block.find(b"\n")
@@ -415,13 +415,13 @@ def _read_lines_capped(stream: IO[bytes], source: SourceFile) -> bytes:
         else:
             if open_line + end + 1 > MAX_LINE_BYTES:
                 break
-            lines += block.count(b"\n")
             open_line = len(block) - block.rfind(b"\n") - 1
+        blocks.append(block)
         if open_line > MAX_LINE_BYTES:
             break
-        blocks.append(block)
     else:
         return b"".join(blocks)
+    lines = sum(block.count(b"\n") for block in blocks)  # line ends before the long line: counted only here
     raise UsageError(
         f"{source.name}:{lines + 1}: a line longer than {MAX_LINE_BYTES // MIB} MiB; not a table genremap reads"
     )

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import is_string_dtype
+from pandas.api.types import infer_dtype, is_string_dtype
 
 from genremap import __version__
 from genremap.dataset.balance import SPLITS
@@ -162,8 +162,11 @@ def _csv_cells(column: pd.Series) -> list[str] | None:
         return ["" if gap else str(n) for n, gap in zip(numbers, missing, strict=True)]
     if not is_string_dtype(column):
         return None
-    values = column.to_numpy(dtype=object, na_value="").tolist()
-    return values if all(isinstance(v, str) for v in values) else None
+    values = column.to_numpy(dtype=object, na_value="")
+    if len(values) and infer_dtype(values, skipna=False) != "string":  # one C pass, not one per cell
+        return None
+    cells: list[str] = values.tolist()
+    return cells
 
 
 def write_dataset(

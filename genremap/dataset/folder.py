@@ -37,10 +37,18 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genremap.audio.evaluate import CONFUSION_PNG, EVALUATION_JSON, PER_CLASS_PNG
-from genremap.audio.features import ERRORS_CSV, FEATURES_CSV, PITCHES_CSV, TIMBRES_CSV
 from genremap.dataset.export import SPREADSHEET_CSV
+from genremap.dataset.files import (
+    CONFUSION_PNG,
+    ERRORS_CSV,
+    EVALUATION_JSON,
+    FEATURES_CSV,
+    PER_CLASS_PNG,
+    PITCHES_CSV,
+    TIMBRES_CSV,
+)
 from genremap.errors import UsageError
+from genremap.store import sync_file
 
 try:
     import fcntl
@@ -200,7 +208,7 @@ def _plan(out: Path, staged: Path) -> CommitPlan:
     """Sync the staged files and decide what the old folder sets aside."""
     files = sorted(p.name for p in staged.iterdir())
     for name in files:
-        _fsync_file(staged / name)
+        sync_file(staged / name)
     old_tracks = out / TRACKS
     if not (old_tracks.is_file() and _sha256(old_tracks) != _sha256(staged / TRACKS)):
         return CommitPlan(files, [])  # the same tracks: what was computed from them still holds
@@ -215,7 +223,7 @@ def _plan(out: Path, staged: Path) -> CommitPlan:
 def _write_plan(staged: Path, plan: CommitPlan) -> None:
     path = staged / PLAN_FILE
     path.write_text(json.dumps({"files": plan.files, "set_aside": plan.set_aside}), encoding="utf-8")
-    _fsync_file(path)
+    sync_file(path)
     _fsync_dir(staged)
 
 
@@ -269,15 +277,7 @@ def _notes(out: Path, plan: CommitPlan) -> list[str]:
     return notes
 
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _fsync_dir(path: Path) -> None:
     """Make renames in `path` durable (not possible on every platform: best effort)."""
     with suppress(OSError):
-        _fsync_file(path)
+        sync_file(path)
