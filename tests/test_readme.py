@@ -98,6 +98,9 @@ def _env() -> dict[str, str]:
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     env.pop("FORCE_COLOR", None)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    # Output goes to a pipe here, where Python buffers stdout in blocks; in a terminal, where a
+    # reader runs the README, it goes out line by line, between the notes on stderr: as shown.
+    env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
