@@ -3,6 +3,7 @@ when they are computed in the importing process, also when the child fails."""
 
 from __future__ import annotations
 
+import io
 import os
 import random
 from pathlib import Path
@@ -112,3 +113,18 @@ def test_without_a_fork_the_columns_are_computed_here(monkeypatch: pytest.Monkey
     assert columns == dedupe_columns(names, titles, ["US-AB1", None])
     assert columns.keys[0] == columns.keys[1] == "band\x1fsong"
     assert columns.isrc_hashes[1] is None
+
+
+def test_the_child_s_file_holds_plain_arrays_read_back_exactly(tmp_path: Path) -> None:
+    columns = dedupe_columns(["Björk", "The Band", ""], ["Jóga", "Song (Mono)", ""], [None, "US-AB1", ""])
+    with (tmp_path / "columns").open("w+b") as file:
+        dedupe._send(columns, file)
+        file.seek(0)
+        assert dedupe._receive(file) == columns
+        size = file.tell()
+        file.truncate(size - 30)  # a child killed while writing
+        file.seek(0)
+        with pytest.raises(ValueError):
+            dedupe._receive(file)
+    with pytest.raises(ValueError, match="NUL"):
+        dedupe._send(DedupeColumns(["a\x00b"], [1], [None]), io.BytesIO())
